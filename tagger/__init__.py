@@ -1,0 +1,29 @@
+"""genre-tag: per-second music genre timelines from audio files, folders and URLs.
+
+The Python API mirrors the CLI: ``tagger.tag(path_or_url) -> SongResult``.
+Heavy modules (torch) load on first use, so ``genre-tag --help`` is instant.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Any
+
+try:
+    __version__ = metadata.version("genre-tag")
+except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+source"
+
+__all__ = ["SongResult", "Tagger", "__version__", "tag"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("tag", "Tagger"):
+        from tagger import inference
+
+        return getattr(inference, name)
+    if name == "SongResult":
+        from tagger.results import SongResult
+
+        return SongResult
+    raise AttributeError(f"module 'tagger' has no attribute {name!r}")

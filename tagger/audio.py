@@ -1,0 +1,165 @@
+"""Audio input: streaming decode of any common format to mono at one rate.
+
+PyAV is used because it bundles its own FFmpeg, so decoding works on a fresh
+machine with nothing installed by hand (torchaudio >= 2.9 decodes only through
+torchcodec, which needs a system FFmpeg). Audio is decoded and resampled
+frame by frame, so an hour-long mix never sits in memory at its source rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from tagger.errors import AudioError, SilentAudioError
+
+AUDIO_EXTENSIONS = frozenset(
+    {
+        ".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac",
+        ".webm", ".mka", ".au", ".snd", ".aif", ".aiff", ".aifc", ".wma", ".alac",
+    }
+)
+
+# A decoded length shorter than this share of the length the container declares
+# means the file was cut off.
+TRUNCATION_TOLERANCE = 0.9
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One analysis window: ``samples`` is always full length (zero-padded)."""
+
+    index: int
+    samples: np.ndarray
+    valid_samples: int
+    silent: bool
+
+    @property
+    def partial(self) -> bool:
+        return self.valid_samples < len(self.samples)
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise AudioError("no such file", str(path), "check the path")
+    if path.is_dir():
+        raise AudioError("is a folder, not an audio file", str(path))
+    if path.stat().st_size == 0:
+        raise AudioError("file is empty", str(path), "re-export or re-download it")
+    try:
+        return av.open(str(path), mode="r")
+    except av.error.FFmpegError as error:
+        raise AudioError(
+            "not a readable audio file", str(path), f"FFmpeg says: {error.strerror or error}"
+        ) from error
+
+
+def _declared_seconds(container: av.container.InputContainer, stream: av.AudioStream) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return 0.0
+
+
+def decode_blocks(path: Path, sample_rate: int) -> Iterator[np.ndarray]:
+    """Yield the file's audio as float32 mono blocks at ``sample_rate``.
+
+    Raises AudioError for missing, empty, non-audio, corrupt or truncated files.
+    """
+    container = _open(path)
+    with container:
+        if not container.streams.audio:
+            raise AudioError("has no audio stream", str(path), "is it a video or an image?")
+        stream = container.streams.audio[0]
+        declared = _declared_seconds(container, stream)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        decoded = 0
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    block = out.to_ndarray().reshape(-1)
+                    decoded += block.size
+                    yield block
+            for out in resampler.resample(None):
+                block = out.to_ndarray().reshape(-1)
+                decoded += block.size
+                yield block
+        except av.error.FFmpegError as error:
+            raise AudioError(
+                f"corrupt audio after {decoded / sample_rate:.1f} s",
+                str(path),
+                f"FFmpeg says: {error.strerror or error}",
+            ) from error
+    if decoded == 0:
+        raise AudioError("decodes to no audio at all", str(path), "the file may be corrupt")
+    if declared > 2.0 and decoded / sample_rate < TRUNCATION_TOLERANCE * declared:
+        raise AudioError(
+            f"truncated: only {decoded / sample_rate:.1f} s of {declared:.1f} s decode",
+            str(path),
+            "the file was cut off; re-download or re-rip it",
+        )
+
+
+def segment_audio(
+    blocks: Iterator[np.ndarray],
+    segment_samples: int,
+    source: str,
+    min_partial_samples: int,
+    silence_peak: float,
+) -> Iterator[Segment]:
+    """Cut a stream of blocks into consecutive, non-overlapping segments.
+
+    The last partial segment is zero-padded (as the course helper does) when it
+    holds at least ``min_partial_samples``; a shorter tail is dropped. A segment
+    whose peak is below ``silence_peak`` is flagged silent. Raises AudioError
+    when the audio is shorter than one segment and SilentAudioError when every
+    segment is silent.
+    """
+    pending = np.empty(0, dtype=np.float32)
+    index = 0
+    audible = 0
+    for block in blocks:
+        pending = np.concatenate([pending, block]) if pending.size else block
+        while pending.size >= segment_samples:
+            samples = np.ascontiguousarray(pending[:segment_samples], dtype=np.float32)
+            pending = pending[segment_samples:]
+            silent = float(np.abs(samples).max()) < silence_peak
+            audible += not silent
+            yield Segment(index, samples, segment_samples, silent)
+            index += 1
+    if index == 0:
+        raise AudioError(
+            f"audio is shorter than one second ({pending.size} samples at the model's rate)",
+            source,
+            "genre-tag needs at least one full second",
+        )
+    if pending.size >= min_partial_samples:
+        samples = np.zeros(segment_samples, dtype=np.float32)
+        samples[: pending.size] = pending
+        silent = float(np.abs(pending).max()) < silence_peak
+        audible += not silent
+        yield Segment(index, samples, int(pending.size), silent)
+    if audible == 0:
+        raise SilentAudioError(
+            "is digital silence from start to end: there is no genre to hear",
+            source,
+            "check the file plays",
+        )
+
+
+def decode_to_array(path: Path, sample_rate: int) -> np.ndarray:
+    """Decode a whole file to one float32 mono array (for training data)."""
+    blocks = list(decode_blocks(path, sample_rate))
+    return np.concatenate(blocks).astype(np.float32, copy=False)
+
+
+def find_audio_files(folder: Path) -> list[Path]:
+    """All audio files below ``folder``, recursively, in a stable order."""
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+    )

@@ -1,0 +1,98 @@
+"""The melgram front end: one-second segments to log-mel spectrograms.
+
+The parameters live in a ``FrontEndSpec`` that every checkpoint carries, so a
+model is always fed the features it was trained on. The default spec is the
+course helper's (REFERENCE.md section 1): 8 kHz, n_fft = hop = 400, centred
+STFT with zero padding, 128 Slaney mel bands up to 4 kHz, power 2, and dB
+relative to each second's own maximum with an 80 dB floor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torchaudio
+
+
+@dataclass(frozen=True)
+class FrontEndSpec:
+    sample_rate: int = 8000
+    segment_samples: int = 8000
+    n_fft: int = 400
+    hop_length: int = 400
+    n_mels: int = 128
+    f_min: float = 0.0
+    f_max: float = 4000.0
+    power: float = 2.0
+    amin: float = 1e-10
+    top_db: float = 80.0
+    mel_scale: str = "slaney"
+    mel_norm: str = "slaney"
+    pad_mode: str = "constant"
+    # A trailing partial second shorter than this is dropped, not zero-padded.
+    min_partial_seconds: float = 0.1
+    # A second whose peak is below this (-80 dBFS) counts as digital silence.
+    silence_peak: float = 1e-4
+
+    @property
+    def n_frames(self) -> int:
+        return 1 + self.segment_samples // self.hop_length
+
+    @property
+    def segment_seconds(self) -> float:
+        return self.segment_samples / self.sample_rate
+
+    @property
+    def min_partial_samples(self) -> int:
+        return max(1, round(self.min_partial_seconds * self.sample_rate))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FrontEndSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown front-end fields: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+class MelgramFrontEnd(torch.nn.Module):
+    """Batches of segments ``(B, segment_samples)`` to melgrams ``(B, frames, n_mels)`` in dB."""
+
+    def __init__(self, spec: FrontEndSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.register_buffer("window", torch.hann_window(spec.n_fft, periodic=True))
+        filterbank = torchaudio.functional.melscale_fbanks(
+            n_freqs=spec.n_fft // 2 + 1,
+            f_min=spec.f_min,
+            f_max=spec.f_max,
+            n_mels=spec.n_mels,
+            sample_rate=spec.sample_rate,
+            norm=spec.mel_norm,
+            mel_scale=spec.mel_scale,
+        )
+        self.register_buffer("filterbank", filterbank)
+
+    def forward(self, segments: torch.Tensor) -> torch.Tensor:
+        spectrum = torch.stft(
+            segments,
+            n_fft=self.spec.n_fft,
+            hop_length=self.spec.hop_length,
+            window=self.window,
+            center=True,
+            pad_mode=self.spec.pad_mode,
+            return_complex=True,
+        )
+        power = spectrum.abs().pow(self.spec.power)  # (B, freqs, frames)
+        mel = torch.matmul(power.transpose(1, 2), self.filterbank)  # (B, frames, mels)
+        amin = self.spec.amin
+        db = 10.0 * torch.log10(mel.clamp(min=amin))
+        reference = 10.0 * torch.log10(mel.amax(dim=(1, 2), keepdim=True).clamp(min=amin))
+        db = db - reference
+        floor = db.amax(dim=(1, 2), keepdim=True) - self.spec.top_db
+        return torch.maximum(db, floor)

@@ -1,0 +1,168 @@
+"""The ``genre-tag`` tagging workflow: collect inputs, tag each, render, report failures.
+
+One bad file or URL is reported on one line and the rest go on; the exit
+status is non-zero when anything failed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
+from tagger.audio import AUDIO_EXTENSIONS, find_audio_files
+from tagger.errors import AudioError, OutputError, TaggerError
+from tagger.results import SongResult
+
+EXIT_OK, EXIT_SOME_FAILED = 0, 1
+
+
+@dataclass
+class TagRequest:
+    paths: list[Path]
+    urls: list[str]
+    png_path: Path | None = None
+    json_path: str | None = None
+    csv_path: str | None = None
+    top: int = 3
+    quiet: bool = False
+    weights: Path | None = None
+    batch_size: int = 128
+    device: str = "auto"
+
+
+@dataclass
+class Outcome:
+    results: list[SongResult] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def collect_files(paths: list[Path], outcome: Outcome) -> list[Path]:
+    """Expand folders recursively; a path that yields nothing is a failure."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = find_audio_files(path)
+            if not found:
+                extensions = " ".join(sorted(AUDIO_EXTENSIONS))
+                outcome.failures.append(
+                    f"{path}: folder holds no audio files (looked for {extensions})")
+            files += found
+        elif path.exists():
+            files.append(path)
+        else:
+            outcome.failures.append(f"{path}: no such file or folder (check the path)")
+    return files
+
+
+def png_target(request: TagRequest, result: SongResult, n_songs: int) -> Path | None:
+    """The PNG file for one song: the given path, or a file in that folder for several songs."""
+    if request.png_path is None:
+        return None
+    if n_songs == 1 and not request.png_path.is_dir():
+        return request.png_path
+    safe_title = "".join(c if c.isalnum() or c in "-_. " else "_" for c in result.title)
+    return request.png_path / f"{safe_title.strip() or 'song'}.png"
+
+
+def check_output_paths(request: TagRequest) -> None:
+    """Fail before any work when an output's folder does not exist or cannot be written."""
+    for target in (request.json_path, request.csv_path):
+        if target and target != "-":
+            folder = Path(target).parent
+            if Path(target).is_dir():
+                raise OutputError("is a folder, not a file", target, "give a file name")
+            if not folder.is_dir() or not os.access(folder, os.W_OK):
+                raise OutputError("cannot write here: the folder is missing or read-only", target,
+                                  "choose another output path")
+
+
+def run_tagging(request: TagRequest) -> int:
+    from tagger.download import fetch_audio, forget
+    from tagger.inference import Tagger
+    from tagger.render.picture import write_png
+    from tagger.render.records import write_csv, write_json
+    from tagger.render.terminal import render_song
+
+    check_output_paths(request)
+    console = Console()
+    errors = Console(stderr=True)
+    outcome = Outcome()
+    files = collect_files(request.paths, outcome)
+    unusable_paths = len(outcome.failures)
+    n_songs = len(files) + len(request.urls)
+    to_stdout = "-" in (request.json_path, request.csv_path)
+    show = not request.quiet and not to_stdout
+
+    def report(message: str) -> None:
+        outcome.failures.append(message)
+        errors.print(f"[red]genre-tag: error:[/] {message}", highlight=False, soft_wrap=True)
+
+    for message in list(outcome.failures):
+        errors.print(f"[red]genre-tag: error:[/] {message}", highlight=False, soft_wrap=True)
+
+    def finish(result: SongResult) -> None:
+        outcome.results.append(result)
+        if show:
+            render_song(result, console, request.top)
+        if (target := png_target(request, result, n_songs)) is not None:
+            write_png(result, target)
+
+    if n_songs:
+        tagger = Tagger.load(request.weights, request.device, request.batch_size)
+        progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
+            TimeRemainingColumn(), console=errors, transient=True,
+            disable=n_songs < 2 and not request.urls,
+        )
+        with progress:
+            songs = progress.add_task("tagging", total=n_songs, detail=f"0/{n_songs}")
+
+            def advance() -> None:
+                progress.advance(songs)
+                done = int(progress.tasks[songs].completed)
+                progress.update(songs, detail=f"{done}/{n_songs}")
+
+            def show_download(task: TaskID, done: int, total: int | None) -> None:
+                size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+                progress.update(task, completed=done, total=total, detail=size)
+
+            for url in request.urls:
+                download = progress.add_task(f"downloading {url[:50]}", total=None, detail="")
+                try:
+                    fetched = fetch_audio(url, on_progress=lambda done, total, task=download:
+                                          show_download(task, done, total))
+                    try:
+                        finish(tagger.tag_file(fetched.path, source=url, title=fetched.title))
+                    except AudioError as error:
+                        forget(url)
+                        raise AudioError(error.what, url, error.hint) from error
+                except OutputError:
+                    raise
+                except TaggerError as error:
+                    report(error.message)
+                finally:
+                    progress.remove_task(download)
+                advance()
+            for path in files:
+                progress.update(songs, description=f"tagging {path.name[:40]}")
+                try:
+                    finish(tagger.tag_file(path))
+                except OutputError:
+                    raise
+                except TaggerError as error:
+                    report(error.message)
+                advance()
+
+    if outcome.results:
+        if request.json_path:
+            write_json(outcome.results, request.json_path)
+        if request.csv_path:
+            write_csv(outcome.results, request.csv_path)
+    if outcome.failures and n_songs + unusable_paths > 1:
+        errors.print(f"{len(outcome.results)} of {n_songs + unusable_paths} inputs tagged, "
+                     f"{len(outcome.failures)} failed", highlight=False)
+    return EXIT_SOME_FAILED if outcome.failures else EXIT_OK

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio_fixtures import FORMATS, chord, noise, tone, write_audio
+from tagger.audio import decode_blocks, decode_to_array, find_audio_files, segment_audio
+from tagger.errors import AudioError, SilentAudioError
+
+RATE = 8000
+
+
+def dominant_frequency(samples: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.fft.rfftfreq(len(samples), 1 / rate)[spectrum.argmax()])
+
+
+@pytest.mark.parametrize("extension", sorted(FORMATS))
+def test_every_format_decodes_to_mono_at_the_model_rate(tmp_path: Path, extension: str) -> None:
+    path = write_audio(tmp_path / f"tone{extension}", tone(2.5, FORMATS[extension][3], 440.0),
+                       channels=2)
+    samples = decode_to_array(path, RATE)
+    assert samples.dtype == np.float32 and samples.ndim == 1
+    # Lossy codecs add priming samples; the length stays within 60 ms of 2.5 s.
+    assert abs(len(samples) / RATE - 2.5) < 0.06
+    assert dominant_frequency(samples[2000:18000], RATE) == pytest.approx(440.0, abs=2.0)
+    assert 0.15 < np.abs(samples).max() < 0.45
+
+
+def test_stereo_is_mixed_down_not_reduced_to_one_channel(tmp_path: Path) -> None:
+    import av
+
+    rate = 44100
+    left, right = tone(2.0, rate, 440.0), tone(2.0, rate, 1000.0)
+    path = tmp_path / "two.wav"
+    with av.open(str(path), "w", format="wav") as container:
+        stream = container.add_stream("pcm_s16le", rate=rate, layout="stereo")
+        data = (np.stack([left, right]).T.reshape(1, -1) * 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(data, format="s16", layout="stereo")
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    samples = decode_to_array(path, RATE)
+    spectrum = np.abs(np.fft.rfft(samples))
+    freqs = np.fft.rfftfreq(len(samples), 1 / RATE)
+    peak = spectrum.max()
+    for frequency in (440.0, 1000.0):
+        assert spectrum[np.abs(freqs - frequency) < 3].max() > 0.5 * peak
+
+
+def test_decoding_streams_in_small_blocks(tmp_path: Path) -> None:
+    path = write_audio(tmp_path / "long.flac", noise(20.0, 44100), 44100)
+    blocks = list(decode_blocks(path, RATE))
+    assert sum(b.size for b in blocks) == pytest.approx(20 * RATE, abs=10)
+    assert len(blocks) > 20
+    assert max(b.size for b in blocks) < RATE  # never the whole file at once
+
+
+def segments_of(samples: np.ndarray, source: str = "test") -> list:
+    blocks = (samples[i : i + 1234] for i in range(0, len(samples), 1234))
+    return list(segment_audio(blocks, RATE, source, min_partial_samples=800, silence_peak=1e-4))
+
+
+def test_segments_are_consecutive_and_the_last_partial_one_is_zero_padded() -> None:
+    samples = chord(3.5, RATE)
+    segments = segments_of(samples)
+    assert [s.index for s in segments] == [0, 1, 2, 3]
+    assert [s.partial for s in segments] == [False, False, False, True]
+    assert segments[3].valid_samples == 4000
+    np.testing.assert_array_equal(segments[1].samples, samples[8000:16000])
+    np.testing.assert_array_equal(segments[3].samples[:4000], samples[24000:])
+    assert not segments[3].samples[4000:].any()
+
+
+def test_exact_seconds_have_no_partial_segment_and_a_tiny_tail_is_dropped() -> None:
+    assert [s.partial for s in segments_of(chord(3.0, RATE))] == [False] * 3
+    assert len(segments_of(np.concatenate([chord(3.0, RATE), chord(0.05, RATE)]))) == 3
+
+
+def test_audio_under_one_second_is_an_error() -> None:
+    with pytest.raises(AudioError, match="shorter than one second"):
+        segments_of(chord(0.9, RATE), "short.wav")
+
+
+def test_silent_seconds_are_flagged_and_all_silence_is_an_error() -> None:
+    samples = np.concatenate([chord(1.0, RATE), np.zeros(RATE, np.float32), chord(1.0, RATE)])
+    assert [s.silent for s in segments_of(samples)] == [False, True, False]
+    with pytest.raises(SilentAudioError, match="digital silence"):
+        segments_of(np.zeros(5 * RATE, np.float32), "quiet.wav")
+
+
+def test_bad_files_raise_one_clear_error(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.mp3"
+    empty.touch()
+    text = tmp_path / "notes.mp3"
+    text.write_text("these are not the droids you are looking for\n" * 50)
+    cases = {
+        tmp_path / "missing.mp3": "no such file",
+        empty: "empty",
+        text: "not a readable audio file",
+        tmp_path: "folder",
+    }
+    for path, message in cases.items():
+        with pytest.raises(AudioError, match=message) as caught:
+            list(decode_blocks(path, RATE))
+        assert str(path) in str(caught.value)
+        assert "\n" not in str(caught.value)
+
+
+def test_truncated_file_is_reported(tmp_path: Path) -> None:
+    whole = write_audio(tmp_path / "whole.flac", chord(20.0, 44100), 44100)
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
+    with pytest.raises(AudioError, match="truncated"):
+        list(decode_blocks(cut, RATE))
+
+
+def test_image_file_has_no_audio_stream(tmp_path: Path) -> None:
+    import matplotlib.figure
+
+    path = tmp_path / "cover.png"
+    matplotlib.figure.Figure(figsize=(1, 1)).savefig(path)
+    with pytest.raises(AudioError):
+        list(decode_blocks(path, RATE))
+
+
+def test_find_audio_files_is_recursive_sorted_and_skips_other_files(tmp_path: Path) -> None:
+    (tmp_path / "b" / "deeper").mkdir(parents=True)
+    for name in ("b/deeper/x.FLAC", "a.mp3", "b/y.ogg", "cover.jpg", "notes.txt"):
+        (tmp_path / name).write_bytes(b"0")
+    found = [p.relative_to(tmp_path).as_posix() for p in find_audio_files(tmp_path)]
+    assert found == ["a.mp3", "b/deeper/x.FLAC", "b/y.ogg"]

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from audio_fixtures import chord, synth_song, write_audio
+from tagger import __version__
+from tagger.cli import main
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, [*args, "--device", "cpu"] if args[:1] != ("retrain",)
+                              else list(args))
+
+
+def assert_one_line_error(result: Result, *fragments: str) -> None:
+    assert result.exit_code != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_help_and_version_answer_without_importing_torch() -> None:
+    code = ("import sys; from click.testing import CliRunner; from tagger.cli import main; "
+            "r = CliRunner().invoke(main, ['--help']); "
+            "assert r.exit_code == 0 and 'genre-tag' in r.output; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    completed = subprocess.run([sys.executable, "-m", "tagger", "--version"],
+                               capture_output=True, text=True, check=True)
+    assert __version__ in completed.stdout
+
+
+def test_tagging_a_song_prints_a_timeline_and_summary(song_mp3: Path) -> None:
+    result = run(str(song_mp3))
+    assert result.exit_code == 0, result.output
+    assert "synth song" in result.stdout
+    assert "1 cell = 1 second" in result.stdout
+    assert "seconds won" in result.stdout
+
+
+def test_every_output_at_once_and_inputs_left_untouched(song_mp3: Path, tmp_path: Path) -> None:
+    before = hashlib.sha256(song_mp3.read_bytes()).hexdigest()
+    png, js, table = tmp_path / "t.png", tmp_path / "t.json", tmp_path / "t.csv"
+    result = run(str(song_mp3), "--png", str(png), "--json", str(js), "--csv", str(table),
+                 "--quiet")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    record = json.loads(js.read_text())
+    assert record["source"] == str(song_mp3) and len(record["seconds"]) == 13
+    assert record["seconds"][-1]["partial"] is True
+    assert len(table.read_text().splitlines()) == 1 + 13
+    assert hashlib.sha256(song_mp3.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.json", "t.png"]
+
+
+def test_json_to_stdout_is_clean_json(song_mp3: Path) -> None:
+    result = run(str(song_mp3), "--json", "-")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["schema"] == "genre-tag/song/1"
+
+
+def test_a_folder_run_goes_on_past_bad_files(tmp_path: Path) -> None:
+    music = tmp_path / "music"
+    (music / "album").mkdir(parents=True)
+    write_audio(music / "album" / "one.flac", synth_song(3.0, 44100, seed=1), 44100)
+    write_audio(music / "two.ogg", chord(2.0, 48000), 48000)
+    (music / "broken.mp3").write_bytes(b"\xff\xfb" + os.urandom(3000))
+    (music / "empty.wav").touch()
+    write_audio(music / "silence.wav", 0 * chord(2.0, 44100), 44100)
+    out = tmp_path / "tags.jsonl"
+    pngs = tmp_path / "pictures"
+    pngs.mkdir()
+    result = run(str(music), "--json", str(out), "--png", str(pngs), "--quiet")
+    assert result.exit_code == 1
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["title"] for r in records) == ["one", "two"]
+    errors = result.stderr.strip().splitlines()
+    assert any("broken.mp3" in line for line in errors)
+    assert any("empty.wav" in line and "empty" in line for line in errors)
+    assert any("silence.wav" in line and "silence" in line for line in errors)
+    assert "2 of 5 inputs tagged, 3 failed" in result.stderr
+    assert sorted(p.name for p in pngs.iterdir()) == ["one.png", "two.png"]
+
+
+@pytest.mark.parametrize("name", ["missing.mp3", "short.wav", "text.mp3", "empty.flac"])
+def test_bad_input_gets_one_line_and_a_failing_status(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    if name == "short.wav":
+        write_audio(path, chord(0.5, 44100), 44100)
+    elif name == "text.mp3":
+        path.write_text("hello\n" * 100)
+    elif name == "empty.flac":
+        path.touch()
+    result = run(str(path))
+    assert_one_line_error(result, str(path))
+
+
+def test_folder_without_audio(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    assert_one_line_error(run(str(tmp_path)), str(tmp_path), "no audio files")
+
+
+def test_unwritable_output_fails_before_any_work(song_mp3: Path, tmp_path: Path) -> None:
+    target = tmp_path / "no" / "such" / "folder" / "out.json"
+    assert_one_line_error(run(str(song_mp3), "--json", str(target)), str(target))
+
+
+def test_tampered_weights_are_refused(song_mp3: Path, tmp_path: Path) -> None:
+    from tagger.checkpoints import bundled_weights_path, card_path_for
+
+    weights = tmp_path / "model.safetensors"
+    data = bytearray(bundled_weights_path().read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    card_path_for(weights).write_bytes(card_path_for(bundled_weights_path()).read_bytes())
+    assert_one_line_error(run(str(song_mp3), "--weights", str(weights)), "checksum")
+    weights.write_bytes(b"not a checkpoint")
+    card_path_for(weights).unlink()
+    assert_one_line_error(run(str(song_mp3), "--weights", str(weights)), "checkpoint")
+
+
+def test_missing_arguments_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["tag"])
+    assert result.exit_code == 2
+    assert "give at least one audio file" in result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    result = run(str(tmp_path / "missing.mp3"), "--debug")
+    assert result.exit_code != 0 and result.exception is not None

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from tagger.render.picture import write_png
+from tagger.render.records import SCHEMA, song_record, write_csv, write_json
+from tagger.render.style import genre_keys
+from tagger.render.terminal import render_song, timeline_layout
+from tagger.results import SongResult
+
+CLASSES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop",
+           "reggae", "rock"]
+
+
+def make_result(seconds: int, title: str = "song", seed: int = 0,
+                silent: tuple[int, ...] = ()) -> SongResult:
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(seconds, len(CLASSES)))
+    logits[:, 9] += 1.5  # mostly rock
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    silent_mask = np.zeros(seconds, dtype=bool)
+    silent_mask[list(silent)] = True
+    probabilities[silent_mask] = 0
+    valid = np.ones(seconds)
+    valid[-1] = 0.5
+    return SongResult(source=f"/music/{title}.mp3", title=title, model="test-model",
+                      classes=CLASSES, segment_seconds=1.0,
+                      probabilities=probabilities.astype(np.float32), valid_seconds=valid,
+                      silent=silent_mask)
+
+
+def test_song_record_schema() -> None:
+    result = make_result(5, silent=(2,))
+    record = song_record(result)
+    assert record["schema"] == SCHEMA
+    assert set(record) == {"schema", "source", "title", "duration", "model", "classes",
+                           "summary", "seconds"}
+    assert record["duration"] == 4.5
+    assert len(record["seconds"]) == 5
+    first, silent, last = record["seconds"][0], record["seconds"][2], record["seconds"][-1]
+    assert set(first) == {"start", "end", "genre", "probabilities", "partial", "silent"}
+    assert first["genre"] in CLASSES
+    assert sum(first["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert first["genre"] == max(first["probabilities"], key=first["probabilities"].get)
+    assert silent == {"start": 2.0, "end": 3.0, "genre": None, "probabilities": None,
+                      "partial": False, "silent": True}
+    assert (last["start"], last["end"], last["partial"]) == (4.0, 4.5, True)
+    shares = [g["share_of_seconds"] for g in record["summary"]["genres"]]
+    assert sum(shares) == pytest.approx(1.0, abs=1e-3)
+    assert shares == sorted(shares, reverse=True)
+
+
+def test_json_is_one_object_for_one_song_and_json_lines_for_several(tmp_path: Path) -> None:
+    one = tmp_path / "one.json"
+    write_json([make_result(4)], str(one))
+    assert json.loads(one.read_text())["title"] == "song"
+    several = tmp_path / "several.jsonl"
+    write_json([make_result(4, "a"), make_result(6, "b")], str(several))
+    lines = several.read_text().splitlines()
+    assert [json.loads(line)["title"] for line in lines] == ["a", "b"]
+
+
+def test_csv_has_one_row_per_second_with_every_probability(tmp_path: Path) -> None:
+    target = tmp_path / "out.csv"
+    write_csv([make_result(3, "a"), make_result(4, "b", silent=(1,))], str(target))
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert len(rows) == 7
+    assert [f"p_{g}" for g in CLASSES] == list(rows[0])[7:]
+    assert rows[4]["silent"] == "1" and rows[4]["genre"] == "" and rows[4]["p_rock"] == ""
+    assert sum(float(rows[0][f"p_{g}"]) for g in CLASSES) == pytest.approx(1, abs=1e-3)
+    assert rows[-1]["partial"] == "1" and rows[-1]["end"] == "3.500"
+
+
+def test_png_is_written_for_a_ten_minute_song(tmp_path: Path) -> None:
+    target = tmp_path / "song.png"
+    write_png(make_result(600, silent=(10, 11)), target)
+    header = target.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+    assert width >= 1200 and 300 <= height <= 800
+    assert not list(tmp_path.glob(".song.png.*"))  # no temporary file left behind
+
+
+@pytest.mark.parametrize(("seconds", "width"), [(30, 80), (600, 80), (3600, 100), (7200, 40)])
+def test_terminal_view_fits_the_width(seconds: int, width: int) -> None:
+    console = Console(width=width, record=True, force_terminal=True, color_system="truecolor")
+    render_song(make_result(seconds, silent=(3,)), console, top=3)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= width
+    timeline_rows = [line for line in text.splitlines() if "│" in line]
+    assert 1 <= len(timeline_rows) <= 16
+    assert "rock" in text
+
+
+def test_long_songs_are_aggregated_into_cells_of_several_seconds() -> None:
+    assert timeline_layout(30, 80) == (1, 60)
+    cell_seconds, cells_per_row = timeline_layout(3600, 80)
+    assert cell_seconds > 1 and -(-3600 // cell_seconds // cells_per_row) <= 16
+
+
+def test_plain_output_without_colour_still_shows_genres_by_letter() -> None:
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=80, no_color=True, force_terminal=False)
+    render_song(make_result(20), console, top=2)
+    text = buffer.getvalue()
+    assert not re.search(r"\x1b\[[0-9;]*m", text)
+    assert genre_keys(CLASSES)["rock"] * 3 in text
+    assert len([line for line in text.splitlines() if line.startswith("  ") and "%" in line]) == 2
+
+
+def test_genre_keys_are_distinct() -> None:
+    keys = genre_keys(CLASSES + ["rock_metal_hardrock", "rap", "r&b"])
+    assert len(set(keys.values())) == len(keys)
