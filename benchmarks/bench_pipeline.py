@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from audio_fixtures import synth_song  # noqa: E402
 
 
-def write_mp3(path: Path, seconds: int, rate: int = 44100) -> Path:
+def write_mp3(path: Path, seconds: int, rate: int = 44100, bit_rate: int = 128_000) -> Path:
     """Encode a synthetic stereo song minute by minute, so memory stays small."""
     with av.open(str(path), "w", format="mp3") as container:
         stream = container.add_stream("libmp3lame", rate=rate, layout="stereo")
-        stream.bit_rate = 128_000
+        stream.bit_rate = bit_rate
         for start in range(0, seconds, 60):
             chunk = synth_song(min(60, seconds - start), rate, seed=start)
             data = (np.stack([chunk, chunk]) * 32767).astype(np.int16)

@@ -105,18 +105,22 @@ def decode_blocks(path: Path, sample_rate: int) -> Iterator[np.ndarray]:
         )
 
 
+def rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+
+
 def segment_audio(
     blocks: Iterator[np.ndarray],
     segment_samples: int,
     source: str,
     min_partial_samples: int,
-    silence_peak: float,
+    silence_rms: float,
 ) -> Iterator[Segment]:
     """Cut a stream of blocks into consecutive, non-overlapping segments.
 
     The last partial segment is zero-padded (as the course helper does) when it
     holds at least ``min_partial_samples``; a shorter tail is dropped. A segment
-    whose peak is below ``silence_peak`` is flagged silent. Raises AudioError
+    whose RMS (over its real samples) is below ``silence_rms`` is flagged silent. Raises AudioError
     when the audio is shorter than one segment and SilentAudioError when every
     segment is silent.
     """
@@ -128,7 +132,7 @@ def segment_audio(
         while pending.size >= segment_samples:
             samples = np.ascontiguousarray(pending[:segment_samples], dtype=np.float32)
             pending = pending[segment_samples:]
-            silent = float(np.abs(samples).max()) < silence_peak
+            silent = rms(samples) < silence_rms
             audible += not silent
             yield Segment(index, samples, segment_samples, silent)
             index += 1
@@ -141,7 +145,7 @@ def segment_audio(
     if pending.size >= min_partial_samples:
         samples = np.zeros(segment_samples, dtype=np.float32)
         samples[: pending.size] = pending
-        silent = float(np.abs(pending).max()) < silence_peak
+        silent = rms(pending) < silence_rms
         audible += not silent
         yield Segment(index, samples, int(pending.size), silent)
     if audible == 0:

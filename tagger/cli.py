@@ -31,6 +31,21 @@ class DefaultCommandGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
+def canonical_command(name: str, ctx: click.Context) -> str:
+    """The command with every option spelled out, so a run can be repeated exactly."""
+    words = ["genre-tag", name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if not isinstance(param, click.Option) or value is None or param.name == "debug":
+            continue
+        flag = param.opts[0]
+        if param.is_flag:
+            words += [flag] if value else []
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
 def fail(message: str) -> NoReturn:
     click.echo(f"genre-tag: error: {message}", err=True)
     sys.exit(EXIT_FAILED)
@@ -136,7 +151,7 @@ def retrain_command(data_dir: Path, out_dir: Path, name: str, epochs: int, batch
         data_dir=data_dir, out_dir=out_dir, name=name, epochs=epochs, batch_size=batch_size,
         lr=lr, weight_decay=weight_decay, seed=seed, valid_share=valid_share, threads=threads,
         cache_dir=cache_dir, device=device,
-        command=shlex.join(["genre-tag", *sys.argv[1:]]),
+        command=canonical_command("retrain", click.get_current_context()),
     )
     from tagger.retrain import run_retrain
 

@@ -21,9 +21,9 @@ import platformdirs
 import torch
 
 from tagger.atomic import atomic_open
-from tagger.audio import AUDIO_EXTENSIONS, decode_blocks, segment_audio
+from tagger.audio import AUDIO_EXTENSIONS
 from tagger.errors import DatasetError, TaggerError
-from tagger.features import FrontEndSpec, MelgramFrontEnd
+from tagger.features import FrontEndSpec, MelgramFrontEnd, file_segments
 
 SPLIT_FILE = "clips.csv"
 TRAIN, VALID = "train", "valid"
@@ -132,14 +132,7 @@ def clip_melgrams(
     cached = cache_dir / f"{_cache_key(path, spec)}.npy" if cache_dir else None
     if cached is not None and cached.is_file():
         return np.load(cached)
-    segments = [
-        s.samples
-        for s in segment_audio(
-            decode_blocks(path, spec.sample_rate), spec.segment_samples, str(path),
-            spec.min_partial_samples, spec.silence_peak,
-        )
-        if not s.silent
-    ]
+    segments = [s.samples for s in file_segments(path, spec) if not s.silent]
     with torch.inference_mode():
         melgrams = front_end(torch.from_numpy(np.stack(segments))).numpy()
     if cached is not None:

@@ -9,11 +9,15 @@ relative to each second's own maximum with an 80 dB floor.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import torch
 import torchaudio
+
+from tagger.audio import Segment, decode_blocks, segment_audio
 
 
 @dataclass(frozen=True)
@@ -33,8 +37,8 @@ class FrontEndSpec:
     pad_mode: str = "constant"
     # A trailing partial second shorter than this is dropped, not zero-padded.
     min_partial_seconds: float = 0.1
-    # A second whose peak is below this (-80 dBFS) counts as digital silence.
-    silence_peak: float = 1e-4
+    # A second whose RMS is below this counts as silence (no genre is given).
+    silence_dbfs: float = -60.0
 
     @property
     def n_frames(self) -> int:
@@ -48,6 +52,10 @@ class FrontEndSpec:
     def min_partial_samples(self) -> int:
         return max(1, round(self.min_partial_seconds * self.sample_rate))
 
+    @property
+    def silence_rms(self) -> float:
+        return float(10 ** (self.silence_dbfs / 20))
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -58,6 +66,17 @@ class FrontEndSpec:
         if unknown:
             raise ValueError(f"unknown front-end fields: {', '.join(sorted(unknown))}")
         return cls(**data)
+
+
+def file_segments(path: Path, spec: FrontEndSpec, source: str | None = None) -> Iterator[Segment]:
+    """Decode ``path`` at the spec's rate and cut it into the spec's segments, streaming.
+
+    ``source`` names the input in error messages (default: the path).
+    """
+    return segment_audio(
+        decode_blocks(Path(path), spec.sample_rate), spec.segment_samples, source or str(path),
+        spec.min_partial_samples, spec.silence_rms,
+    )
 
 
 class MelgramFrontEnd(torch.nn.Module):

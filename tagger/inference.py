@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tagger.audio import Segment, decode_blocks, segment_audio
+from tagger.audio import Segment
 from tagger.checkpoints import LoadedModel, bundled_weights_path, load_checkpoint
 from tagger.devices import select_device
-from tagger.features import MelgramFrontEnd
+from tagger.features import MelgramFrontEnd, file_segments
 from tagger.results import SongResult
 
 
@@ -46,10 +46,7 @@ class Tagger:
         """Tag one audio file. ``source`` and ``title`` name it in outputs (e.g. a URL)."""
         spec = self.card.front_end
         source = source or str(path)
-        segments = segment_audio(
-            decode_blocks(Path(path), spec.sample_rate), spec.segment_samples, source,
-            spec.min_partial_samples, spec.silence_peak,
-        )
+        segments = file_segments(path, spec, source)
         probabilities, valid, silent = [], [], []
         with torch.inference_mode():
             for batch in _batches(segments, self.batch_size):

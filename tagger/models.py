@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -56,6 +57,16 @@ class GenreCNN(nn.Module):
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "genre-cnn": GenreCNN,
 }
+
+
+def architecture_defaults(architecture: str) -> dict[str, Any]:
+    """The hyper-parameters ``architecture`` takes, with their default values."""
+    signature = inspect.signature(ARCHITECTURES[architecture])
+    return {
+        name: list(p.default) if isinstance(p.default, tuple) else p.default
+        for name, p in signature.parameters.items()
+        if name not in ("n_classes", "n_frames", "n_mels")
+    }
 
 
 def build_model(

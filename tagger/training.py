@@ -18,7 +18,7 @@ from tagger.checkpoints import ModelCard, save_checkpoint
 from tagger.datasets import TRAIN, VALID, SegmentSet
 from tagger.features import FrontEndSpec
 from tagger.metrics import classification_report
-from tagger.models import build_model, count_parameters
+from tagger.models import architecture_defaults, build_model, count_parameters
 
 
 @dataclass
@@ -207,7 +207,7 @@ def write_run(
         task="genre",
         classes=classes,
         architecture=config.architecture,
-        hyperparameters=config.hyperparameters,
+        hyperparameters={**architecture_defaults(config.architecture), **config.hyperparameters},
         front_end=spec,
         training={
             **provenance,

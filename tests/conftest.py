@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from audio_fixtures import synth_song, tone, write_audio
+
 from tagger.inference import Tagger
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

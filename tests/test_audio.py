@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from audio_fixtures import FORMATS, chord, noise, tone, write_audio
+
 from tagger.audio import decode_blocks, decode_to_array, find_audio_files, segment_audio
 from tagger.errors import AudioError, SilentAudioError
 
@@ -60,7 +60,7 @@ def test_decoding_streams_in_small_blocks(tmp_path: Path) -> None:
 
 def segments_of(samples: np.ndarray, source: str = "test") -> list:
     blocks = (samples[i : i + 1234] for i in range(0, len(samples), 1234))
-    return list(segment_audio(blocks, RATE, source, min_partial_samples=800, silence_peak=1e-4))
+    return list(segment_audio(blocks, RATE, source, min_partial_samples=800, silence_rms=1e-3))
 
 
 def test_segments_are_consecutive_and_the_last_partial_one_is_zero_padded() -> None:

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from audio_fixtures import chord, synth_song, write_audio
 from click.testing import CliRunner, Result
 
-from audio_fixtures import chord, synth_song, write_audio
 from tagger import __version__
 from tagger.cli import main
 

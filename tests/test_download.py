@@ -10,9 +10,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from audio_fixtures import synth_song, write_audio
 from click.testing import CliRunner
 
-from audio_fixtures import synth_song, write_audio
 from tagger.cli import main
 from tagger.download import cached_audio, default_cache_dir, fetch_audio, youtube_dl_options
 from tagger.errors import DownloadError

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from audio_fixtures import chord, noise, synth_song
 from conftest import shared_data
+
 from tagger.audio import decode_to_array
 from tagger.features import FrontEndSpec, MelgramFrontEnd
 

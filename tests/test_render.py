@@ -117,5 +117,5 @@ def test_plain_output_without_colour_still_shows_genres_by_letter() -> None:
 
 
 def test_genre_keys_are_distinct() -> None:
-    keys = genre_keys(CLASSES + ["rock_metal_hardrock", "rap", "r&b"])
+    keys = genre_keys([*CLASSES, "rock_metal_hardrock", "rap", "r&b"])
     assert len(set(keys.values())) == len(keys)

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-
 from audio_fixtures import chord, noise, write_audio
+from click.testing import CliRunner
 from conftest import shared_data
+
 from tagger.cli import main
 from tagger.datasets import TRAIN, VALID, discover_clips
 from tagger.errors import DatasetError

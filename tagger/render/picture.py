@@ -17,7 +17,6 @@ from tagger.render.style import genre_colours
 from tagger.render.terminal import clock
 from tagger.results import SongResult
 
-
 TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
 
 

@@ -102,5 +102,6 @@ def render_song(result: SongResult, console: Console, top: int) -> None:
     silent = int(result.silent.sum())
     if silent:
         heading.append(f", {silent} silent second{'s' * (silent != 1)}", style="dim")
-    console.print(Group(heading, timeline(result, console.width), legend(result, console.width), Text(""),
+    width = console.width
+    console.print(Group(heading, timeline(result, width), legend(result, width), Text(""),
                         summary_table(result, top), Text("")), highlight=False)
