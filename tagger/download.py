@@ -9,7 +9,8 @@ before any media is downloaded. YouTube's JavaScript challenges are solved by
 the Deno binary of the ``deno`` package with the yt-dlp-ejs scripts: nothing
 but the media is fetched at run time.
 
-Files live in the user cache folder as ``EXTRACTOR-ID.EXT``; an index maps
+Files live in the user cache folder as ``EXTRACTOR-ID-HASH.EXT`` (the hash of
+the URL keeps two sites' ``song.mp3`` apart); an index maps
 each URL (or playlist entry) to its file and when it was last used, so asking
 for the same URL again touches no network, and the least recently used files
 go once the cache outgrows its cap.
@@ -18,6 +19,7 @@ go once the cache outgrows its cap.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import math
@@ -241,7 +243,6 @@ def youtube_dl_options(settings: DownloadSettings, logger: Any,
     browser = settings.cookies_from_browser
     return {
         "format": "bestaudio/best",
-        "outtmpl": str(settings.cache_dir / "%(extractor)s-%(id)s.%(ext)s"),
         "restrictfilenames": True,
         "noplaylist": True,  # a video URL with &list= means the video; playlist URLs still expand
         "extract_flat": "in_playlist",
@@ -429,7 +430,10 @@ def fetch_entry(entry: MediaEntry, settings: DownloadSettings | None = None,
         return None
 
     settings.cache_dir.mkdir(parents=True, exist_ok=True)
-    with _yt_dlp(entry.key, settings, on_progress, match_filter=match_filter) as ydl:
+    digest = hashlib.sha256(entry.key.encode()).hexdigest()[:12]
+    outtmpl = str(settings.cache_dir / f"%(extractor)s-%(id)s-{digest}.%(ext)s")
+    with _yt_dlp(entry.key, settings, on_progress, outtmpl=outtmpl,
+                 match_filter=match_filter) as ydl:
         result = ydl.process_ie_result(info, download=True)
         if refusals:
             raise refusals[-1]
