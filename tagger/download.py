@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.cookiejar
 import io
 import json
 import math
@@ -52,9 +53,9 @@ BROWSER_SPEC = re.compile(r"(?P<name>[^+:]+)(?:\s*\+\s*(?P<keyring>[^:]+))?"
 # (pattern in yt-dlp's message, what went wrong, what to try), the first match wins
 FAILURES: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), what, hint) for pattern, what, hint in (
-        (r"failed to load cookies|netscape format cookies", "could not load the cookies",
-         "--cookies needs a Netscape cookies.txt file; for --cookies-from-browser close the "
-         "browser and check its name and profile"),
+        (r"failed to load cookies", "could not load the browser's cookies",
+         "close the browser and check the name and profile given to --cookies-from-browser, "
+         "or pass --cookies FILE"),
         (r"private video|video is private", "is a private video", SIGN_IN_HINT),
         (r"members[- ]only|join this channel", "is for channel members only",
          "pass --cookies-from-browser NAME of a browser signed in to a member's account"),
@@ -168,7 +169,7 @@ class _Session:
 def clean_message(message: str) -> str:
     """yt-dlp's message on one line, without its prefixes, causes and bug-report advice."""
     message = ANSI_ESCAPE.sub("", message).strip().splitlines()[0] if message.strip() else ""
-    message = re.sub(r"^ERROR:\s*(?:\[[\w:.-]+\]\s*(?:[^\s:]+:\s+)?)?", "", message)
+    message = re.sub(r"^(?:ERROR|WARNING):\s*(?:\[[\w:.-]+\]\s*(?:[^\s:]+:\s+)?)?", "", message)
     return re.sub(r"\s*(?:\(caused by .*|;\s*please report this issue.*)$", "", message)
 
 
@@ -229,12 +230,25 @@ def javascript_runtimes() -> dict[str, dict[str, str]]:
 
 
 def _cookie_stream(path: Path) -> io.StringIO:
-    """The cookies file as a stream: yt-dlp writes cookies back, and the user's file stays as is."""
+    """The cookies file, checked, as a stream: yt-dlp writes cookies back to what it is given."""
+    from yt_dlp.cookies import YoutubeDLCookieJar
+
+    hint = "export the cookies again as a Netscape cookies.txt file"
     try:
-        return io.StringIO(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise DownloadError("cannot read the cookies file", str(path),
-                            "pass a Netscape cookies.txt file") from error
+        raise DownloadError("cannot read the cookies file", str(path), hint) from error
+    complaints = io.StringIO()  # yt-dlp prints bad lines straight to stderr
+    try:
+        with contextlib.redirect_stderr(complaints):
+            YoutubeDLCookieJar(io.StringIO(text)).load()
+    except http.cookiejar.LoadError as error:
+        raise DownloadError("is not a Netscape cookies.txt file", str(path), hint) from error
+    if complaints.getvalue():
+        reason = clean_message(complaints.getvalue()).replace("skipping cookie file entry due to ",
+                                                              "a line of ")
+        raise DownloadError(f"is not a Netscape cookies.txt file: {reason}", str(path), hint)
+    return io.StringIO(text)
 
 
 def youtube_dl_options(settings: DownloadSettings, logger: Any,

@@ -134,11 +134,12 @@ def run_tagging(request: TagRequest) -> int:
         if n_songs:
             tagger = Tagger.load(request.weights, request.device, request.batch_size)
             songs = progress.add_task("tagging", total=n_songs, detail=f"0/{n_songs}")
+            done_songs = 0
 
             def advance() -> None:
-                progress.advance(songs)
-                done = int(progress.tasks[songs].completed)
-                progress.update(songs, detail=f"{done}/{n_songs}")
+                nonlocal done_songs
+                done_songs += 1
+                progress.update(songs, completed=done_songs, detail=f"{done_songs}/{n_songs}")
 
             def show_download(task: TaskID, done: int, total: int | None) -> None:
                 size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
