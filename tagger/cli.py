@@ -6,6 +6,7 @@ Heavy imports (torch, PyAV, matplotlib) happen inside the commands, so
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 from collections.abc import Callable
@@ -20,6 +21,42 @@ from tagger.errors import TaggerError
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 DEFAULT_COMMAND = "tag"
+
+
+class Quantity(click.ParamType):
+    """A number with an optional unit: a duration (90m, 2h) or a size (500MB, 2GB)."""
+
+    def __init__(self, name: str, units: dict[str, float], examples: str) -> None:
+        self.name = name
+        self.units = units
+        self.examples = examples
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", str(value).lower())
+        if match is None or match.group(2) not in self.units:
+            self.fail(f"{value!r} is not a {self.name} such as {self.examples}", param, ctx)
+        return float(match.group(1)) * self.units[match.group(2)]
+
+
+DURATION = Quantity("duration", {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600}, "45s, 90m or 2h")
+SIZE = Quantity("size", {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9,
+                         "gb": 1e9}, "500MB or 2GB")
+
+
+def check_browser(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Validate ``--cookies-from-browser`` the way yt-dlp reads it."""
+    if value is None:
+        return None
+    from tagger.download import browser_cookie_source
+
+    try:
+        browser_cookie_source(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), ctx, param) from error
+    return value
 
 
 class DefaultCommandGroup(click.Group):
@@ -74,8 +111,9 @@ def main() -> None:
     genre-tag song.mp3                 timeline in the terminal + song summary
     genre-tag song.mp3 --png song.png  the same as a picture
     genre-tag ~/Music --json tags.jsonl
-    genre-tag --url URL                any site yt-dlp supports
+    genre-tag --url URL                any site yt-dlp supports, playlists too
     genre-tag retrain --data DIR       train a model on your own folders
+    genre-tag cache info|clear         the download cache of --url
 
     Run 'genre-tag tag --help' for every tagging option.
     """
@@ -92,7 +130,21 @@ debug_option = click.option("--debug", is_flag=True, help="Show tracebacks of fa
 @main.command("tag")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--url", "urls", multiple=True, metavar="URL",
-              help="Tag the audio of a web page yt-dlp supports (repeatable).")
+              help="Tag the audio of a web page yt-dlp supports, or every entry of a playlist "
+                   "or channel page (repeatable).")
+@click.option("--max-items", type=click.IntRange(1), metavar="N",
+              help="Tag at most the first N entries of each playlist or channel --url.")
+@click.option("--max-duration", default="2h", show_default=True, type=DURATION, metavar="TIME",
+              help="Refuse --url recordings longer than TIME (45s, 90m, 2h; 0: no limit) "
+                   "before downloading them.")
+@click.option("--cookies", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              metavar="FILE", help="Netscape cookies.txt for --url videos that need signing in "
+                                   "(age-restricted, members-only); read, never written.")
+@click.option("--cookies-from-browser", metavar="NAME", callback=check_browser,
+              help="Use the cookies of a browser you are signed in with (firefox, chrome, "
+                   "edge, safari, ...; or BROWSER[+KEYRING][:PROFILE][::CONTAINER]).")
+@click.option("--cache-max", default="2GB", show_default=True, type=SIZE, metavar="SIZE",
+              help="Size cap of the download cache; the least recently used downloads go.")
 @click.option("--png", "png_path", type=click.Path(path_type=Path), metavar="FILE",
               help="Write the timeline as a PNG (a folder when several songs are tagged).")
 @click.option("--json", "json_path", metavar="FILE",
@@ -108,18 +160,25 @@ debug_option = click.option("--debug", is_flag=True, help="Show tracebacks of fa
               help="Seconds per forward pass.")
 @device_option
 @debug_option
-def tag_command(paths: tuple[Path, ...], urls: tuple[str, ...], png_path: Path | None,
-                json_path: str | None, csv_path: str | None, top: int, quiet: bool,
-                weights: Path | None, batch_size: int, device: str, debug: bool) -> None:
+def tag_command(paths: tuple[Path, ...], urls: tuple[str, ...], max_items: int | None,
+                max_duration: float, cookies: Path | None, cookies_from_browser: str | None,
+                cache_max: float, png_path: Path | None, json_path: str | None,
+                csv_path: str | None, top: int, quiet: bool, weights: Path | None,
+                batch_size: int, device: str, debug: bool) -> None:
     """Tag audio files, folders (recursively) and URLs, second by second."""
     if not paths and not urls:
         raise click.UsageError("give at least one audio file, folder or --url")
+    from tagger.download import DownloadSettings
     from tagger.runner import TagRequest, run_tagging
 
+    download = DownloadSettings(
+        cache_max_bytes=int(cache_max), max_items=max_items, max_duration=max_duration or None,
+        cookies=cookies, cookies_from_browser=cookies_from_browser,
+    )
     request = TagRequest(
         paths=list(paths), urls=list(urls), png_path=png_path, json_path=json_path,
         csv_path=csv_path, top=top, quiet=quiet, weights=weights, batch_size=batch_size,
-        device=device,
+        device=device, download=download,
     )
     run_reporting_errors(debug, lambda: run_tagging(request))
 
@@ -156,3 +215,33 @@ def retrain_command(data_dir: Path, out_dir: Path, name: str, epochs: int, batch
     from tagger.retrain import run_retrain
 
     run_reporting_errors(debug, lambda: run_retrain(**options))
+
+
+@main.group("cache")
+def cache_group() -> None:
+    """The download cache of --url, in the user cache folder."""
+
+
+@cache_group.command("info")
+def cache_info_command() -> None:
+    """Show where the download cache is and how much it holds."""
+    from tagger.download import cache_usage
+
+    usage = cache_usage()
+    click.echo(f"{usage.folder}: {usage.files} files, {usage.size / 1e6:.1f} MB "
+               "(capped per run by --cache-max, default 2 GB)")
+
+
+@cache_group.command("clear")
+@debug_option
+def cache_clear_command(debug: bool) -> None:
+    """Delete every cached download."""
+    from tagger.download import clear_cache
+
+    def clear() -> int:
+        removed = clear_cache()
+        click.echo(f"removed {removed.files} files ({removed.size / 1e6:.1f} MB) "
+                   f"from {removed.folder}")
+        return 0
+
+    run_reporting_errors(debug, clear)

@@ -1,7 +1,9 @@
 """The ``genre-tag`` tagging workflow: collect inputs, tag each, render, report failures.
 
-One bad file or URL is reported on one line and the rest go on; the exit
-status is non-zero when anything failed.
+URLs are expanded first (a playlist or channel page gives one input per
+entry), so one progress bar counts every song. One bad file, URL or entry is
+reported on one line and the rest go on; the exit status is non-zero when
+anything failed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from tagger.audio import AUDIO_EXTENSIONS, find_audio_files
+from tagger.download import DownloadSettings, MediaEntry
 from tagger.errors import AudioError, OutputError, TaggerError
 from tagger.results import SongResult
 
@@ -32,6 +35,7 @@ class TagRequest:
     weights: Path | None = None
     batch_size: int = 128
     device: str = "auto"
+    download: DownloadSettings = field(default_factory=DownloadSettings)
 
 
 @dataclass
@@ -81,7 +85,7 @@ def check_output_paths(request: TagRequest) -> None:
 
 
 def run_tagging(request: TagRequest) -> int:
-    from tagger.download import fetch_audio, forget
+    from tagger.download import expand_url, fetch_entry, forget
     from tagger.inference import Tagger
     from tagger.render.picture import write_png
     from tagger.render.records import write_csv, write_json
@@ -92,8 +96,6 @@ def run_tagging(request: TagRequest) -> int:
     errors = Console(stderr=True)
     outcome = Outcome()
     files = collect_files(request.paths, outcome)
-    unusable_paths = len(outcome.failures)
-    n_songs = len(files) + len(request.urls)
     to_stdout = "-" in (request.json_path, request.csv_path)
     show = not request.quiet and not to_stdout
 
@@ -104,42 +106,58 @@ def run_tagging(request: TagRequest) -> int:
     for message in list(outcome.failures):
         errors.print(f"[red]genre-tag: error:[/] {message}", highlight=False, soft_wrap=True)
 
-    def finish(result: SongResult) -> None:
-        outcome.results.append(result)
-        if show:
-            render_song(result, console, request.top)
-        if (target := png_target(request, result, n_songs)) is not None:
-            write_png(result, target)
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
+        TimeRemainingColumn(), console=errors, transient=True,
+        disable=len(files) < 2 and not request.urls,
+    )
+    with progress:
+        entries: list[MediaEntry] = []
+        for url in request.urls:
+            listing = progress.add_task(f"reading {url[:50]}", total=None, detail="")
+            try:
+                entries += expand_url(url, request.download)
+            except TaggerError as error:
+                report(error.message)
+            finally:
+                progress.remove_task(listing)
+        unusable_inputs = len(outcome.failures)
+        n_songs = len(files) + len(entries)
 
-    if n_songs:
-        tagger = Tagger.load(request.weights, request.device, request.batch_size)
-        progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
-            TimeRemainingColumn(), console=errors, transient=True,
-            disable=n_songs < 2 and not request.urls,
-        )
-        with progress:
+        def finish(result: SongResult) -> None:
+            outcome.results.append(result)
+            if show:
+                render_song(result, console, request.top)
+            if (target := png_target(request, result, n_songs)) is not None:
+                write_png(result, target)
+
+        if n_songs:
+            tagger = Tagger.load(request.weights, request.device, request.batch_size)
             songs = progress.add_task("tagging", total=n_songs, detail=f"0/{n_songs}")
+            done_songs = 0
 
             def advance() -> None:
-                progress.advance(songs)
-                done = int(progress.tasks[songs].completed)
-                progress.update(songs, detail=f"{done}/{n_songs}")
+                nonlocal done_songs
+                done_songs += 1
+                progress.update(songs, completed=done_songs, detail=f"{done_songs}/{n_songs}")
 
             def show_download(task: TaskID, done: int, total: int | None) -> None:
                 size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
                 progress.update(task, completed=done, total=total, detail=size)
 
-            for url in request.urls:
-                download = progress.add_task(f"downloading {url[:50]}", total=None, detail="")
+            for entry in entries:
+                download = progress.add_task(f"downloading {entry.title[:40]}", total=None,
+                                             detail="")
                 try:
-                    fetched = fetch_audio(url, on_progress=lambda done, total, task=download:
+                    fetched = fetch_entry(entry, request.download,
+                                          lambda done, total, task=download:
                                           show_download(task, done, total))
                     try:
-                        finish(tagger.tag_file(fetched.path, source=url, title=fetched.title))
+                        finish(tagger.tag_file(fetched.path, source=entry.key,
+                                               title=fetched.title))
                     except AudioError as error:
-                        forget(url)
-                        raise AudioError(error.what, url, error.hint) from error
+                        forget(entry.key, request.download.cache_dir)
+                        raise AudioError(error.what, entry.key, error.hint) from error
                 except OutputError:
                     raise
                 except TaggerError as error:
@@ -162,7 +180,7 @@ def run_tagging(request: TagRequest) -> int:
             write_json(outcome.results, request.json_path)
         if request.csv_path:
             write_csv(outcome.results, request.csv_path)
-    if outcome.failures and n_songs + unusable_paths > 1:
-        errors.print(f"{len(outcome.results)} of {n_songs + unusable_paths} inputs tagged, "
+    if outcome.failures and n_songs + unusable_inputs > 1:
+        errors.print(f"{len(outcome.results)} of {n_songs + unusable_inputs} inputs tagged, "
                      f"{len(outcome.failures)} failed", highlight=False)
     return EXIT_SOME_FAILED if outcome.failures else EXIT_OK
