@@ -24,7 +24,7 @@ import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from audio_fixtures import synth_song  # noqa: E402
+from audio_fixtures import synth_song
 
 
 def write_mp3(path: Path, seconds: int, rate: int = 44100, bit_rate: int = 128_000) -> Path:

@@ -36,6 +36,7 @@ import platformdirs
 
 from tagger.atomic import atomic_write_text
 from tagger.errors import DownloadError, OutputError
+from tagger.units import clock
 
 INDEX_FILE = "index.json"
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
@@ -179,11 +180,6 @@ def explain_failure(message: str, source: str) -> DownloadError:
         if pattern.search(message):
             return DownloadError(what, source, hint)
     return DownloadError(f"download failed: {clean_message(message)}", source, DEFAULT_HINT)
-
-
-def clock(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
 def refusal(info: dict[str, Any], source: str, max_duration: float | None) -> DownloadError | None:

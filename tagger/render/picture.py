@@ -14,8 +14,8 @@ from matplotlib.ticker import FuncFormatter, MultipleLocator
 
 from tagger.atomic import atomic_open
 from tagger.render.style import genre_colours
-from tagger.render.terminal import clock
 from tagger.results import SongResult
+from tagger.units import clock
 
 TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
 

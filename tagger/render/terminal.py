@@ -9,17 +9,12 @@ from rich.text import Text
 
 from tagger.render.style import genre_colours, genre_keys
 from tagger.results import SongResult
+from tagger.units import clock
 
 LABEL_WIDTH = 7  # "mm:ss │"
 MAX_ROWS = 16
 CELL_SECONDS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600)
 SILENT_KEY = "·"
-
-
-def clock(seconds: float) -> str:
-    minutes, rest = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{rest:02d}" if hours else f"{minutes:02d}:{rest:02d}"
 
 
 def timeline_layout(n_seconds: int, width: int) -> tuple[int, int]:
