@@ -1,36 +1,96 @@
-"""Model architectures, built by name from the hyper-parameters a checkpoint carries."""
+"""Model architectures, built by name from the hyper-parameters a checkpoint carries.
+
+Every model maps a batch ``(B, *input_shape)`` to logits ``(B, n_classes)``
+in two steps: ``embed`` (input to the penultimate-layer embedding) and
+``head`` (the last linear layer), so embeddings can be plotted and heads
+replaced. Convolutional models give the dotted name of their last
+convolutional stage in ``gradcam_module`` for Grad-CAM. Two-dimensional
+inputs are ``(time, feature)`` (e.g. 21 frames x 128 mel bands); the MFCC
+model takes a flat vector.
+"""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "none": nn.Identity,
+    "relu": nn.ReLU,
+    "leaky-relu": lambda: nn.LeakyReLU(0.3),
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
 
-class GenreCNN(nn.Module):
-    """Compact 2-D CNN over one melgram: conv-BatchNorm-ReLU-pool blocks, global pooling.
 
-    Input ``(B, frames, mels)`` in dB; the first BatchNorm learns the input
-    scale, so raw dB values go in. Time is pooled only while frames remain,
-    frequency in every block; global average and max pooling make the head
-    independent of the input size.
+def activation(name: str) -> nn.Module:
+    try:
+        return ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r} (known: {', '.join(ACTIVATIONS)})") \
+            from None
+
+
+def _flat_size(body: nn.Module, input_shape: tuple[int, ...]) -> int:
+    with torch.no_grad():
+        return int(body(torch.zeros(1, *input_shape)).numel())
+
+
+def _as_image(x: torch.Tensor) -> torch.Tensor:
+    """``(B, T, F)`` to ``(B, 1, T, F)``; inputs with a trailing channel of 1 are accepted."""
+    if x.dim() == 4 and x.shape[-1] == 1:
+        x = x.squeeze(-1)
+    return x.unsqueeze(1)
+
+
+class Classifier(nn.Module):
+    """``head(embed(x))``; subclasses set ``body`` (or override ``embed``) and ``head``."""
+
+    body: nn.Module
+    head: nn.Module
+    gradcam_module: str | None = None
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+
+class ImageInput(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _as_image(x)
+
+
+class GlobalPool(nn.Module):
+    """Average and max over the last two axes, concatenated."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
+
+
+class GenreCNN(Classifier):
+    """The bundled model: conv-BatchNorm-ReLU-pool blocks, global average + max pooling.
+
+    The first BatchNorm learns the input scale, so raw dB values go in. Time is
+    pooled only while frames remain, frequency in every block.
     """
 
-    def __init__(
-        self,
-        n_classes: int,
-        n_frames: int,
-        n_mels: int,
-        channels: tuple[int, ...] = (32, 64, 128, 128),
-        dropout: float = 0.3,
-    ) -> None:
+    gradcam_module = "features"
+
+    def __init__(self, n_classes: int, input_shape: tuple[int, ...],
+                 channels: tuple[int, ...] = (32, 64, 128, 128), dropout: float = 0.3) -> None:
         super().__init__()
         self.input_norm = nn.BatchNorm2d(1)
         blocks: list[nn.Module] = []
-        in_channels, frames = 1, n_frames
+        in_channels, frames = 1, input_shape[0]
         for out_channels in channels:
             time_pool = 2 if frames >= 2 else 1
             frames //= time_pool
@@ -42,49 +102,263 @@ class GenreCNN(nn.Module):
             ]
             in_channels = out_channels
         self.features = nn.Sequential(*blocks)
+        self.pool = GlobalPool()
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(2 * in_channels, n_classes)
+        self.head = nn.Linear(2 * in_channels, n_classes)
 
-    def embed(self, melgrams: torch.Tensor) -> torch.Tensor:
-        """The penultimate-layer embedding, ``(B, 2 * channels[-1])``."""
-        x = self.features(self.input_norm(melgrams.unsqueeze(1)))
-        return torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
-
-    def forward(self, melgrams: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(self.embed(melgrams)))
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.pool(self.features(self.input_norm(_as_image(x)))))
 
 
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
-    "genre-cnn": GenreCNN,
+class MfccFFN(Classifier):
+    """The course's 26-128-32-4 feed-forward net; by default with no activations at all."""
+
+    def __init__(self, n_classes: int, input_shape: tuple[int, ...],
+                 hidden: tuple[int, ...] = (128, 32), activation: str = "none",
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        size = int(torch.tensor(input_shape).prod())
+        for width in hidden:
+            layers += [nn.Linear(size, width), ACTIVATIONS[activation](), nn.Dropout(dropout)]
+            size = width
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(size, n_classes)
+
+
+class UoaCNN(Classifier):
+    """The University of Athens course CNN: 4 conv layers (kernel 5), then FC to 256-32-out.
+
+    ``pooling`` adds max-pool 2 and padding 2 after each conv (flattening to
+    1024 values on 21 x 128 melgrams), ``activation`` follows each conv and
+    hidden linear layer, ``batchnorm`` comes before each conv activation. The
+    defaults are the course's final variant; ``pooling=False, activation="none",
+    batchnorm=False, dropout=0`` is its first.
+    """
+
+    def __init__(self, n_classes: int, input_shape: tuple[int, ...],
+                 channels: tuple[int, ...] = (16, 32, 64, 128), pooling: bool = True,
+                 activation: str = "relu", batchnorm: bool = True,
+                 dropout: float = 0.2) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [ImageInput()]
+        in_channels = 1
+        for out_channels in channels:
+            layers.append(nn.Conv2d(in_channels, out_channels, kernel_size=5,
+                                    padding=2 if pooling else 0))
+            if batchnorm:
+                layers.append(nn.BatchNorm2d(out_channels))
+            layers.append(ACTIVATIONS[activation]())
+            if pooling:
+                layers.append(nn.MaxPool2d(2))
+            in_channels = out_channels
+        self.gradcam_module = f"convolutions.{len(layers) - 1}"
+        self.convolutions = nn.Sequential(*layers, nn.Flatten())
+        self.dense = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(_flat_size(self.convolutions, input_shape), 256),
+            ACTIVATIONS[activation](),
+            nn.Dropout(dropout), nn.Linear(256, 32), ACTIVATIONS[activation](),
+        )
+        self.head = nn.Linear(32, n_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dense(self.convolutions(x))
+
+
+class LseCNN(Classifier):
+    """The LSE course CNN: conv 4, 8, 16 @ 5x5 'same' + max-pool 2, dense 50 ReLU, softmax."""
+
+    def __init__(self, n_classes: int, input_shape: tuple[int, ...],
+                 channels: tuple[int, ...] = (4, 8, 16), dense: int = 50) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [ImageInput()]
+        in_channels = 1
+        for out_channels in channels:
+            layers += [nn.Conv2d(in_channels, out_channels, 5, padding="same"), nn.ReLU(),
+                       nn.MaxPool2d(2)]
+            in_channels = out_channels
+        self.gradcam_module = f"convolutions.{len(layers) - 1}"
+        self.convolutions = nn.Sequential(*layers, nn.Flatten())
+        self.dense = nn.Sequential(
+            nn.Linear(_flat_size(self.convolutions, input_shape), dense), nn.ReLU())
+        self.head = nn.Linear(dense, n_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dense(self.convolutions(x))
+
+
+class TimeFrequencyCNN(Classifier):
+    """Ours: frequency patterns first, then time, with different kernels for each.
+
+    A 2-D stage with wide frequency kernels (1 x 7, then 1 x 5) and
+    frequency-only pooling learns timbre and pitch shapes without mixing
+    frames; its output, stacked over channels and bands, is a sequence over
+    time that 1-D convolutions (kernel 3) read for rhythm and onsets; average
+    and max over time pool it. Works for any number of frames, including
+    one-second melgrams (21 frames).
+    """
+
+    gradcam_module = "time"
+
+    def __init__(self, n_classes: int, input_shape: tuple[int, ...],
+                 frequency_channels: int = 16, frequency_pool: int = 8,
+                 time_channels: int = 128, dropout: float = 0.3) -> None:
+        super().__init__()
+        bands = input_shape[1] // (frequency_pool * 2)
+        self.frequency = nn.Sequential(
+            ImageInput(), nn.BatchNorm2d(1),
+            nn.Conv2d(1, frequency_channels, (1, 7), padding=(0, 3), bias=False),
+            nn.BatchNorm2d(frequency_channels), nn.ReLU(), nn.MaxPool2d((1, frequency_pool)),
+            nn.Conv2d(frequency_channels, frequency_channels, (1, 5), padding=(0, 2), bias=False),
+            nn.BatchNorm2d(frequency_channels), nn.ReLU(), nn.MaxPool2d((1, 2)),
+        )
+        self.time = nn.Sequential(
+            nn.Conv1d(frequency_channels * bands, time_channels, 3, padding=1, bias=False),
+            nn.BatchNorm1d(time_channels), nn.ReLU(),
+            nn.Conv1d(time_channels, time_channels, 3, padding=1, bias=False),
+            nn.BatchNorm1d(time_channels), nn.ReLU(),
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(2 * time_channels, n_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        maps = self.frequency(x)  # (B, C, T, F)
+        b, c, t, f = maps.shape
+        sequence = self.time(maps.permute(0, 1, 3, 2).reshape(b, c * f, t))
+        return self.dropout(torch.cat([sequence.mean(dim=2), sequence.amax(dim=2)], dim=1))
+
+
+class ParallelCNN(Classifier):
+    """The LSE parallel CNN: conv 3@8x8 + pool 4 beside conv 4@4x4 + pool 2, concatenated."""
+
+    gradcam_module = "narrow"
+
+    def __init__(self, n_classes: int, input_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.wide = nn.Sequential(nn.Conv2d(1, 3, 8, padding="same"), nn.LeakyReLU(0.3),
+                                  nn.MaxPool2d(4))
+        self.narrow = nn.Sequential(nn.Conv2d(1, 4, 4, padding="same"), nn.LeakyReLU(0.3),
+                                    nn.MaxPool2d(2))
+        with torch.no_grad():
+            size = self.embed(torch.zeros(1, *input_shape)).shape[1]
+        self.head = nn.Linear(size, n_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        image = _as_image(x)
+        return torch.cat([self.wide(image).flatten(1), self.narrow(image).flatten(1)], dim=1)
+
+
+class CnnRnn(Classifier):
+    """The LSE CNN-RNN: conv 8@4x4, pool 2, conv 6@3x3, pool 2, LSTM 128, LSTM 32, dense 200."""
+
+    gradcam_module = "convolutions"
+
+    def __init__(self, n_classes: int, input_shape: tuple[int, ...], dense: int = 200,
+                 dropout: float = 0.2) -> None:
+        super().__init__()
+        self.convolutions = nn.Sequential(nn.Conv2d(1, 8, 4), nn.ReLU(), nn.MaxPool2d(2),
+                                          nn.Conv2d(8, 6, 3), nn.ReLU(), nn.MaxPool2d(2))
+        with torch.no_grad():
+            _, channels, _, bands = self.convolutions(_as_image(torch.zeros(1, *input_shape))).shape
+        self.sequence = nn.LSTM(channels * bands, 128, batch_first=True)
+        self.summary = nn.LSTM(128, 32, batch_first=True)
+        self.dense = nn.Sequential(nn.Linear(32, dense), nn.ReLU(), nn.Dropout(dropout))
+        self.head = nn.Linear(dense, n_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        maps = self.convolutions(_as_image(x))  # (B, C, T, F)
+        b, c, t, f = maps.shape
+        sequence, _ = self.sequence(maps.permute(0, 2, 1, 3).reshape(b, t, c * f))
+        _, (last, _) = self.summary(sequence)
+        return self.dense(last[-1])
+
+
+class RecurrentClassifier(Classifier):
+    """The NTUA LSTM: (bi)directional, 2 layers of 64 units, dropout 0.4, over time frames."""
+
+    def __init__(self, n_classes: int, input_shape: tuple[int, ...], hidden: int = 64,
+                 layers: int = 2, bidirectional: bool = True, dropout: float = 0.4) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(input_shape[-1], hidden, num_layers=layers, batch_first=True,
+                            bidirectional=bidirectional, dropout=dropout if layers > 1 else 0.0)
+        self.head = nn.Linear(hidden * (2 if bidirectional else 1), n_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        _, (state, _) = self.lstm(x.squeeze(-1) if x.dim() == 4 else x)
+        if self.lstm.bidirectional:
+            return torch.cat([state[-2], state[-1]], dim=1)
+        return state[-1]
+
+
+class Cnn2d(Classifier):
+    """The NTUA 2-D CNN: blocks of conv 3x3 - BatchNorm - ReLU - max-pool 2, then linear."""
+
+    def __init__(self, n_classes: int, input_shape: tuple[int, ...],
+                 channels: tuple[int, ...] = (16, 32, 64, 128), dropout: float = 0.3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [ImageInput()]
+        in_channels, size = 1, list(input_shape[:2])
+        for out_channels in channels:
+            pool = tuple(2 if s >= 2 else 1 for s in size)
+            size = [s // p for s, p in zip(size, pool, strict=True)]
+            layers += [nn.Conv2d(in_channels, out_channels, 3, padding=1),
+                       nn.BatchNorm2d(out_channels), nn.ReLU(), nn.MaxPool2d(pool)]
+            in_channels = out_channels
+        self.gradcam_module = f"body.{len(layers) - 1}"
+        self.body = nn.Sequential(*layers, nn.Flatten(), nn.Dropout(dropout))
+        self.head = nn.Linear(_flat_size(self.body, input_shape), n_classes)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    factory: Callable[..., Classifier]
+    summary: str
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "genre-cnn": Architecture(GenreCNN, "bundled model: 4 conv-BN-ReLU-pool blocks, global pool"),
+    "mfcc-ffn": Architecture(MfccFFN, "course A: 26-128-32-out feed-forward, no activations"),
+    "uoa-cnn": Architecture(UoaCNN, "course A: 4 conv k5 16-32-64-128, FC 1024-256-32-out"),
+    "lse-cnn": Architecture(LseCNN, "course B: conv 4/8/16 @5x5 + pool, dense 50"),
+    "tf-cnn": Architecture(TimeFrequencyCNN, "ours: frequency convs, then 1-D convs over time"),
+    "parallel-cnn": Architecture(ParallelCNN, "course B: parallel conv 8x8/pool 4 and 4x4/pool 2"),
+    "cnn-rnn": Architecture(CnnRnn, "course B: 2 convs, LSTM 128, LSTM 32, dense 200"),
+    "lstm": Architecture(RecurrentClassifier, "course D: (bi)LSTM 2x64 over frames"),
+    "cnn2d": Architecture(Cnn2d, "course D: 4 conv-BN-ReLU-pool blocks, linear"),
 }
 
 
 def architecture_defaults(architecture: str) -> dict[str, Any]:
     """The hyper-parameters ``architecture`` takes, with their default values."""
-    signature = inspect.signature(ARCHITECTURES[architecture])
+    signature = inspect.signature(ARCHITECTURES[architecture].factory)
     return {
         name: list(p.default) if isinstance(p.default, tuple) else p.default
         for name, p in signature.parameters.items()
-        if name not in ("n_classes", "n_frames", "n_mels")
+        if name not in ("n_classes", "input_shape")
     }
 
 
 def build_model(
     architecture: str,
     n_classes: int,
-    input_shape: tuple[int, int],
+    input_shape: tuple[int, ...],
     hyperparameters: dict[str, Any],
-) -> nn.Module:
-    """Instantiate ``architecture`` for inputs of ``input_shape = (frames, mels)``."""
-    try:
-        factory = ARCHITECTURES[architecture]
-    except KeyError:
+) -> Classifier:
+    """Instantiate ``architecture`` for inputs of ``input_shape`` (without the batch axis)."""
+    if architecture not in ARCHITECTURES:
         known = ", ".join(sorted(ARCHITECTURES))
-        raise ValueError(f"unknown architecture {architecture!r} (known: {known})") from None
-    params = dict(hyperparameters)
-    if "channels" in params:
-        params["channels"] = tuple(params["channels"])
-    return factory(n_classes=n_classes, n_frames=input_shape[0], n_mels=input_shape[1], **params)
+        raise ValueError(f"unknown architecture {architecture!r} (known: {known})")
+    params = {**architecture_defaults(architecture), **hyperparameters}
+    unknown = set(params) - set(architecture_defaults(architecture))
+    if unknown:
+        raise ValueError(f"{architecture} takes no {', '.join(sorted(unknown))}")
+    for name, value in params.items():
+        if isinstance(value, list):
+            params[name] = tuple(value)
+    if "activation" in params:
+        activation(params["activation"])  # fail early on an unknown name
+    return ARCHITECTURES[architecture].factory(n_classes=n_classes,
+                                               input_shape=tuple(input_shape), **params)
 
 
 def count_parameters(model: nn.Module) -> int:
