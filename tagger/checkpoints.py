@@ -35,13 +35,12 @@ class ModelCard:
     classes: list[str]
     architecture: str
     hyperparameters: dict[str, Any]
-    front_end: FrontEndSpec
+    # How features are computed from audio; None for models trained on
+    # precomputed features we cannot reproduce (they cannot tag audio).
+    front_end: FrontEndSpec | None
+    input_shape: tuple[int, ...]
     training: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def input_shape(self) -> tuple[int, int]:
-        return (self.front_end.n_frames, self.front_end.n_mels)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,7 +50,8 @@ class ModelCard:
             "classes": list(self.classes),
             "architecture": self.architecture,
             "hyperparameters": self.hyperparameters,
-            "front_end": self.front_end.to_dict(),
+            "front_end": self.front_end.to_dict() if self.front_end else None,
+            "input_shape": list(self.input_shape),
             "training": self.training,
             "evaluation": self.evaluation,
         }
@@ -66,7 +66,8 @@ class ModelCard:
             classes=list(data["classes"]),
             architecture=data["architecture"],
             hyperparameters=dict(data["hyperparameters"]),
-            front_end=FrontEndSpec.from_dict(data["front_end"]),
+            front_end=FrontEndSpec.from_dict(data["front_end"]) if data["front_end"] else None,
+            input_shape=tuple(data["input_shape"]),
             training=dict(data.get("training", {})),
             evaluation=dict(data.get("evaluation", {})),
         )

@@ -6,6 +6,7 @@ Heavy imports (torch, PyAV, matplotlib) happen inside the commands, so
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import sys
@@ -16,6 +17,7 @@ from typing import Any, NoReturn
 import click
 
 from tagger import __version__
+from tagger.choices import LAYOUTS, OPTIMIZERS, SCHEDULERS, SELECTIONS, SWEEPS
 from tagger.errors import TaggerError
 
 EXIT_FAILED = 1
@@ -66,21 +68,6 @@ class DefaultCommandGroup(click.Group):
         if args and args[0] not in self.commands and args[0] not in ("--help", "--version"):
             args = [DEFAULT_COMMAND, *args]
         return super().parse_args(ctx, args)
-
-
-def canonical_command(name: str, ctx: click.Context) -> str:
-    """The command with every option spelled out, so a run can be repeated exactly."""
-    words = ["genre-tag", name]
-    for param in ctx.command.params:
-        value = ctx.params.get(param.name)
-        if not isinstance(param, click.Option) or value is None or param.name == "debug":
-            continue
-        flag = param.opts[0]
-        if param.is_flag:
-            words += [flag] if value else []
-        else:
-            words += [flag, str(value)]
-    return shlex.join(words)
 
 
 def fail(message: str) -> NoReturn:
@@ -183,38 +170,158 @@ def tag_command(paths: tuple[Path, ...], urls: tuple[str, ...], max_items: int |
     run_reporting_errors(debug, lambda: run_tagging(request))
 
 
+TRAIN_FLAGS = {
+    "architecture": "--arch", "epochs": "--epochs", "batch_size": "--batch-size",
+    "optimizer": "--optimizer", "lr": "--lr", "momentum": "--momentum",
+    "weight_decay": "--weight-decay", "scheduler": "--scheduler", "patience": "--patience",
+    "select": "--select", "label_smoothing": "--label-smoothing",
+    "freq_mask": "--freq-mask", "time_mask": "--time-mask", "seed": "--seed",
+}
+RUN_FLAGS = {
+    "data": "--data", "out": "--out", "layout": "--format", "features": "--features",
+    "valid_share": "--valid-share", "max_frames": "--max-frames", "cache_dir": "--cache-dir",
+    "name": "--name", "device": "--device", "threads": "--threads",
+    "gradcam_examples": "--gradcam-examples",
+}
+
+
+def retrain_command_line(options: dict[str, Any]) -> str:
+    """The retrain command with every setting spelled out, so a run can be repeated exactly."""
+    words = ["genre-tag", "retrain"]
+    for key, flag in RUN_FLAGS.items():
+        if options.get(key) is not None:
+            words += [flag, str(options[key])]
+    if options.get("tsne"):
+        words.append("--tsne")
+    train = options["train"]
+    for key, flag in TRAIN_FLAGS.items():
+        words += [flag, str(train[key])]
+    words.append("--class-weights" if train["class_weights"] else "--no-class-weights")
+    for key, value in train["hyperparameters"].items():
+        words += ["--hparam", f"{key}={json.dumps(value)}"]
+    if train["overfit_batch"]:
+        words.append("--overfit-batch")
+    return shlex.join(words)
+
+
+def parse_hyperparameters(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; values are JSON (``channels=[16,32]``, ``pooling=false``) or text."""
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--hparam")
+        try:
+            parsed[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            parsed[key.strip()] = value
+    return parsed
+
+
+def list_architectures() -> None:
+    from tagger.models import ARCHITECTURES, architecture_defaults, build_model, count_parameters
+
+    for name, architecture in ARCHITECTURES.items():
+        shape = (26,) if name == "mfcc-ffn" else (21, 128)
+        parameters = count_parameters(build_model(name, 10, shape, {}))
+        settings = " ".join(f"{k}={json.dumps(v, separators=(',', ':'))}"
+                            for k, v in architecture_defaults(name).items())
+        click.echo(f"{name:<13} input {' x '.join(map(str, shape)):<9} {parameters:>9,} "
+                   f"parameters  {architecture.summary}")
+        click.echo(f"{'':<13} settings: {settings}" if settings else f"{'':<13} (no settings)")
+    click.echo("Change a setting with --hparam KEY=VALUE. Parameters are counted for 10 classes; "
+               "2-D models adapt to any input shape.")
+
+
 @main.command("retrain")
-@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
-              help="A folder of genre sub-folders of audio (GTZAN layout).")
-@click.option("--out", "out_dir", default=Path("runs/genre"), show_default=True,
-              type=click.Path(path_type=Path), help="Run folder for the checkpoint and metrics.")
-@click.option("--name", default="genre-model", show_default=True, help="The model's name.")
-@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1))
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
-@click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True))
-@click.option("--weight-decay", default=1e-2, show_default=True, type=click.FloatRange(min=0))
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--valid-share", default=0.2, show_default=True, type=click.FloatRange(0, 1),
-              help="Share of clips per genre held out when DIR has no clips.csv split.")
-@click.option("--threads", default=0, type=click.IntRange(0),
-              help="CPU threads for torch (0: torch's default).")
+@click.option("--data", type=click.Path(path_type=Path),
+              help="Training data: a folder in one of the layouts of --format.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="Repeat a run from its RUN_DIR/config.json (options given here override it).")
+@click.option("--format", "layout", type=click.Choice(["auto", *LAYOUTS]),
+              help="Data layout (default auto: detected from the files).")
+@click.option("--features", help="course: melgrams or mfccs; ntua: mel, chroma or fused.")
+@click.option("--arch", "architecture", metavar="NAME",
+              help="Architecture (default genre-cnn); see --list-archs.")
+@click.option("--hparam", "hparams", multiple=True, metavar="KEY=VALUE",
+              help="An architecture setting, e.g. pooling=false (repeatable).")
+@click.option("--dropout", type=click.FloatRange(0, 1), help="Shortcut for --hparam dropout=P.")
+@click.option("--activation", help="Shortcut for --hparam activation=NAME.")
+@click.option("--epochs", type=click.IntRange(1), help="[default: 30]")
+@click.option("--batch-size", type=click.IntRange(1), help="[default: 64]")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="[default: adamw]")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="[default: 0.001]")
+@click.option("--momentum", type=click.FloatRange(0, 1), help="SGD/RMSprop. [default: 0.9]")
+@click.option("--weight-decay", type=click.FloatRange(min=0), help="[default: 0.01]")
+@click.option("--scheduler", type=click.Choice(SCHEDULERS), help="[default: onecycle]")
+@click.option("--patience", type=click.IntRange(0),
+              help="Early stopping after P epochs without improvement (0: off). [default: 0]")
+@click.option("--select", type=click.Choice(SELECTIONS),
+              help="Keep the last epoch, or the best by validation macro-F1 or loss. "
+                   "[default: last]")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1), help="[default: 0.1]")
+@click.option("--class-weights/--no-class-weights", default=None,
+              help="Weigh the loss by inverse class frequency. [default: on]")
+@click.option("--freq-mask", type=click.IntRange(0),
+              help="SpecAugment: mask up to N feature bins (0: off). [default: 16]")
+@click.option("--time-mask", type=click.IntRange(0),
+              help="SpecAugment: mask up to N frames (0: off). [default: 3]")
+@click.option("--seed", type=int, help="[default: 0]")
+@click.option("--valid-share", type=click.FloatRange(0, 1),
+              help="audio/ntua: share of clips per genre held out when no split is given.")
+@click.option("--max-frames", type=click.IntRange(1), help="ntua: frames per clip.")
+@click.option("--out", type=click.Path(path_type=Path), help="Run folder. [default: runs/genre]")
+@click.option("--name", help="The model's name. [default: genre-model]")
+@click.option("--threads", type=click.IntRange(0), help="CPU threads for torch (0: default).")
 @click.option("--cache-dir", type=click.Path(path_type=Path),
               help="Where extracted melgrams are cached (default: the user cache folder).")
-@device_option
+@click.option("--gradcam-examples", type=click.IntRange(0),
+              help="Grad-CAM maps per class for right and for wrong predictions. [default: 2]")
+@click.option("--tsne", is_flag=True, default=None,
+              help="Also plot a t-SNE of embeddings (needs scikit-learn).")
+@click.option("--overfit-batch", is_flag=True, default=None,
+              help="Train on one batch only: the check that a model can fit it.")
+@click.option("--sweep", type=click.Choice(SWEEPS),
+              help="Train once per setting and write a comparison table.")
+@click.option("--list-archs", is_flag=True, help="List the architectures and exit.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"], case_sensitive=False),
+              help="Where training runs. [default: auto]")
 @debug_option
-def retrain_command(data_dir: Path, out_dir: Path, name: str, epochs: int, batch_size: int,
-                    lr: float, weight_decay: float, seed: int, valid_share: float,
-                    threads: int, cache_dir: Path | None, device: str, debug: bool) -> None:
-    """Train a genre model on DIR/GENRE/*.audio and write a checkpoint for --weights."""
-    options: dict[str, Any] = dict(
-        data_dir=data_dir, out_dir=out_dir, name=name, epochs=epochs, batch_size=batch_size,
-        lr=lr, weight_decay=weight_decay, seed=seed, valid_share=valid_share, threads=threads,
-        cache_dir=cache_dir, device=device,
-        command=canonical_command("retrain", click.get_current_context()),
-    )
-    from tagger.retrain import run_retrain
+@click.pass_context
+def retrain_command(ctx: click.Context, config_path: Path | None, hparams: tuple[str, ...],
+                    dropout: float | None, activation: str | None, sweep: str | None,
+                    list_archs: bool, debug: bool, **given: Any) -> None:
+    """Train and evaluate a model; write a run folder usable with --weights."""
+    if list_archs:
+        list_architectures()
+        return
+    from tagger.retrain import RetrainOptions, read_config, run_retrain
 
-    run_reporting_errors(debug, lambda: run_retrain(**options))
+    def action() -> int:
+        base = read_config(config_path) if config_path else {}
+        base.setdefault("train", {})
+        explicit = {k: v for k, v in given.items()
+                    if ctx.get_parameter_source(k) is click.core.ParameterSource.COMMANDLINE}
+        for key, value in explicit.items():
+            if key in TRAIN_FLAGS or key in ("class_weights", "overfit_batch"):
+                base["train"][key] = value
+            else:
+                base[key] = value
+        extra = parse_hyperparameters(hparams)
+        extra.update({k: v for k, v in (("dropout", dropout), ("activation", activation))
+                      if v is not None})
+        base["train"]["hyperparameters"] = {**base["train"].get("hyperparameters", {}), **extra}
+        if not base.get("data"):
+            raise click.UsageError("give --data DIR (or --config RUN_DIR/config.json)")
+        try:
+            options = RetrainOptions.from_dict(base)
+        except (TypeError, ValueError) as error:
+            raise click.UsageError(str(error)) from error
+        return run_retrain(options, retrain_command_line(options.to_dict()), sweep)
+
+    run_reporting_errors(debug, action)
+
+
 
 
 @main.group("cache")

@@ -12,6 +12,7 @@ import torch
 from tagger.audio import Segment
 from tagger.checkpoints import LoadedModel, bundled_weights_path, load_checkpoint
 from tagger.devices import select_device
+from tagger.errors import ModelError
 from tagger.features import MelgramFrontEnd, file_segments
 from tagger.results import SongResult
 
@@ -26,6 +27,10 @@ class Tagger:
     """A loaded model with its own front end, ready to tag many songs."""
 
     def __init__(self, loaded: LoadedModel, device: torch.device, batch_size: int = 128) -> None:
+        if loaded.card.front_end is None:
+            raise ModelError(
+                "was trained on precomputed features that genre-tag cannot compute from audio",
+                str(loaded.path), "tag with a model trained on audio or on course melgrams")
         self.loaded = loaded
         self.card = loaded.card
         self.device = device

@@ -228,6 +228,13 @@ class TimeFrequencyCNN(Classifier):
         return self.dropout(torch.cat([sequence.mean(dim=2), sequence.amax(dim=2)], dim=1))
 
 
+def _same_padding(kernel: int) -> nn.ZeroPad2d:
+    """Keras' 'same' padding for an even kernel: the extra row and column go last."""
+    before = (kernel - 1) // 2
+    after = kernel - 1 - before
+    return nn.ZeroPad2d((before, after, before, after))
+
+
 class ParallelCNN(Classifier):
     """The LSE parallel CNN: conv 3@8x8 + pool 4 beside conv 4@4x4 + pool 2, concatenated."""
 
@@ -235,9 +242,9 @@ class ParallelCNN(Classifier):
 
     def __init__(self, n_classes: int, input_shape: tuple[int, ...]) -> None:
         super().__init__()
-        self.wide = nn.Sequential(nn.Conv2d(1, 3, 8, padding="same"), nn.LeakyReLU(0.3),
+        self.wide = nn.Sequential(_same_padding(8), nn.Conv2d(1, 3, 8), nn.LeakyReLU(0.3),
                                   nn.MaxPool2d(4))
-        self.narrow = nn.Sequential(nn.Conv2d(1, 4, 4, padding="same"), nn.LeakyReLU(0.3),
+        self.narrow = nn.Sequential(_same_padding(4), nn.Conv2d(1, 4, 4), nn.LeakyReLU(0.3),
                                     nn.MaxPool2d(2))
         with torch.no_grad():
             size = self.embed(torch.zeros(1, *input_shape)).shape[1]

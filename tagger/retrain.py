@@ -1,76 +1,193 @@
-"""The ``genre-tag retrain`` workflow: data folder in, run folder with checkpoint out."""
+"""The ``genre-tag retrain`` workflow: data in, a run folder out.
+
+RUN_DIR gets ``model.safetensors`` + ``model.json`` (usable with
+``genre-tag --weights RUN_DIR``), ``metrics.json``, ``config.json`` (everything
+the run used: ``genre-tag retrain --config RUN_DIR/config.json`` repeats it),
+``report.md`` and its pictures. ``sweep`` runs one training per setting of an
+optimizer, activation, scheduler or batch size and writes a comparison table.
+"""
 
 from __future__ import annotations
 
+import json
 import platform
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from tagger.datasets import TRAIN, VALID, Clip, default_cache_dir, discover_clips, load_segment_sets
+from tagger.atomic import atomic_write_text
+from tagger.datasets import Dataset, load_dataset
 from tagger.devices import select_device
-from tagger.features import FrontEndSpec
+from tagger.errors import TaggerError
+from tagger.models import architecture_defaults, build_model
+from tagger.reports import write_report
 from tagger.training import EpochRecord, TrainConfig, train_classifier, write_run
 
+SWEEP_SETTINGS: dict[str, tuple[str, list[Any]]] = {
+    "optimizers": ("optimizer", ["sgd", "adam", "adamw", "adagrad", "rmsprop"]),
+    "activations": ("activation", ["none", "relu", "leaky-relu", "elu", "gelu", "tanh",
+                                   "sigmoid"]),
+    "schedulers": ("scheduler", ["none", "step", "cosine", "plateau", "onecycle"]),
+    "batch-sizes": ("batch_size", [1, 2, 4, 8, 16, 32, 64]),
+}
 
-def run_retrain(
-    data_dir: Path, out_dir: Path, name: str, epochs: int, batch_size: int, lr: float,
-    weight_decay: float, seed: int, valid_share: float, threads: int, cache_dir: Path | None,
-    device: str, command: str,
-) -> int:
-    console = Console(stderr=True)
-    if threads:
-        torch.set_num_threads(threads)
-    chosen = select_device(device)
-    spec = FrontEndSpec()
-    clips, classes = discover_clips(data_dir, valid_share, seed)
-    failures: list[str] = []
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("extracting melgrams", total=len(clips))
 
-        def on_clip(clip: Clip, error: str | None) -> None:
+@dataclass
+class RetrainOptions:
+    data: Path
+    out: Path = Path("runs/genre")
+    layout: str = "auto"
+    features: str | None = None  # course: melgrams|mfccs; ntua: mel|chroma|fused
+    valid_share: float = 0.2
+    max_frames: int | None = None
+    cache_dir: Path | None = None
+    name: str = "genre-model"
+    device: str = "auto"
+    threads: int = 0
+    gradcam_examples: int = 2
+    tsne: bool = False
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("data", "out", "cache_dir"):
+            data[key] = str(data[key]) if data[key] is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RetrainOptions:
+        values = dict(data)
+        values["train"] = TrainConfig.from_dict(values.get("train", {}))
+        for key in ("data", "out", "cache_dir"):
+            if values.get(key) is not None:
+                values[key] = Path(values[key])
+        return cls(**values)
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise TaggerError(f"not a readable run configuration: {error}", str(path),
+                          "pass the config.json of an earlier run") from error
+
+
+def load_data(options: RetrainOptions, console: Console) -> Dataset:
+    # The MFCC network reads the course's MFCC half unless told otherwise.
+    features = options.features or ("mfccs" if options.train.architecture == "mfcc-ffn" else None)
+    layout_options = {"valid_share": options.valid_share, "seed": options.train.seed,
+                      "cache_dir": options.cache_dir, "features": features,
+                      "max_frames": options.max_frames}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("reading training data", total=None)
+
+        def on_clip(name: str, error: str | None) -> None:
             if error:
-                failures.append(error)
                 console.print(f"[yellow]skipped[/] {error}", highlight=False)
             progress.advance(task)
 
-        sets = load_segment_sets(clips, classes, spec, cache_dir or default_cache_dir(), on_clip)
-    for split in (TRAIN, VALID):
-        console.print(f"{split}: {len(sets[split].clips)} clips, {len(sets[split])} seconds")
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
-                         weight_decay=weight_decay, seed=seed)
+        dataset = load_dataset(options.data, options.layout, layout_options, on_clip)
+    for split, rows in dataset.splits.items():
+        console.print(f"{split}: {len(rows)} {dataset.row_unit}s "
+                      f"from {len(set(rows.clip_ids.tolist()))} clips", highlight=False)
+    return dataset
+
+
+def train_and_report(options: RetrainOptions, dataset: Dataset, command: str,
+                     console: Console) -> dict[str, Any]:
+    """One training run into ``options.out``; returns the card's evaluation summary."""
+    device = select_device(options.device)
+    config = options.train
 
     def on_epoch(record: EpochRecord) -> None:
+        clip = (f"  valid acc/clip {record.valid_clip_accuracy:.3f}"
+                if record.valid_clip_accuracy is not None else "")
         console.print(
             f"epoch {record.epoch:3d}  loss {record.train_loss:.3f}  "
-            f"train acc {record.train_accuracy:.3f}  valid loss {record.valid_loss:.3f}  "
-            f"valid acc/s {record.valid_accuracy:.3f}  "
-            f"valid acc/clip {record.valid_clip_accuracy:.3f}  {record.seconds:.1f}s"
-        )
+            f"acc {record.train_accuracy:.3f}  valid loss {record.valid_loss:.3f}  "
+            f"acc {record.valid_accuracy:.3f}  F1 {record.valid_macro_f1:.3f}{clip}  "
+            f"{record.seconds:.1f}s", highlight=False)
 
-    model, history = train_classifier(config, sets, classes, (spec.n_frames, spec.n_mels),
-                                      chosen, on_epoch)
-    provenance = {
-        "data": str(data_dir),
-        "command": command,
-        "split": "clips.csv" if (data_dir / "clips.csv").is_file() else
-                 f"seeded by clip, valid share {valid_share}",
-        "clips": {split: len(s.clips) for split, s in sets.items()},
-        "device": str(chosen),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "skipped_clips": failures,
-    }
-    card = write_run(out_dir, model, config, classes, spec, sets, history, chosen, provenance,
-                     name)
+    try:
+        build_model(config.architecture, len(dataset.classes), dataset.input_shape,
+                    config.hyperparameters)
+    except (ValueError, RuntimeError) as error:  # an architecture that does not fit the input
+        raise TaggerError(f"cannot build {config.architecture} for inputs of shape "
+                          f"{dataset.input_shape}: {error}",
+                          hint="genre-tag retrain --list-archs shows each one's settings") \
+            from error
+    outcome = train_classifier(config, dataset, device, on_epoch)
+    if outcome.stopped != "completed":
+        console.print(f"{outcome.stopped}: keeping epoch {outcome.kept_epoch}")
+    provenance = {"data": str(options.data), "command": command, "device": str(device),
+                  "torch": torch.__version__, "python": platform.python_version()}
+    card, evaluation = write_run(options.out, outcome, config, dataset, device, provenance,
+                                 options.name)
+    atomic_write_text(options.out / "config.json", json.dumps(options.to_dict(), indent=2) + "\n")
+    if not config.overfit_batch:
+        write_report(options.out, outcome, dataset, evaluation, device,
+                     options.gradcam_examples, options.tsne, config.seed)
     for split, figures in card.evaluation.items():
-        console.print(
-            f"{split}: accuracy per second {figures['per_second_accuracy']:.3f}, "
-            f"per clip {figures['per_clip_accuracy']:.3f} "
-            f"(macro-F1 {figures['per_clip_macro_f1']:.3f})"
-        )
-    console.print(f"checkpoint: {out_dir / 'model.safetensors'}  "
-                  f"(use it with: genre-tag --weights {out_dir} SONG)")
+        levels = [k.removesuffix("_accuracy") for k in figures if k.endswith("_accuracy")]
+        text = ", ".join(f"{level.replace('_', ' ')}: accuracy {figures[level + '_accuracy']:.3f}"
+                         f" (macro-F1 {figures[level + '_macro_f1']:.3f})" for level in levels)
+        console.print(f"{split}: {text}", highlight=False)
+    return card.evaluation
+
+
+def run_retrain(options: RetrainOptions, command: str, sweep: str | None = None) -> int:
+    console = Console(stderr=True)
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    if sweep == "activations" and "activation" not in architecture_defaults(
+            options.train.architecture):
+        raise TaggerError(f"{options.train.architecture} has no activation setting",
+                          hint="sweep activations with --arch mfcc-ffn or uoa-cnn")
+    dataset = load_data(options, console)
+    if sweep is None:
+        train_and_report(options, dataset, command, console)
+        console.print(f"run folder: {options.out}  (tag with: genre-tag --weights "
+                      f"{options.out} SONG)", highlight=False)
+        return 0
+    return run_sweep(options, dataset, command, sweep, console)
+
+
+def run_sweep(options: RetrainOptions, dataset: Dataset, command: str, sweep: str,
+              console: Console) -> int:
+    setting, values = SWEEP_SETTINGS[sweep]
+    rows = []
+    for value in values:
+        console.rule(f"{setting} = {value}")
+        train = options.train
+        if setting == "activation":
+            train = replace(train, hyperparameters={**train.hyperparameters, setting: value})
+        else:
+            train = replace(train, **{setting: value})
+        run = replace(options, train=train, out=options.out / "sweep" / f"{setting}-{value}",
+                      name=f"{options.name}-{setting}-{value}")
+        summary = train_and_report(run, dataset, f"{command} (sweep {setting}={value})", console)
+        metrics = json.loads((run.out / "metrics.json").read_text())
+        seconds = [h["seconds"] for h in metrics["history"]]
+        level = next(k for k in summary["valid"] if k.endswith("_accuracy")).removesuffix(
+            "_accuracy")
+        rows.append({setting: value,
+                     "valid_accuracy": summary["valid"][f"{level}_accuracy"],
+                     "valid_macro_f1": summary["valid"][f"{level}_macro_f1"],
+                     "test_accuracy": summary.get("test", {}).get(f"{level}_accuracy"),
+                     "test_macro_f1": summary.get("test", {}).get(f"{level}_macro_f1"),
+                     "seconds_per_epoch": round(sum(seconds) / len(seconds), 2)})
+    table = [f"| {setting} | valid accuracy | valid macro-F1 | test accuracy | test macro-F1 "
+             "| seconds per epoch |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        cells = [row[setting], row["valid_accuracy"], row["valid_macro_f1"],
+                 row["test_accuracy"], row["test_macro_f1"], row["seconds_per_epoch"]]
+        table.append("| " + " | ".join("-" if c is None else str(c) for c in cells) + " |")
+    atomic_write_text(options.out / f"sweep-{sweep}.md", "\n".join(table) + "\n")
+    atomic_write_text(options.out / f"sweep-{sweep}.json", json.dumps(rows, indent=2) + "\n")
+    console.print("\n".join(table), highlight=False)
     return 0

@@ -1,11 +1,18 @@
-"""Training and evaluation of genre classifiers on melgram segments."""
+"""Training and evaluation of classifiers on any ``Dataset``.
+
+One loop serves every layout and architecture: optimizers, schedulers, early
+stopping, choice of the kept epoch, class-balanced loss, SpecAugment-style
+masks on two-dimensional inputs, an overfit-one-batch check, and fixed seeds
+with deterministic kernels so a seed reproduces every epoch's loss.
+"""
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +22,10 @@ from torch import nn
 
 from tagger.atomic import atomic_write_text
 from tagger.checkpoints import ModelCard, save_checkpoint
-from tagger.datasets import TRAIN, VALID, SegmentSet
-from tagger.features import FrontEndSpec
+from tagger.choices import OPTIMIZERS, SCHEDULERS, SELECTIONS
+from tagger.datasets import TRAIN, VALID, Dataset, Split
 from tagger.metrics import classification_report
-from tagger.models import architecture_defaults, build_model, count_parameters
+from tagger.models import Classifier, architecture_defaults, build_model, count_parameters
 
 
 @dataclass
@@ -27,13 +34,34 @@ class TrainConfig:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     epochs: int = 30
     batch_size: int = 64
+    optimizer: str = "adamw"
     lr: float = 1e-3
+    momentum: float = 0.9  # SGD and RMSprop
     weight_decay: float = 1e-2
+    scheduler: str = "onecycle"
+    # Early stopping: stop after this many epochs without a better selection metric (0: never).
+    patience: int = 0
+    # Which epoch's weights are kept: the last, or the best by validation macro-F1 or loss.
+    select: str = "last"
     label_smoothing: float = 0.1
-    seed: int = 0
-    # SpecAugment-style masks: up to this many mel bands / frames set to the floor.
+    class_weights: bool = True
+    # SpecAugment-style masks on 2-D inputs: up to this many feature bins / frames.
     freq_mask: int = 16
     time_mask: int = 3
+    seed: int = 0
+    overfit_batch: bool = False
+
+    def __post_init__(self) -> None:
+        for name, value, choices in (("optimizer", self.optimizer, OPTIMIZERS),
+                                     ("scheduler", self.scheduler, SCHEDULERS),
+                                     ("select", self.select, SELECTIONS)):
+            if value not in choices:
+                raise ValueError(f"unknown {name} {value!r} (one of {', '.join(choices)})")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass
@@ -43,8 +71,18 @@ class EpochRecord:
     train_accuracy: float
     valid_loss: float
     valid_accuracy: float
-    valid_clip_accuracy: float
+    valid_macro_f1: float
+    valid_clip_accuracy: float | None
+    lr: float
     seconds: float
+
+
+@dataclass
+class TrainingOutcome:
+    model: Classifier
+    history: list[EpochRecord]
+    kept_epoch: int
+    stopped: str  # "completed", "early stopping" or "interrupted"
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -57,11 +95,14 @@ def seed_everything(seed: int) -> torch.Generator:
 def mask_spectrograms(
     batch: torch.Tensor, freq_mask: int, time_mask: int, generator: torch.Generator
 ) -> torch.Tensor:
-    """Set one random band of mel bins and one of frames per example to the dB floor."""
+    """Set one random band of feature bins and one of frames per example to the floor."""
+    if batch.dim() != 3:
+        return batch
     batch = batch.clone()
     floor = batch.amin(dim=(1, 2), keepdim=True)
-    n, frames, mels = batch.shape
-    for size, axis_len, axis in ((freq_mask, mels, 2), (time_mask, frames, 1)):
+    n, frames, bins = batch.shape
+    for size, axis_len, axis in ((freq_mask, bins, 2), (time_mask, frames, 1)):
+        size = min(size, axis_len - 1)
         if size <= 0:
             continue
         widths = torch.randint(0, size + 1, (n,), generator=generator)
@@ -73,153 +114,238 @@ def mask_spectrograms(
     return batch
 
 
+def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params, lr, decay = model.parameters(), config.lr, config.weight_decay
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=decay)
+    if config.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, lr=lr, weight_decay=decay)
+    return torch.optim.RMSprop(params, lr=lr, momentum=config.momentum, weight_decay=decay)
+
+
+def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer,
+                   steps_per_epoch: int) -> tuple[Any, str]:
+    """The scheduler and when it steps: ``batch``, ``epoch`` or ``plateau`` (on valid loss)."""
+    if config.scheduler == "onecycle":
+        defaults = optimizer.defaults
+        cycles_momentum = bool(defaults.get("momentum")) or "betas" in defaults
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch,
+            cycle_momentum=cycles_momentum), "batch"
+    if config.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs), "epoch"
+    if config.scheduler == "step":
+        step = max(1, config.epochs // 3)
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step, gamma=0.1), "epoch"
+    if config.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5,
+                                                          patience=3), "plateau"
+    return None, "never"
+
+
 def predict_probabilities(
-    model: nn.Module, melgrams: np.ndarray, device: torch.device, batch_size: int = 256
+    model: nn.Module, features: np.ndarray, device: torch.device, batch_size: int = 256
 ) -> np.ndarray:
     model.eval()
     outputs = []
     with torch.inference_mode():
-        for start in range(0, len(melgrams), batch_size):
-            batch = torch.from_numpy(melgrams[start : start + batch_size]).to(device)
-            outputs.append(torch.softmax(model(batch), dim=1).cpu().numpy())
+        for start in range(0, len(features), batch_size):
+            batch = torch.from_numpy(features[start : start + batch_size]).to(device)
+            outputs.append(torch.softmax(model(batch).float(), dim=1).cpu().numpy())
     return np.concatenate(outputs)
 
 
-def clip_level(probabilities: np.ndarray, segments: SegmentSet) -> tuple[np.ndarray, np.ndarray]:
-    """Mean per-second probabilities of each clip, and each clip's label."""
-    n_clips = len(segments.clips)
+def clip_level(probabilities: np.ndarray, split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """Mean row probabilities of each clip, and each clip's label."""
+    n_clips = len(split.clip_names)
     sums = np.zeros((n_clips, probabilities.shape[1]))
-    np.add.at(sums, segments.clip_ids, probabilities)
-    counts = np.bincount(segments.clip_ids, minlength=n_clips)[:, None]
+    np.add.at(sums, split.clip_ids, probabilities)
+    counts = np.bincount(split.clip_ids, minlength=n_clips)
     labels = np.zeros(n_clips, dtype=np.int64)
-    labels[segments.clip_ids] = segments.labels
-    return sums / np.maximum(counts, 1), labels
+    labels[split.clip_ids] = split.labels
+    present = counts > 0
+    return sums[present] / counts[present, None], labels[present]
 
 
-def evaluate(
-    model: nn.Module, segments: SegmentSet, classes: list[str], device: torch.device
-) -> dict[str, Any]:
-    """Per-second and per-clip reports for one split."""
-    probabilities = predict_probabilities(model, segments.melgrams, device)
-    clip_probabilities, clip_labels = clip_level(probabilities, segments)
-    return {
-        "per_second": classification_report(segments.labels, probabilities.argmax(1), classes),
-        "per_clip": classification_report(clip_labels, clip_probabilities.argmax(1), classes),
-    }
+def has_clips(split: Split) -> bool:
+    """Whether some clip has several rows, so per-clip figures differ from per-row ones."""
+    return len(np.unique(split.clip_ids)) < len(split)
+
+
+def evaluate(model: nn.Module, split: Split, classes: list[str], device: torch.device,
+             row_unit: str = "second") -> dict[str, Any]:
+    """Reports per row (``per_second`` for melgram layouts) and per clip where clips exist."""
+    probabilities = predict_probabilities(model, split.features, device)
+    report = {f"per_{row_unit}": classification_report(split.labels, probabilities.argmax(1),
+                                                      classes)}
+    if has_clips(split):
+        clip_probabilities, clip_labels = clip_level(probabilities, split)
+        report["per_clip"] = classification_report(clip_labels, clip_probabilities.argmax(1),
+                                                   classes)
+    return report
+
+
+def _macro_f1(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> float:
+    return classification_report(truth, predicted, [str(i) for i in range(n_classes)])["macro_f1"]
 
 
 def train_classifier(
     config: TrainConfig,
-    sets: dict[str, SegmentSet],
-    classes: list[str],
-    input_shape: tuple[int, int],
+    dataset: Dataset,
     device: torch.device,
     on_epoch: Callable[[EpochRecord], None] | None = None,
-) -> tuple[nn.Module, list[EpochRecord]]:
-    """Train for a fixed number of epochs with class-balanced loss; return the last model."""
+) -> TrainingOutcome:
+    """Train ``config.architecture`` on ``dataset``; Ctrl-C stops and keeps the chosen epoch."""
     generator = seed_everything(config.seed)
-    model = build_model(config.architecture, len(classes), input_shape, config.hyperparameters)
-    model.to(device)
-    train, valid = sets[TRAIN], sets[VALID]
+    classes = dataset.classes
+    model = build_model(config.architecture, len(classes), dataset.input_shape,
+                        config.hyperparameters).to(device)
+    train, valid = dataset.splits[TRAIN], dataset.splits[VALID]
+    masks = (config.freq_mask, config.time_mask)
+    if config.overfit_batch:
+        rows = torch.randperm(len(train), generator=generator)[: config.batch_size].numpy()
+        train = valid = train.subset(np.sort(rows))
+        masks = (0, 0)
     counts = np.bincount(train.labels, minlength=len(classes)).astype(np.float64)
     weights = counts.sum() / (len(classes) * np.maximum(counts, 1))
     loss_fn = nn.CrossEntropyLoss(
-        weight=torch.tensor(weights, dtype=torch.float32, device=device),
+        weight=torch.tensor(weights, dtype=torch.float32, device=device)
+        if config.class_weights else None,
         label_smoothing=config.label_smoothing,
     )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
-                                  weight_decay=config.weight_decay)
+    optimizer = make_optimizer(config, model)
     steps_per_epoch = -(-len(train) // config.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch
-    )
-    melgrams = torch.from_numpy(train.melgrams)
+    scheduler, step_when = make_scheduler(config, optimizer, steps_per_epoch)
+    features = torch.from_numpy(train.features)
     labels = torch.from_numpy(train.labels)
-    history = []
-    for epoch in range(1, config.epochs + 1):
-        started = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(train), generator=generator)
-        total_loss, correct = 0.0, 0
-        for start in range(0, len(order), config.batch_size):
-            index = order[start : start + config.batch_size]
-            batch = mask_spectrograms(melgrams[index], config.freq_mask, config.time_mask,
-                                      generator).to(device)
-            target = labels[index].to(device)
-            logits = model(batch)
-            loss = loss_fn(logits, target)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total_loss += loss.item() * len(index)
-            correct += int((logits.argmax(1) == target).sum())
-        valid_probabilities = predict_probabilities(model, valid.melgrams, device)
-        valid_loss = float(nn.functional.nll_loss(
-            torch.log(torch.from_numpy(valid_probabilities).clamp(min=1e-9)),
-            torch.from_numpy(valid.labels),
-        ))
-        clip_probabilities, clip_labels = clip_level(valid_probabilities, valid)
-        record = EpochRecord(
-            epoch=epoch,
-            train_loss=total_loss / len(train),
-            train_accuracy=correct / len(train),
-            valid_loss=valid_loss,
-            valid_accuracy=float((valid_probabilities.argmax(1) == valid.labels).mean()),
-            valid_clip_accuracy=float((clip_probabilities.argmax(1) == clip_labels).mean()),
-            seconds=time.perf_counter() - started,
-        )
-        history.append(record)
-        if on_epoch:
-            on_epoch(record)
+    history: list[EpochRecord] = []
+    best_score, best_state, kept_epoch, waited, stopped = -np.inf, None, 0, 0, "completed"
+    try:
+        for epoch in range(1, config.epochs + 1):
+            started = time.perf_counter()
+            model.train()
+            order = torch.randperm(len(train), generator=generator)
+            total_loss, correct = 0.0, 0
+            for start in range(0, len(order), config.batch_size):
+                index = order[start : start + config.batch_size]
+                batch = mask_spectrograms(features[index], *masks, generator).to(device)
+                target = labels[index].to(device)
+                if len(index) == 1 and model.training and _has_batchnorm(model):
+                    continue  # BatchNorm cannot train on a batch of one
+                logits = model(batch)
+                loss = loss_fn(logits, target)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if step_when == "batch":
+                    scheduler.step()
+                total_loss += loss.item() * len(index)
+                correct += int((logits.argmax(1) == target).sum())
+            probabilities = predict_probabilities(model, valid.features, device)
+            valid_loss = float(nn.functional.nll_loss(
+                torch.log(torch.from_numpy(probabilities).clamp(min=1e-9)),
+                torch.from_numpy(valid.labels)))
+            predicted = probabilities.argmax(1)
+            clip_accuracy = None
+            if has_clips(valid):
+                clip_probabilities, clip_labels = clip_level(probabilities, valid)
+                clip_accuracy = float((clip_probabilities.argmax(1) == clip_labels).mean())
+            record = EpochRecord(
+                epoch=epoch,
+                train_loss=total_loss / len(train),
+                train_accuracy=correct / len(train),
+                valid_loss=valid_loss,
+                valid_accuracy=float((predicted == valid.labels).mean()),
+                valid_macro_f1=_macro_f1(valid.labels, predicted, len(classes)),
+                valid_clip_accuracy=clip_accuracy,
+                lr=float(optimizer.param_groups[0]["lr"]),
+                seconds=time.perf_counter() - started,
+            )
+            history.append(record)
+            if step_when == "epoch":
+                scheduler.step()
+            elif step_when == "plateau":
+                scheduler.step(valid_loss)
+            score = {"f1": record.valid_macro_f1, "loss": -valid_loss}.get(config.select, epoch)
+            if score > best_score:
+                best_score, kept_epoch, waited = score, epoch, 0
+                if config.select != "last":
+                    best_state = copy.deepcopy(model.state_dict())
+            else:
+                waited += 1
+            if on_epoch:
+                on_epoch(record)
+            if config.patience and waited >= config.patience:
+                stopped = "early stopping"
+                break
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    if not history:
+        raise KeyboardInterrupt
+    if config.select == "last":
+        kept_epoch = len(history)
+    elif best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
-    return model, history
+    return TrainingOutcome(model, history, kept_epoch, stopped)
 
 
-def write_run(
-    out_dir: Path,
-    model: nn.Module,
-    config: TrainConfig,
-    classes: list[str],
-    spec: FrontEndSpec,
-    sets: dict[str, SegmentSet],
-    history: list[EpochRecord],
-    device: torch.device,
-    provenance: dict[str, Any],
-    name: str,
-) -> ModelCard:
-    """Evaluate on every split and write the checkpoint, its card and metrics.json."""
-    evaluation = {split: evaluate(model, s, classes, device) for split, s in sets.items()}
-    summary = {
-        split: {
-            "clips": len(s.clips),
-            "seconds": len(s),
-            "per_second_accuracy": round(e["per_second"]["accuracy"], 4),
-            "per_second_macro_f1": round(e["per_second"]["macro_f1"], 4),
-            "per_clip_accuracy": round(e["per_clip"]["accuracy"], 4),
-            "per_clip_macro_f1": round(e["per_clip"]["macro_f1"], 4),
-            "per_clip_confusion_matrix": e["per_clip"]["confusion_matrix"],
-        }
-        for (split, e), s in zip(evaluation.items(), sets.values(), strict=True)
-    }
+def _has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def summarise(evaluation: dict[str, Any], dataset: Dataset) -> dict[str, Any]:
+    """The headline figures of every split, for the model card."""
+    summary = {}
+    for split, reports in evaluation.items():
+        figures: dict[str, Any] = {"rows": len(dataset.splits[split]),
+                                   "clips": len(np.unique(dataset.splits[split].clip_ids))}
+        for level, report in reports.items():
+            figures[f"{level}_accuracy"] = round(report["accuracy"], 4)
+            figures[f"{level}_macro_f1"] = round(report["macro_f1"], 4)
+        last_level = "per_clip" if "per_clip" in reports else next(iter(reports))
+        figures[f"{last_level}_confusion_matrix"] = reports[last_level]["confusion_matrix"]
+        summary[split] = figures
+    return summary
+
+
+def write_run(out_dir: Path, outcome: TrainingOutcome, config: TrainConfig, dataset: Dataset,
+              device: torch.device, provenance: dict[str, Any],
+              name: str) -> tuple[ModelCard, dict[str, Any]]:
+    """Evaluate on every split; write the checkpoint, its card and metrics.json."""
+    model = outcome.model
+    evaluation = {split: evaluate(model, s, dataset.classes, device, dataset.row_unit)
+                  for split, s in dataset.splits.items()}
     card = ModelCard(
         name=name,
         task="genre",
-        classes=classes,
+        classes=dataset.classes,
         architecture=config.architecture,
-        hyperparameters={**architecture_defaults(config.architecture), **config.hyperparameters},
-        front_end=spec,
+        hyperparameters={**architecture_defaults(config.architecture),
+                         **config.hyperparameters},
+        front_end=dataset.front_end,
+        input_shape=dataset.input_shape,
         training={
             **provenance,
+            "layout": dataset.layout,
+            **dataset.notes,
+            "rows": {split: len(s) for split, s in dataset.splits.items()},
             "config": asdict(config),
             "parameters": count_parameters(model),
-            "epochs_run": len(history),
-            "seconds_per_epoch": round(float(np.mean([h.seconds for h in history])), 2),
+            "epochs_run": len(outcome.history),
+            "kept_epoch": outcome.kept_epoch,
+            "stopped": outcome.stopped,
+            "seconds_per_epoch": round(float(np.mean([h.seconds for h in outcome.history])), 2),
         },
-        evaluation=summary,
+        evaluation=summarise(evaluation, dataset),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     save_checkpoint(model, card, out_dir / "model.safetensors")
-    metrics = {"evaluation": evaluation, "history": [asdict(h) for h in history]}
+    metrics = {"evaluation": evaluation, "history": [asdict(h) for h in outcome.history],
+               "kept_epoch": outcome.kept_epoch, "stopped": outcome.stopped}
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    return card
+    return card, evaluation

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from conftest import shared_data
 
 from tagger.cli import main
-from tagger.datasets import TRAIN, VALID, discover_clips
+from tagger.datasets import TRAIN, VALID
+from tagger.datasets.audio import discover_clips
 from tagger.errors import DatasetError
 
 
@@ -38,7 +39,7 @@ def retrain(data: Path, out: Path, *extra: str) -> dict:
 def test_retrain_writes_a_checkpoint_the_tagger_uses(tiny_dataset: Path, tmp_path: Path) -> None:
     card = retrain(tiny_dataset, tmp_path / "run")
     assert card["classes"] == ["chords", "noise"]
-    assert card["training"]["clips"] == {TRAIN: 10, VALID: 2}
+    assert card["evaluation"][TRAIN]["clips"] == 10 and card["evaluation"][VALID]["clips"] == 2
     assert card["training"]["command"].startswith("genre-tag retrain --data")
     assert card["evaluation"][VALID]["per_clip_accuracy"] == 1.0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -78,6 +79,7 @@ def test_bad_layouts_are_named(tmp_path: Path) -> None:
         discover_clips(tmp_path, 0.2, 0)
     result = CliRunner().invoke(main, ["retrain", "--data", str(tmp_path / "nowhere")])
     assert result.exit_code == 1 and "not found" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_gtzan_uses_the_fault_filtered_split() -> None:

@@ -1,4 +1,4 @@
-"""Training data: a folder of genre sub-folders of audio, turned into melgrams.
+"""The ``audio`` layout: a folder of genre sub-folders of audio, turned into melgrams.
 
 Every clip goes through the tagger's own decoder, segmenter and front end, so
 training sees exactly the features that tagging computes. Melgrams are cached
@@ -15,6 +15,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import platformdirs
@@ -22,11 +23,11 @@ import torch
 
 from tagger.atomic import atomic_open
 from tagger.audio import AUDIO_EXTENSIONS
+from tagger.datasets import TRAIN, VALID, Dataset, Split
 from tagger.errors import DatasetError, TaggerError
 from tagger.features import FrontEndSpec, MelgramFrontEnd, file_segments
 
 SPLIT_FILE = "clips.csv"
-TRAIN, VALID = "train", "valid"
 
 
 @dataclass(frozen=True)
@@ -34,19 +35,6 @@ class Clip:
     path: Path
     label: str
     split: str
-
-
-@dataclass
-class SegmentSet:
-    """Melgrams of many clips, one row per second, with the clip each came from."""
-
-    melgrams: np.ndarray  # (N, frames, mels) float32
-    labels: np.ndarray  # (N,) int64 class index
-    clip_ids: np.ndarray  # (N,) int64 index into ``clips``
-    clips: list[Clip]
-
-    def __len__(self) -> int:
-        return len(self.labels)
 
 
 def default_cache_dir() -> Path:
@@ -146,35 +134,41 @@ def load_segment_sets(
     classes: list[str],
     spec: FrontEndSpec,
     cache_dir: Path | None,
-    on_clip: Callable[[Clip, str | None], None] | None = None,
-) -> dict[str, SegmentSet]:
+    on_clip: Callable[[str, str | None], None] | None = None,
+) -> dict[str, Split]:
     """Melgrams of every clip, grouped by split. Unreadable clips are reported and skipped."""
     front_end = MelgramFrontEnd(spec)
-    parts: dict[str, list[tuple[np.ndarray, int, int]]] = {}
-    kept: dict[str, list[Clip]] = {}
+    parts: dict[str, list[tuple[np.ndarray, int]]] = {}
+    names: dict[str, list[str]] = {}
     for clip in clips:
         try:
             melgrams = clip_melgrams(clip.path, spec, front_end, cache_dir)
         except TaggerError as error:
             if on_clip:
-                on_clip(clip, error.message)
+                on_clip(str(clip.path), error.message)
             continue
-        clip_list = kept.setdefault(clip.split, [])
-        parts.setdefault(clip.split, []).append(
-            (melgrams, classes.index(clip.label), len(clip_list))
-        )
-        clip_list.append(clip)
+        parts.setdefault(clip.split, []).append((melgrams, classes.index(clip.label)))
+        names.setdefault(clip.split, []).append(str(clip.path))
         if on_clip:
-            on_clip(clip, None)
-    sets = {}
-    for split, items in parts.items():
-        sets[split] = SegmentSet(
-            melgrams=np.concatenate([m for m, _, _ in items]).astype(np.float32),
-            labels=np.concatenate([np.full(len(m), label) for m, label, _ in items]),
-            clip_ids=np.concatenate([np.full(len(m), cid) for m, _, cid in items]),
-            clips=kept[split],
+            on_clip(str(clip.path), None)
+    return {
+        split: Split(
+            features=np.concatenate([m for m, _ in items]).astype(np.float32),
+            labels=np.concatenate([np.full(len(m), label) for m, label in items]),
+            clip_ids=np.concatenate([np.full(len(m), i) for i, (m, _) in enumerate(items)]),
+            clip_names=names[split],
         )
-    for split in (TRAIN, VALID):
-        if split not in sets:
-            raise DatasetError(f"no readable {split} clips", str(clips[0].path.parent.parent))
-    return sets
+        for split, items in parts.items()
+    }
+
+
+def load(root: Path, options: dict[str, Any],
+         on_clip: Callable[[str, str | None], None] | None = None) -> Dataset:
+    """Options: ``valid_share``, ``seed``, ``cache_dir`` (None: the user cache folder)."""
+    spec = FrontEndSpec()
+    clips, classes = discover_clips(root, options.get("valid_share", 0.2), options.get("seed", 0))
+    splits = load_segment_sets(clips, classes, spec,
+                               options.get("cache_dir") or default_cache_dir(), on_clip)
+    split_rule = ("clips.csv" if (root / SPLIT_FILE).is_file()
+                  else f"seeded by clip, valid share {options.get('valid_share', 0.2)}")
+    return Dataset("audio", classes, splits, spec, {"split": split_rule})
