@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tagger.atomic import atomic_write_text
 from tagger.datasets import Dataset, load_dataset
@@ -104,6 +104,11 @@ def train_and_report(options: RetrainOptions, dataset: Dataset, command: str,
     device = select_device(options.device)
     config = options.train
 
+    progress = Progress(TextColumn("training {task.description}"), BarColumn(),
+                        MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                        transient=True)
+    epochs = progress.add_task(config.architecture, total=config.epochs)
+
     def on_epoch(record: EpochRecord) -> None:
         clip = (f"  valid acc/clip {record.valid_clip_accuracy:.3f}"
                 if record.valid_clip_accuracy is not None else "")
@@ -111,7 +116,8 @@ def train_and_report(options: RetrainOptions, dataset: Dataset, command: str,
             f"epoch {record.epoch:3d}  loss {record.train_loss:.3f}  "
             f"acc {record.train_accuracy:.3f}  valid loss {record.valid_loss:.3f}  "
             f"acc {record.valid_accuracy:.3f}  F1 {record.valid_macro_f1:.3f}{clip}  "
-            f"{record.seconds:.1f}s", highlight=False)
+            f"{record.seconds:.1f}s ({device.type})", highlight=False)
+        progress.advance(epochs)
 
     try:
         build_model(config.architecture, len(dataset.classes), dataset.input_shape,
@@ -121,7 +127,8 @@ def train_and_report(options: RetrainOptions, dataset: Dataset, command: str,
                           f"{dataset.input_shape}: {error}",
                           hint="genre-tag retrain --list-archs shows each one's settings") \
             from error
-    outcome = train_classifier(config, dataset, device, on_epoch)
+    with progress:
+        outcome = train_classifier(config, dataset, device, on_epoch)
     if outcome.stopped != "completed":
         console.print(f"{outcome.stopped}: keeping epoch {outcome.kept_epoch}")
     provenance = {"data": str(options.data), "command": command, "device": str(device),
