@@ -87,7 +87,6 @@ def check_output_paths(request: TagRequest) -> None:
 def run_tagging(request: TagRequest) -> int:
     from tagger.download import expand_url, fetch_entry, forget
     from tagger.inference import Tagger
-    from tagger.render.picture import write_png
     from tagger.render.records import write_csv, write_json
     from tagger.render.terminal import render_song
 
@@ -129,6 +128,8 @@ def run_tagging(request: TagRequest) -> int:
             if show:
                 render_song(result, console, request.top)
             if (target := png_target(request, result, n_songs)) is not None:
+                from tagger.render.picture import write_png  # matplotlib only when asked
+
                 write_png(result, target)
 
         if n_songs:
