@@ -111,8 +111,8 @@ def plot_gradcam(model: Classifier, split: Split, probabilities: np.ndarray,
             axes[1, column].imshow(melgram, origin="lower", aspect="auto", cmap="gray")
             axes[1, column].imshow(cam.T, origin="lower", aspect="auto", cmap="jet", alpha=0.45)
             verdict = "right" if predicted[row] == index else f"as {classes[predicted[row]]}"
-            axes[0, column].set_title(f"{split.clip_names[split.clip_ids[row]][-28:]}\n{verdict}",
-                                      fontsize=7)
+            clip_name = Path(split.clip_names[split.clip_ids[row]]).name
+            axes[0, column].set_title(f"{clip_name[-30:]}\n{verdict}", fontsize=7)
             for axes_ in axes[:, column]:
                 axes_.set_xticks([])
                 axes_.set_yticks([])
