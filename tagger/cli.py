@@ -143,7 +143,7 @@ debug_option = click.option("--debug", is_flag=True, help="Show tracebacks of fa
 @click.option("--quiet", "-q", is_flag=True, help="No timeline or summary in the terminal.")
 @click.option("--weights", type=click.Path(path_type=Path), metavar="CKPT",
               help="A checkpoint made by 'genre-tag retrain' instead of the bundled model.")
-@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(1),
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1),
               help="Seconds per forward pass.")
 @device_option
 @debug_option

@@ -14,6 +14,7 @@ from tagger.checkpoints import LoadedModel, bundled_weights_path, load_checkpoin
 from tagger.devices import select_device
 from tagger.errors import ModelError
 from tagger.features import MelgramFrontEnd, file_segments
+from tagger.models import prepare_for_inference
 from tagger.results import SongResult
 
 
@@ -26,7 +27,7 @@ def _batches(segments: Iterable[Segment], size: int) -> Iterator[list[Segment]]:
 class Tagger:
     """A loaded model with its own front end, ready to tag many songs."""
 
-    def __init__(self, loaded: LoadedModel, device: torch.device, batch_size: int = 128) -> None:
+    def __init__(self, loaded: LoadedModel, device: torch.device, batch_size: int = 64) -> None:
         if loaded.card.front_end is None:
             raise ModelError(
                 "was trained on precomputed features that genre-tag cannot compute from audio",
@@ -36,11 +37,11 @@ class Tagger:
         self.device = device
         self.batch_size = batch_size
         self.front_end = MelgramFrontEnd(loaded.card.front_end).to(device)
-        self.model = loaded.model.to(device).eval()
+        self.model = prepare_for_inference(loaded.model.to(device))
 
     @classmethod
     def load(cls, weights: Path | None = None, device: str = "auto",
-             batch_size: int = 128) -> Tagger:
+             batch_size: int = 64) -> Tagger:
         """Load ``weights`` (default: the bundled genre model) onto ``device``."""
         chosen = select_device(device)
         return cls(load_checkpoint(weights or bundled_weights_path(), chosen), chosen, batch_size)

@@ -33,7 +33,7 @@ class TagRequest:
     top: int = 3
     quiet: bool = False
     weights: Path | None = None
-    batch_size: int = 128
+    batch_size: int = 64
     device: str = "auto"
     download: DownloadSettings = field(default_factory=DownloadSettings)
 

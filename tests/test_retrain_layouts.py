@@ -217,3 +217,26 @@ def test_course_mfcc_half_trains_on_the_shared_data(tmp_path: Path) -> None:
     card = json.loads((tmp_path / "r" / "model.json").read_text())
     assert card["classes"] == GENRES
     assert card["evaluation"][TEST]["rows"] == 1376
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_inference_preparation_keeps_the_outputs(name: str) -> None:
+    import copy
+
+    from tagger.models import prepare_for_inference
+
+    shape = (26,) if name == "mfcc-ffn" else (21, 128)
+    torch.manual_seed(0)
+    model = build_model(name, 4, shape, {})
+    with torch.no_grad():  # give BatchNorm layers statistics of their own
+        for _ in range(3):
+            model(torch.randn(16, *shape) * 5)
+    model.eval()
+    x = torch.randn(8, *shape)
+    prepared = prepare_for_inference(copy.deepcopy(model))
+    with torch.inference_mode():
+        torch.testing.assert_close(prepared(x), model(x), atol=1e-5, rtol=1e-4)
+    fused = sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in prepared.modules())
+    if name in ("genre-cnn", "uoa-cnn", "cnn2d"):
+        assert fused < sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                           for m in model.modules())
