@@ -126,7 +126,12 @@ def tag_command(paths: tuple[Path, ...], urls: tuple[str, ...], png_path: Path |
 
 @main.command("retrain")
 @click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
-              help="A folder of genre sub-folders of audio (GTZAN layout).")
+              help="A folder of genre sub-folders of audio (GTZAN layout); for --task "
+                   "emotion a 4Q, Emotify or NTUA folder, or a folder of them.")
+@click.option("--task", default="genre", show_default=True,
+              type=click.Choice(["genre", "emotion"]),
+              help="emotion: valence/energy/danceability from 4Q, Emotify or NTUA data "
+                   "(defaults then: --out runs/emotion --name emotion-model --epochs 12).")
 @click.option("--out", "out_dir", default=Path("runs/genre"), show_default=True,
               type=click.Path(path_type=Path), help="Run folder for the checkpoint and metrics.")
 @click.option("--name", default="genre-model", show_default=True, help="The model's name.")
@@ -143,16 +148,31 @@ def tag_command(paths: tuple[Path, ...], urls: tuple[str, ...], png_path: Path |
               help="Where extracted melgrams are cached (default: the user cache folder).")
 @device_option
 @debug_option
-def retrain_command(data_dir: Path, out_dir: Path, name: str, epochs: int, batch_size: int,
-                    lr: float, weight_decay: float, seed: int, valid_share: float,
+def retrain_command(data_dir: Path, task: str, out_dir: Path, name: str, epochs: int,
+                    batch_size: int, lr: float, weight_decay: float, seed: int, valid_share: float,
                     threads: int, cache_dir: Path | None, device: str, debug: bool) -> None:
-    """Train a genre model on DIR/GENRE/*.audio and write a checkpoint for --weights."""
+    """Train a genre model on DIR/GENRE/*.audio and write a checkpoint for --weights.
+
+    With --task emotion, train a valence/energy/danceability model for
+    'genre-tag emotion --weights'.
+    """
+    if task == "emotion":
+        from tagger.emotion import EMOTION_DEFAULTS
+
+        ctx = click.get_current_context()
+        for key, value in EMOTION_DEFAULTS.items():
+            if ctx.get_parameter_source(key) is click.core.ParameterSource.DEFAULT:
+                ctx.params[key] = value
+        out_dir, name, epochs = ctx.params["out_dir"], ctx.params["name"], ctx.params["epochs"]
     options: dict[str, Any] = dict(
         data_dir=data_dir, out_dir=out_dir, name=name, epochs=epochs, batch_size=batch_size,
         lr=lr, weight_decay=weight_decay, seed=seed, valid_share=valid_share, threads=threads,
         cache_dir=cache_dir, device=device,
         command=canonical_command("retrain", click.get_current_context()),
     )
-    from tagger.retrain import run_retrain
+    if task == "emotion":
+        from tagger.emotion.retrain import run_emotion_retrain as run_retrain
+    else:
+        from tagger.retrain import run_retrain
 
     run_reporting_errors(debug, lambda: run_retrain(**options))

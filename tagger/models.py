@@ -54,8 +54,36 @@ class GenreCNN(nn.Module):
         return self.classifier(self.dropout(self.embed(melgrams)))
 
 
+class EmotionCNN(GenreCNN):
+    """The genre CNN's backbone with a regression head: one 0-1 value per target.
+
+    The backbone's parameters have the genre model's names, so genre weights
+    load into it (``tagger.emotion.model.init_from_genre``); the head is
+    linear-ReLU-dropout-linear, then a sigmoid.
+    """
+
+    def __init__(
+        self,
+        n_classes: int,
+        n_frames: int,
+        n_mels: int,
+        channels: tuple[int, ...] = (32, 64, 128, 128),
+        dropout: float = 0.3,
+        head_hidden: int = 64,
+    ) -> None:
+        super().__init__(n_classes, n_frames, n_mels, channels, dropout)
+        self.classifier = nn.Sequential(
+            nn.Linear(2 * channels[-1], head_hidden), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(head_hidden, n_classes),
+        )
+
+    def forward(self, melgrams: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(super().forward(melgrams))
+
+
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "genre-cnn": GenreCNN,
+    "emotion-cnn": EmotionCNN,
 }
 
 
