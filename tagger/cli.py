@@ -75,6 +75,7 @@ def main() -> None:
     genre-tag song.mp3 --png song.png  the same as a picture
     genre-tag ~/Music --json tags.jsonl
     genre-tag --url URL                any site yt-dlp supports
+    genre-tag emotion song.mp3         valence, energy, danceability over time
     genre-tag retrain --data DIR       train a model on your own folders
 
     Run 'genre-tag tag --help' for every tagging option.
@@ -122,6 +123,40 @@ def tag_command(paths: tuple[Path, ...], urls: tuple[str, ...], png_path: Path |
         device=device,
     )
     run_reporting_errors(debug, lambda: run_tagging(request))
+
+
+@main.command("emotion")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--url", "urls", multiple=True, metavar="URL",
+              help="Tag the audio of a web page yt-dlp supports (repeatable).")
+@click.option("--png", "png_path", type=click.Path(path_type=Path), metavar="FILE",
+              help="Write the strips as a PNG (a folder when several songs are tagged).")
+@click.option("--json", "json_path", metavar="FILE",
+              help="Write per-second and song values as JSON (JSON Lines for several songs); "
+                   "- is stdout.")
+@click.option("--csv", "csv_path", metavar="FILE",
+              help="Write a song row and one row per second; - is stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No sparklines or song values in the terminal.")
+@click.option("--weights", type=click.Path(path_type=Path), metavar="CKPT",
+              help="A checkpoint made by 'genre-tag retrain --task emotion' instead of the "
+                   "bundled model.")
+@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(1),
+              help="Seconds per forward pass.")
+@device_option
+@debug_option
+def emotion_command(paths: tuple[Path, ...], urls: tuple[str, ...], png_path: Path | None,
+                    json_path: str | None, csv_path: str | None, quiet: bool,
+                    weights: Path | None, batch_size: int, device: str, debug: bool) -> None:
+    """Valence, energy and danceability (0-1) per second and per song."""
+    if not paths and not urls:
+        raise click.UsageError("give at least one audio file, folder or --url")
+    from tagger.emotion.runner import EmotionRequest, run_emotion
+
+    request = EmotionRequest(
+        paths=list(paths), urls=list(urls), png_path=png_path, json_path=json_path,
+        csv_path=csv_path, quiet=quiet, weights=weights, batch_size=batch_size, device=device,
+    )
+    run_reporting_errors(debug, lambda: run_emotion(request))
 
 
 @main.command("retrain")

@@ -12,6 +12,7 @@ import torch
 from tagger.audio import Segment
 from tagger.checkpoints import LoadedModel, bundled_weights_path, load_checkpoint
 from tagger.devices import select_device
+from tagger.errors import ModelError
 from tagger.features import MelgramFrontEnd, file_segments
 from tagger.results import SongResult
 
@@ -26,6 +27,9 @@ class Tagger:
     """A loaded model with its own front end, ready to tag many songs."""
 
     def __init__(self, loaded: LoadedModel, device: torch.device, batch_size: int = 128) -> None:
+        if loaded.card.task != "genre":
+            raise ModelError(f"is a {loaded.card.task} model, not a genre model", str(loaded.path),
+                             f"use it with 'genre-tag {loaded.card.task}'")
         self.loaded = loaded
         self.card = loaded.card
         self.device = device
