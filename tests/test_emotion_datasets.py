@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -106,11 +107,8 @@ def test_ntua_layout_with_audio_spectrograms_and_missing_targets(tmp_path: Path)
     assert [c.key for c in clips] == ["ntua:101", "ntua:102"]  # 103 has no file: skipped
     assert clips[0].targets[:2] == (0.2, 0.9) and math.isnan(clips[0].targets[2])
     assert clips[1].path.name == "102.fused.full.npy"
-    for clip in clips:
-        object.__setattr__(clip, "split", TRAIN)
-    sets = load_emotion_sets(clips + [clips[0].__class__(**{**clips[1].__dict__,
-                                                            "key": "v", "split": VALID})],
-                             SPEC, None)
+    clips = [replace(c, split=TRAIN) for c in clips]
+    sets = load_emotion_sets([*clips, replace(clips[1], key="v", split=VALID)], SPEC, None)
     assert sets[TRAIN].melgrams.shape[1:] == (21, 128)
     assert np.isnan(sets[TRAIN].targets[0, 2]) and sets[TRAIN].targets[1, 2] == 0.5
 

@@ -86,7 +86,7 @@ def test_device_selection(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("tagger.devices.mps_available", lambda: False)
     assert select_device("auto").type == "cpu"
     for missing in ("cuda", "mps"):
-        with pytest.raises(TaggerError, match="is available|is not available"):
+        with pytest.raises(TaggerError, match=r"is available|is not available"):
             select_device(missing)
     monkeypatch.setattr("tagger.devices.mps_available", lambda: True)
     assert select_device("auto").type == "mps"

@@ -79,16 +79,17 @@ def sparklines(result: EmotionResult, width: int) -> Text:
     return text
 
 
-def song_table(result: EmotionResult) -> Table:
+def song_table(result: EmotionResult, width: int = 80) -> Table:
+    bar_width = int(np.clip(width - 48, 5, 20))
     table = Table(box=None, padding=(0, 2), show_edge=False)
     table.add_column("song")
     table.add_column("value", justify="right")
     table.add_column("")
     table.add_column("")
     for target, value in result.song_values().items():
-        filled = round(20 * value)
+        filled = round(bar_width * value)
         bar = Text("█" * filled, style=target_colour(target))
-        bar.append("░" * (20 - filled), style="dim")
+        bar.append("░" * (bar_width - filled), style="dim")
         table.add_row(target, f"{value:.2f}", bar, describe(target, value))
     return table
 
@@ -101,5 +102,6 @@ def render_emotion(result: EmotionResult, console: Console) -> None:
     silent = int(result.silent.sum())
     if silent:
         heading.append(f", {silent} silent second{'s' * (silent != 1)}", style="dim")
-    console.print(Group(heading, sparklines(result, console.width), song_table(result),
-                        Text("")), highlight=False)
+    width = console.width
+    console.print(Group(heading, sparklines(result, width), song_table(result, width), Text("")),
+                  highlight=False)
