@@ -187,3 +187,11 @@ def test_bundled_model_orders_real_4q_clips_by_quadrant() -> None:
         q1 = np.mean([s[target] for s in songs["Q1"]])
         q3 = np.mean([s[target] for s in songs["Q3"]])
         assert q1 > q3, target
+
+
+def test_python_api(song_mp3: Path) -> None:
+    import tagger
+
+    result = tagger.tag_emotion(song_mp3, device="cpu")
+    assert result.targets == list(TARGETS) and result.n_seconds == 13
+    assert set(result.song_values()) == set(TARGETS)

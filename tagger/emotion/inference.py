@@ -67,7 +67,7 @@ class EmotionTagger:
         )
 
 
-def emotion(source: str | Path, weights: Path | None = None, device: str = "auto"
+def tag_emotion(source: str | Path, weights: Path | None = None, device: str = "auto"
             ) -> EmotionResult:
     """Emotion of one file or URL with the bundled model (or ``weights``): the Python API."""
     tagger = EmotionTagger.load(weights, device)
