@@ -107,6 +107,9 @@ def test_ntua_layout_with_audio_spectrograms_and_missing_targets(tmp_path: Path)
     assert [c.key for c in clips] == ["ntua:101", "ntua:102"]  # 103 has no file: skipped
     assert clips[0].targets[:2] == (0.2, 0.9) and math.isnan(clips[0].targets[2])
     assert clips[1].path.name == "102.fused.full.npy"
+    write_audio(tmp_path / "train" / "102.flac", song, RATE)  # audio wins over a spectrogram
+    assert load_ntua(tmp_path)[1].path.name == "102.flac"
+    (tmp_path / "train" / "102.flac").unlink()
     clips = [replace(c, split=TRAIN) for c in clips]
     sets = load_emotion_sets([*clips, replace(clips[1], key="v", split=VALID)], SPEC, None)
     assert sets[TRAIN].melgrams.shape[1:] == (21, 128)

@@ -31,6 +31,7 @@ correlation sees) and put datasets with different raw scales on one 0-1 scale.
 from __future__ import annotations
 
 import csv
+import glob
 import gzip
 import math
 import random
@@ -212,18 +213,17 @@ def load_emotify(root: Path) -> list[EmotionClip]:
 
 
 def _ntua_file(root: Path, clip_id: str) -> Path | None:
-    for folder in (root, root / "train", root / "audio"):
-        if (folder / clip_id).is_file() and clip_id.endswith((".npy", ".npy.gz")):
-            return folder / clip_id
-        for name in (f"{clip_id}.fused.full.npy", f"{clip_id}.fused.full.npy.gz",
-                     f"{clip_id}.npy"):
-            if (folder / name).is_file():
-                return folder / name
-        audio = sorted(p for p in folder.glob(f"{clip_id}.*")
+    """The clip's audio file (preferred: our exact front end), else its course spectrogram."""
+    folders = [f for f in (root, root / "train", root / "audio") if f.is_dir()]
+    for folder in folders:
+        audio = sorted(p for p in folder.glob(f"{glob.escape(clip_id)}.*")
                        if p.suffix.lower() in AUDIO_EXTENSIONS and p.stem == clip_id)
         if audio:
             return audio[0]
-    return None
+    names = [clip_id] if clip_id.endswith((".npy", ".npy.gz")) else [
+        f"{clip_id}.fused.full.npy", f"{clip_id}.fused.full.npy.gz", f"{clip_id}.npy"]
+    return next((folder / name for folder in folders for name in names
+                 if (folder / name).is_file()), None)
 
 
 def load_ntua(root: Path) -> list[EmotionClip]:
