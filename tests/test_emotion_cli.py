@@ -195,3 +195,37 @@ def test_python_api(song_mp3: Path) -> None:
     result = tagger.tag_emotion(song_mp3, device="cpu")
     assert result.targets == list(TARGETS) and result.n_seconds == 13
     assert set(result.song_values()) == set(TARGETS)
+
+
+@pytest.fixture
+def local_site(tmp_path: Path):
+    """A local HTTP server on 127.0.0.1 serving a song and a fake MP3."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    root = tmp_path / "site"
+    root.mkdir()
+    write_audio(root / "song.mp3", synth_song(3.0, 44100), 44100)
+    (root / "fake.mp3").write_text("<html>not audio at all</html>" * 20)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(root)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_emotion_of_a_url(local_site: str) -> None:
+    url = f"{local_site}/song.mp3"
+    result = run("--url", url, "--json", "-")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["source"] == url and len(record["seconds"]) == 3
+    bad = run("--url", f"{local_site}/fake.mp3")
+    assert_one_line_error(bad, f"{local_site}/fake.mp3")
