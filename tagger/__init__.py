@@ -1,6 +1,7 @@
 """genre-tag: per-second music genre timelines from audio files, folders and URLs.
 
-The Python API mirrors the CLI: ``tagger.tag(path_or_url) -> SongResult``.
+The Python API mirrors the CLI: ``tagger.tag(path_or_url) -> SongResult`` and
+``tagger.tag_emotion(path_or_url) -> EmotionResult``.
 Heavy modules (torch) load on first use, so ``genre-tag --help`` is instant.
 """
 
@@ -14,7 +15,7 @@ try:
 except metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+source"
 
-__all__ = ["SongResult", "Tagger", "__version__", "tag"]
+__all__ = ["EmotionTagger", "SongResult", "Tagger", "__version__", "tag", "tag_emotion"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,6 +23,10 @@ def __getattr__(name: str) -> Any:
         from tagger import inference
 
         return getattr(inference, name)
+    if name in ("tag_emotion", "EmotionTagger"):
+        from tagger.emotion import inference as emotion_inference
+
+        return getattr(emotion_inference, name)
     if name == "SongResult":
         from tagger.results import SongResult
 

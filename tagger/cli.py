@@ -99,6 +99,7 @@ def main() -> None:
     genre-tag song.mp3 --png song.png  the same as a picture
     genre-tag ~/Music --json tags.jsonl
     genre-tag --url URL                any site yt-dlp supports, playlists too
+    genre-tag emotion song.mp3         valence, energy, danceability over time
     genre-tag retrain --data DIR       train a model on your own folders
     genre-tag cache info|clear         the download cache of --url
 
@@ -114,60 +115,89 @@ device_option = click.option(
 debug_option = click.option("--debug", is_flag=True, help="Show tracebacks of failures.")
 
 
+def tagging_options(what: str, weights_from: str) -> Callable[[Callable], Callable]:
+    """The inputs, URL, output and model options that ``tag`` and ``emotion`` share."""
+    options = [
+        click.argument("paths", nargs=-1, type=click.Path(path_type=Path)),
+        click.option("--url", "urls", multiple=True, metavar="URL",
+                     help="Tag the audio of a web page yt-dlp supports, or every entry of a "
+                          "playlist or channel page (repeatable)."),
+        click.option("--max-items", type=click.IntRange(1), metavar="N",
+                     help="Tag at most the first N entries of each playlist or channel --url."),
+        click.option("--max-duration", default="2h", show_default=True, type=DURATION,
+                     metavar="TIME", help="Refuse --url recordings longer than TIME (45s, 90m, "
+                                          "2h; 0: no limit) before downloading them."),
+        click.option("--cookies", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     metavar="FILE",
+                     help="Netscape cookies.txt for --url videos that need signing in "
+                          "(age-restricted, members-only); read, never written."),
+        click.option("--cookies-from-browser", metavar="NAME", callback=check_browser,
+                     help="Use the cookies of a browser you are signed in with (firefox, "
+                          "chrome, edge, safari, ...; or "
+                          "BROWSER[+KEYRING][:PROFILE][::CONTAINER])."),
+        click.option("--cache-max", default="2GB", show_default=True, type=SIZE, metavar="SIZE",
+                     help="Size cap of the download cache; the least recently used downloads go."),
+        click.option("--png", "png_path", type=click.Path(path_type=Path), metavar="FILE",
+                     help=f"Write the {what} as a PNG (a folder when several songs are tagged)."),
+        click.option("--json", "json_path", metavar="FILE",
+                     help="Write per-second results as JSON (JSON Lines for several songs); "
+                          "- is stdout."),
+        click.option("--csv", "csv_path", metavar="FILE",
+                     help="Write one CSV row per second; - is stdout."),
+        click.option("--quiet", "-q", is_flag=True, help=f"No {what} in the terminal."),
+        click.option("--weights", type=click.Path(path_type=Path), metavar="CKPT",
+                     help=f"A checkpoint made by '{weights_from}' instead of the bundled model."),
+        click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1),
+                     help="Seconds per forward pass."),
+        device_option,
+        debug_option,
+    ]
+
+    def decorate(command: Callable) -> Callable:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def tag_request(given: dict[str, Any]) -> Any:
+    """A ``TagRequest`` from the shared options (``given`` is consumed)."""
+    from tagger.download import DownloadSettings
+    from tagger.runner import TagRequest
+
+    if not given["paths"] and not given["urls"]:
+        raise click.UsageError("give at least one audio file, folder or --url")
+    download = DownloadSettings(
+        cache_max_bytes=int(given.pop("cache_max")), max_items=given.pop("max_items"),
+        max_duration=given.pop("max_duration") or None, cookies=given.pop("cookies"),
+        cookies_from_browser=given.pop("cookies_from_browser"),
+    )
+    given.pop("debug")
+    return TagRequest(**{**given, "paths": list(given["paths"]), "urls": list(given["urls"])},
+                      download=download)
+
+
 @main.command("tag")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--url", "urls", multiple=True, metavar="URL",
-              help="Tag the audio of a web page yt-dlp supports, or every entry of a playlist "
-                   "or channel page (repeatable).")
-@click.option("--max-items", type=click.IntRange(1), metavar="N",
-              help="Tag at most the first N entries of each playlist or channel --url.")
-@click.option("--max-duration", default="2h", show_default=True, type=DURATION, metavar="TIME",
-              help="Refuse --url recordings longer than TIME (45s, 90m, 2h; 0: no limit) "
-                   "before downloading them.")
-@click.option("--cookies", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              metavar="FILE", help="Netscape cookies.txt for --url videos that need signing in "
-                                   "(age-restricted, members-only); read, never written.")
-@click.option("--cookies-from-browser", metavar="NAME", callback=check_browser,
-              help="Use the cookies of a browser you are signed in with (firefox, chrome, "
-                   "edge, safari, ...; or BROWSER[+KEYRING][:PROFILE][::CONTAINER]).")
-@click.option("--cache-max", default="2GB", show_default=True, type=SIZE, metavar="SIZE",
-              help="Size cap of the download cache; the least recently used downloads go.")
-@click.option("--png", "png_path", type=click.Path(path_type=Path), metavar="FILE",
-              help="Write the timeline as a PNG (a folder when several songs are tagged).")
-@click.option("--json", "json_path", metavar="FILE",
-              help="Write per-second results as JSON (JSON Lines for several songs); - is stdout.")
-@click.option("--csv", "csv_path", metavar="FILE",
-              help="Write one CSV row per second; - is stdout.")
+@tagging_options("timeline and summary", "genre-tag retrain")
 @click.option("--top", default=3, show_default=True, type=click.IntRange(1),
               help="How many genres the song summary lists.")
-@click.option("--quiet", "-q", is_flag=True, help="No timeline or summary in the terminal.")
-@click.option("--weights", type=click.Path(path_type=Path), metavar="CKPT",
-              help="A checkpoint made by 'genre-tag retrain' instead of the bundled model.")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1),
-              help="Seconds per forward pass.")
-@device_option
-@debug_option
-def tag_command(paths: tuple[Path, ...], urls: tuple[str, ...], max_items: int | None,
-                max_duration: float, cookies: Path | None, cookies_from_browser: str | None,
-                cache_max: float, png_path: Path | None, json_path: str | None,
-                csv_path: str | None, top: int, quiet: bool, weights: Path | None,
-                batch_size: int, device: str, debug: bool) -> None:
+def tag_command(debug: bool, **given: Any) -> None:
     """Tag audio files, folders (recursively) and URLs, second by second."""
-    if not paths and not urls:
-        raise click.UsageError("give at least one audio file, folder or --url")
-    from tagger.download import DownloadSettings
-    from tagger.runner import TagRequest, run_tagging
+    request = tag_request({**given, "debug": debug})
+    from tagger.runner import run_tagging
 
-    download = DownloadSettings(
-        cache_max_bytes=int(cache_max), max_items=max_items, max_duration=max_duration or None,
-        cookies=cookies, cookies_from_browser=cookies_from_browser,
-    )
-    request = TagRequest(
-        paths=list(paths), urls=list(urls), png_path=png_path, json_path=json_path,
-        csv_path=csv_path, top=top, quiet=quiet, weights=weights, batch_size=batch_size,
-        device=device, download=download,
-    )
     run_reporting_errors(debug, lambda: run_tagging(request))
+
+
+@main.command("emotion")
+@tagging_options("sparklines and song values", "genre-tag retrain --task emotion")
+def emotion_command(debug: bool, **given: Any) -> None:
+    """Valence, energy and danceability (0-1) per second and per song."""
+    request = tag_request({**given, "debug": debug})
+    from tagger.emotion.runner import run_emotion
+
+    run_reporting_errors(debug, lambda: run_emotion(request))
 
 
 TRAIN_FLAGS = {
@@ -218,6 +248,35 @@ def parse_hyperparameters(pairs: tuple[str, ...]) -> dict[str, Any]:
     return parsed
 
 
+def retrain_emotion(given: dict[str, Any]) -> int:
+    """``retrain --task emotion``: the emotion workflow takes the common options only."""
+    from tagger.emotion import EMOTION_DEFAULTS
+    from tagger.emotion.retrain import run_emotion_retrain
+
+    if not given.get("data"):
+        raise click.UsageError("give --data DIR")
+    settings = {
+        "data_dir": given["data"],
+        "out_dir": given.get("out") or EMOTION_DEFAULTS["out_dir"],
+        "name": given.get("name") or EMOTION_DEFAULTS["name"],
+        "epochs": given.get("epochs") or EMOTION_DEFAULTS["epochs"],
+        "batch_size": given.get("batch_size") or 64,
+        "lr": given.get("lr") or 1e-3,
+        "weight_decay": 1e-2 if given.get("weight_decay") is None else given["weight_decay"],
+        "seed": given.get("seed") or 0,
+        "valid_share": 0.2 if given.get("valid_share") is None else given["valid_share"],
+        "threads": given.get("threads") or 0,
+        "cache_dir": given.get("cache_dir"),
+        "device": given.get("device") or "auto",
+    }
+    flags = {"data_dir": "--data", "out_dir": "--out", "cache_dir": "--cache-dir"}
+    words = ["genre-tag", "retrain", "--task", "emotion"]
+    for key, value in settings.items():
+        if value is not None:
+            words += [flags.get(key, "--" + key.replace("_", "-")), str(value)]
+    return run_emotion_retrain(**settings, command=shlex.join(words))
+
+
 def list_architectures() -> None:
     from tagger.models import ARCHITECTURES, architecture_defaults, build_model, count_parameters
 
@@ -236,6 +295,11 @@ def list_architectures() -> None:
 @main.command("retrain")
 @click.option("--data", type=click.Path(path_type=Path),
               help="Training data: a folder in one of the layouts of --format.")
+@click.option("--task", type=click.Choice(["genre", "emotion"]), default="genre",
+              show_default=True,
+              help="emotion: valence/energy/danceability from 4Q, Emotify or NTUA data; it "
+                   "takes --data --out --name --epochs --batch-size --lr --weight-decay --seed "
+                   "--valid-share --threads --cache-dir --device.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="Repeat a run from its RUN_DIR/config.json (options given here override it).")
 @click.option("--format", "layout", type=click.Choice(["auto", *LAYOUTS]),
@@ -288,12 +352,15 @@ def list_architectures() -> None:
               help="Where training runs. [default: auto]")
 @debug_option
 @click.pass_context
-def retrain_command(ctx: click.Context, config_path: Path | None, hparams: tuple[str, ...],
-                    dropout: float | None, activation: str | None, sweep: str | None,
-                    list_archs: bool, debug: bool, **given: Any) -> None:
+def retrain_command(ctx: click.Context, task: str, config_path: Path | None,
+                    hparams: tuple[str, ...], dropout: float | None, activation: str | None,
+                    sweep: str | None, list_archs: bool, debug: bool, **given: Any) -> None:
     """Train and evaluate a model; write a run folder usable with --weights."""
     if list_archs:
         list_architectures()
+        return
+    if task == "emotion":
+        run_reporting_errors(debug, lambda: retrain_emotion(given))
         return
     from tagger.retrain import RetrainOptions, read_config, run_retrain
 

@@ -28,6 +28,9 @@ class Tagger:
     """A loaded model with its own front end, ready to tag many songs."""
 
     def __init__(self, loaded: LoadedModel, device: torch.device, batch_size: int = 64) -> None:
+        if loaded.card.task != "genre":
+            raise ModelError(f"is a {loaded.card.task} model, not a genre model", str(loaded.path),
+                             f"use it with 'genre-tag {loaded.card.task}'")
         if loaded.card.front_end is None:
             raise ModelError(
                 "was trained on precomputed features that genre-tag cannot compute from audio",
@@ -52,28 +55,38 @@ class Tagger:
         """Tag one audio file. ``source`` and ``title`` name it in outputs (e.g. a URL)."""
         spec = self.card.front_end
         source = source or str(path)
-        segments = file_segments(path, spec, source)
-        probabilities, valid, silent = [], [], []
-        with torch.inference_mode():
-            for batch in _batches(segments, self.batch_size):
-                audio = torch.from_numpy(np.stack([s.samples for s in batch])).to(self.device)
-                logits = self.model(self.front_end(audio))
-                probabilities.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
-                valid += [s.valid_samples / spec.sample_rate for s in batch]
-                silent += [s.silent for s in batch]
-        stacked = np.concatenate(probabilities).astype(np.float32)
-        silent_mask = np.array(silent, dtype=bool)
-        stacked[silent_mask] = 0.0
+        logits, valid, silent = run_over_file(path, source, self.front_end, self.model,
+                                              self.device, self.batch_size)
+        probabilities = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+        probabilities[silent] = 0.0
         return SongResult(
             source=source,
             title=title or Path(path).stem,
             model=self.card.name,
             classes=list(self.card.classes),
             segment_seconds=spec.segment_seconds,
-            probabilities=stacked,
-            valid_seconds=np.array(valid, dtype=np.float64),
-            silent=silent_mask,
+            probabilities=probabilities,
+            valid_seconds=valid,
+            silent=silent,
         )
+
+
+def run_over_file(
+    path: Path, source: str, front_end: MelgramFrontEnd, model: torch.nn.Module,
+    device: torch.device, batch_size: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The model's outputs for every segment of ``path`` (float32, one row per segment),
+    with the seconds of real audio in each segment and which segments are silent."""
+    spec = front_end.spec
+    outputs, valid, silent = [], [], []
+    with torch.inference_mode():
+        for batch in _batches(file_segments(path, spec, source), batch_size):
+            audio = torch.from_numpy(np.stack([s.samples for s in batch])).to(device)
+            outputs.append(model(front_end(audio)).float().cpu().numpy())
+            valid += [s.valid_samples / spec.sample_rate for s in batch]
+            silent += [s.silent for s in batch]
+    return (np.concatenate(outputs).astype(np.float32), np.array(valid, dtype=np.float64),
+            np.array(silent, dtype=bool))
 
 
 def tag(source: str | Path, weights: Path | None = None, device: str = "auto") -> SongResult:

@@ -317,10 +317,32 @@ class Cnn2d(Classifier):
         self.head = nn.Linear(_flat_size(self.body, input_shape), n_classes)
 
 
+class EmotionCNN(GenreCNN):
+    """The genre CNN's backbone with a regression head: one 0-1 value per target.
+
+    The backbone's parameters have the genre model's names, so genre weights
+    load into it (``tagger.emotion.model.init_from_genre``); the head is
+    linear-ReLU-dropout-linear, then a sigmoid.
+    """
+
+    def __init__(self, n_classes: int, input_shape: tuple[int, ...],
+                 channels: tuple[int, ...] = (32, 64, 128, 128), dropout: float = 0.3,
+                 head_hidden: int = 64) -> None:
+        super().__init__(n_classes, input_shape, channels, dropout)
+        self.head = nn.Sequential(
+            nn.Linear(2 * channels[-1], head_hidden), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(head_hidden, n_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(super().forward(x))
+
+
 @dataclass(frozen=True)
 class Architecture:
     factory: Callable[..., Classifier]
     summary: str
+    task: str = "genre"
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -333,6 +355,8 @@ ARCHITECTURES: dict[str, Architecture] = {
     "cnn-rnn": Architecture(CnnRnn, "course B: 2 convs, LSTM 128, LSTM 32, dense 200"),
     "lstm": Architecture(RecurrentClassifier, "course D: (bi)LSTM 2x64 over frames"),
     "cnn2d": Architecture(Cnn2d, "course D: 4 conv-BN-ReLU-pool blocks, linear"),
+    "emotion-cnn": Architecture(EmotionCNN, "emotion: genre-cnn backbone, sigmoid regression "
+                                            "head (retrain --task emotion)", task="emotion"),
 }
 
 

@@ -23,7 +23,7 @@ from tagger.atomic import atomic_write_text
 from tagger.datasets import Dataset, load_dataset
 from tagger.devices import select_device
 from tagger.errors import TaggerError
-from tagger.models import architecture_defaults, build_model
+from tagger.models import ARCHITECTURES, architecture_defaults, build_model
 from tagger.reports import write_report
 from tagger.training import EpochRecord, TrainConfig, train_classifier, write_run
 
@@ -103,6 +103,10 @@ def train_and_report(options: RetrainOptions, dataset: Dataset, command: str,
     """One training run into ``options.out``; returns the card's evaluation summary."""
     device = select_device(options.device)
     config = options.train
+    architecture = ARCHITECTURES.get(config.architecture)
+    if architecture is not None and architecture.task != "genre":
+        raise TaggerError(f"{config.architecture} is an emotion model",
+                          hint="train it with genre-tag retrain --task emotion")
 
     progress = Progress(TextColumn("training {task.description}"), BarColumn(),
                         MofNCompleteColumn(), TimeRemainingColumn(), console=console,
@@ -187,7 +191,7 @@ def run_sweep(options: RetrainOptions, dataset: Dataset, command: str, sweep: st
                      "valid_macro_f1": summary["valid"][f"{level}_macro_f1"],
                      "test_accuracy": summary.get("test", {}).get(f"{level}_accuracy"),
                      "test_macro_f1": summary.get("test", {}).get(f"{level}_macro_f1"),
-                     "seconds_per_epoch": round(sum(seconds) / len(seconds), 2)})
+                     "seconds_per_epoch": round(sum(seconds) / len(seconds), 4)})
     table = [f"| {setting} | valid accuracy | valid macro-F1 | test accuracy | test macro-F1 "
              "| seconds per epoch |", "|---|---|---|---|---|---|"]
     for row in rows:

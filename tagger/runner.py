@@ -1,16 +1,20 @@
-"""The ``genre-tag`` tagging workflow: collect inputs, tag each, render, report failures.
+"""The tagging workflow of ``genre-tag`` and ``genre-tag emotion``: collect inputs, tag
+each, render, report failures.
 
 URLs are expanded first (a playlist or channel page gives one input per
 entry), so one progress bar counts every song. One bad file, URL or entry is
 reported on one line and the rest go on; the exit status is non-zero when
-anything failed.
+anything failed. What differs between the commands (the model and the four
+renderers) comes in a ``Job``.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
@@ -38,9 +42,25 @@ class TagRequest:
     download: DownloadSettings = field(default_factory=DownloadSettings)
 
 
+class FileTagger(Protocol):
+    def tag_file(self, path: Path, source: str | None = None,
+                 title: str | None = None) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one command does with each song: its model and its four renderers."""
+
+    load: Callable[[TagRequest], FileTagger]
+    show: Callable[[Any, Console, TagRequest], None]
+    write_png: Callable[[Any, Path], None]
+    write_json: Callable[[list[Any], str], None]
+    write_csv: Callable[[list[Any], str], None]
+
+
 @dataclass
 class Outcome:
-    results: list[SongResult] = field(default_factory=list)
+    results: list[Any] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
 
@@ -62,7 +82,7 @@ def collect_files(paths: list[Path], outcome: Outcome) -> list[Path]:
     return files
 
 
-def png_target(request: TagRequest, result: SongResult, n_songs: int) -> Path | None:
+def png_target(request: TagRequest, result: Any, n_songs: int) -> Path | None:
     """The PNG file for one song: the given path, or a file in that folder for several songs."""
     if request.png_path is None:
         return None
@@ -84,11 +104,29 @@ def check_output_paths(request: TagRequest) -> None:
                                   "choose another output path")
 
 
-def run_tagging(request: TagRequest) -> int:
-    from tagger.download import expand_url, fetch_entry, forget
+def genre_job() -> Job:
     from tagger.inference import Tagger
     from tagger.render.records import write_csv, write_json
     from tagger.render.terminal import render_song
+
+    def write_png(result: SongResult, path: Path) -> None:
+        from tagger.render.picture import write_png  # matplotlib only when asked
+
+        write_png(result, path)
+
+    return Job(
+        load=lambda r: Tagger.load(r.weights, r.device, r.batch_size),
+        show=lambda result, console, r: render_song(result, console, r.top),
+        write_png=write_png, write_json=write_json, write_csv=write_csv,
+    )
+
+
+def run_tagging(request: TagRequest) -> int:
+    return run_job(request, genre_job())
+
+
+def run_job(request: TagRequest, job: Job) -> int:
+    from tagger.download import expand_url, fetch_entry, forget
 
     check_output_paths(request)
     console = Console()
@@ -123,17 +161,15 @@ def run_tagging(request: TagRequest) -> int:
         unusable_inputs = len(outcome.failures)
         n_songs = len(files) + len(entries)
 
-        def finish(result: SongResult) -> None:
+        def finish(result: Any) -> None:
             outcome.results.append(result)
             if show:
-                render_song(result, console, request.top)
+                job.show(result, console, request)
             if (target := png_target(request, result, n_songs)) is not None:
-                from tagger.render.picture import write_png  # matplotlib only when asked
-
-                write_png(result, target)
+                job.write_png(result, target)
 
         if n_songs:
-            tagger = Tagger.load(request.weights, request.device, request.batch_size)
+            tagger = job.load(request)
             songs = progress.add_task("tagging", total=n_songs, detail=f"0/{n_songs}")
             done_songs = 0
 
@@ -178,9 +214,9 @@ def run_tagging(request: TagRequest) -> int:
 
     if outcome.results:
         if request.json_path:
-            write_json(outcome.results, request.json_path)
+            job.write_json(outcome.results, request.json_path)
         if request.csv_path:
-            write_csv(outcome.results, request.csv_path)
+            job.write_csv(outcome.results, request.csv_path)
     if outcome.failures and n_songs + unusable_inputs > 1:
         errors.print(f"{len(outcome.results)} of {n_songs + unusable_inputs} inputs tagged, "
                      f"{len(outcome.failures)} failed", highlight=False)

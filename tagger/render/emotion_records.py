@@ -1,0 +1,76 @@
+"""Machine-readable emotion output: JSON / JSON Lines and CSV, with a stable schema.
+
+Schema ``genre-tag/emotion/1`` (documented in the README): per song its
+source, title, duration, model, targets, the song values and one record per
+second.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import Any
+
+from tagger.emotion.results import EmotionResult
+from tagger.render.records import _output
+
+SCHEMA = "genre-tag/emotion/1"
+
+
+def _value(value: float) -> float | None:
+    return None if value != value else round(float(value), 4)  # NaN: silent
+
+
+def emotion_record(result: EmotionResult) -> dict[str, Any]:
+    seconds = []
+    for i in range(result.n_seconds):
+        seconds.append({
+            "start": round(float(result.starts[i]), 3),
+            "end": round(float(result.ends[i]), 3),
+            **{t: _value(v) for t, v in zip(result.targets, result.values[i], strict=True)},
+            "partial": bool(result.partial[i]),
+            "silent": bool(result.silent[i]),
+        })
+    return {
+        "schema": SCHEMA,
+        "source": result.source,
+        "title": result.title,
+        "duration": round(result.duration, 3),
+        "model": result.model,
+        "targets": result.targets,
+        "song": {t: round(v, 4) for t, v in result.song_values().items()},
+        "seconds": seconds,
+    }
+
+
+def write_emotion_json(results: list[EmotionResult], target: str) -> None:
+    """One indented JSON object for a single song, JSON Lines for several."""
+    with _output(target) as stream:
+        if len(results) == 1:
+            json.dump(emotion_record(results[0]), stream, indent=2, ensure_ascii=False)
+            stream.write("\n")
+        else:
+            for result in results:
+                stream.write(json.dumps(emotion_record(result), ensure_ascii=False) + "\n")
+
+
+def emotion_csv_header(targets: list[str]) -> list[str]:
+    return ["source", "title", "scope", "start", "end", "partial", "silent", *targets]
+
+
+def write_emotion_csv(results: list[EmotionResult], target: str) -> None:
+    """Per song one ``scope=song`` row (the song values), then one ``scope=second`` row a second."""
+    with _output(target) as stream:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(emotion_csv_header(results[0].targets))
+        for result in results:
+            song = result.song_values()
+            writer.writerow([result.source, result.title, "song", "0.000",
+                             f"{result.duration:.3f}", 0, 0,
+                             *[f"{song[t]:.4f}" for t in result.targets]])
+            for i in range(result.n_seconds):
+                values = ([""] * len(result.targets) if result.silent[i]
+                          else [f"{v:.4f}" for v in result.values[i]])
+                writer.writerow([result.source, result.title, "second",
+                                 f"{result.starts[i]:.3f}", f"{result.ends[i]:.3f}",
+                                 int(result.partial[i]), int(result.silent[i]), *values])

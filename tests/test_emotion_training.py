@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from audio_fixtures import write_audio
+from click.testing import CliRunner
+from emotion_fixtures import RATE, bright, make_4q, make_emotify
+
+from tagger.checkpoints import bundled_weights_path, load_checkpoint
+from tagger.cli import main
+from tagger.emotion import TARGETS
+from tagger.emotion.datasets import TRAIN, VALID, EmotionClip, EmotionSet
+from tagger.emotion.model import build_emotion_model, init_from_genre
+from tagger.emotion.training import (
+    EmotionConfig,
+    evaluate_model,
+    loss_weights,
+    multitask_loss,
+    spearman,
+    train_emotion,
+    write_emotion_run,
+)
+from tagger.errors import ModelError
+from tagger.features import FrontEndSpec
+from tagger.models import EmotionCNN
+
+SPEC = FrontEndSpec()
+
+
+def test_spearman_matches_scipy_with_ties_and_leaves_out_nan() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 5, 40).astype(float)
+    y = x + rng.normal(size=40)
+    assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic)
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, np.nan, 3, 4], [1, 2, 100, 3, 4]) == pytest.approx(1.0)
+    assert math.isnan(spearman([1, 1, 1], [1, 2, 3]))  # constant: undefined
+    assert math.isnan(spearman([1, 2], [1, 2]))
+
+
+def test_missing_targets_add_nothing_to_the_loss_or_its_gradient() -> None:
+    predictions = torch.tensor([[0.2, 0.5, 0.9], [0.4, 0.1, 0.3]], requires_grad=True)
+    targets = torch.tensor([[0.0, float("nan"), 1.0], [1.0, 0.0, float("nan")]])
+    weights = torch.tensor([1.0, 2.0, 0.5])
+    loss = multitask_loss(predictions, targets, weights)
+    # Per target: mean squared error over the rows that have it, then the weighted sum.
+    expected = 1.0 * (0.2**2 + 0.6**2) / 2 + 2.0 * 0.1**2 + 0.5 * 0.1**2
+    assert loss.item() == pytest.approx(expected)
+    loss.backward()
+    assert predictions.grad[0, 1] == 0 and predictions.grad[1, 2] == 0
+    assert predictions.grad[0, 0] != 0 and predictions.grad[1, 1] != 0
+    assert torch.isfinite(predictions.grad).all()
+    # A target missing from every row of the batch adds zero.
+    only_valence = torch.tensor([[0.5, float("nan"), float("nan")]] * 2)
+    assert multitask_loss(predictions, only_valence, weights).item() == pytest.approx(
+        (0.3**2 + 0.1**2) / 2)
+
+
+def test_loss_weights_bring_the_targets_to_one_scale() -> None:
+    targets = np.array([[0.0, 0.4, np.nan], [1.0, 0.6, 0.5], [0.5, 0.5, 0.7]])
+    weights = loss_weights(targets)
+    variances = np.nanvar(targets, axis=0)
+    assert weights.mean() == pytest.approx(1.0)
+    np.testing.assert_allclose(weights * variances, (weights * variances)[0], rtol=1e-5)
+
+
+def test_model_forward_backward_and_transfer_from_the_genre_model() -> None:
+    model = build_emotion_model(3, SPEC, {"head_hidden": 16})
+    assert isinstance(model, EmotionCNN)
+    genre = load_checkpoint(bundled_weights_path()).model.state_dict()
+    assert not torch.equal(model.state_dict()["features.0.weight"], genre["features.0.weight"])
+    note = init_from_genre(model, SPEC)
+    state = model.state_dict()
+    assert note["model"] == "genre-gtzan10" and note["tensors_copied"] > 10
+    for key, value in genre.items():
+        if not key.startswith("head."):
+            assert torch.equal(state[key], value), key
+    model.train()
+    melgrams = torch.randn(5, 21, 128) * 20 - 40
+    output = model(melgrams)
+    assert output.shape == (5, 3) and ((output > 0) & (output < 1)).all()
+    output.sum().backward()
+    assert model.features[0].weight.grad.abs().sum() > 0
+    assert model.head[-1].weight.grad.abs().sum() > 0
+
+
+def test_transfer_refuses_a_model_of_another_task(tmp_path: Path) -> None:
+    from tagger.checkpoints import save_checkpoint
+
+    model = build_emotion_model(3, SPEC, {})
+    loaded = load_checkpoint(bundled_weights_path())
+    card = loaded.card
+    card.task, card.architecture, card.classes = "emotion", "emotion-cnn", list(TARGETS)
+    card.hyperparameters = {**card.hyperparameters, "head_hidden": 64}
+    save_checkpoint(model, card, tmp_path / "e.safetensors")
+    with pytest.raises(ModelError, match="not a genre CNN"):
+        init_from_genre(build_emotion_model(3, SPEC, {}), SPEC, tmp_path / "e.safetensors")
+
+
+def synthetic_sets(seed: int = 0) -> dict[str, EmotionSet]:
+    """Clips whose melgrams carry their valence in their loudness pattern, some targets missing."""
+    rng = np.random.default_rng(seed)
+    sets = {}
+    for split, n_clips in ((TRAIN, 12), (VALID, 6)):
+        clips, melgrams, ids = [], [], []
+        for i in range(n_clips):
+            level = (i % 6) / 5
+            dance = math.nan if i % 3 == 0 else level
+            clips.append(EmotionClip(key=f"x:{split}{i}", dataset="x", path=Path("x"),
+                                     group=f"{split}{i}", targets=(level, 1 - level, dance),
+                                     split=split))
+            grams = rng.normal(-40, 5, (3, 21, 128)).astype(np.float32)
+            grams[:, :, :64] += 30 * level
+            melgrams.append(grams)
+            ids += [i] * 3
+        sets[split] = EmotionSet(np.concatenate(melgrams), np.array(ids), clips)
+    return sets
+
+
+def test_training_is_seeded_learns_and_round_trips(tmp_path: Path) -> None:
+    sets = synthetic_sets()
+    config = EmotionConfig(epochs=3, batch_size=8, lr=3e-3, seconds_per_clip=3,
+                           hyperparameters={"head_hidden": 16}, init="scratch")
+    device = torch.device("cpu")
+    model, history, init = train_emotion(config, sets, SPEC, device)
+    _, history_again, _ = train_emotion(config, sets, SPEC, device)
+    assert init == {"from": "scratch"}
+    assert [h.train_loss for h in history] == [h.train_loss for h in history_again]
+    report, outputs = evaluate_model(model, config, sets, device)
+    assert report[VALID]["per_target"]["valence"]["spearman"] > 0.5
+    assert report[VALID]["per_target"]["danceability"]["clips"] == 4
+    card = write_emotion_run(tmp_path, model, config, SPEC, history, report,
+                             {"command": "test"}, "tiny-emotion")
+    assert card.task == "emotion" and card.classes == list(TARGETS)
+    loaded = load_checkpoint(tmp_path)
+    melgrams = torch.from_numpy(sets[VALID].melgrams)
+    with torch.inference_mode():
+        np.testing.assert_allclose(loaded.model(melgrams).numpy(),
+                                   model.eval()(melgrams).numpy(), atol=1e-6)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert len(metrics["history"]) == 3 and outputs[VALID][0].shape == (18, 3)
+
+
+def test_a_single_target_model_trains_on_the_clips_that_have_it() -> None:
+    config = EmotionConfig(targets=("danceability",), epochs=1, batch_size=8,
+                           seconds_per_clip=2, hyperparameters={"head_hidden": 8},
+                           init="genre")
+    model, history, init = train_emotion(config, synthetic_sets(), SPEC, torch.device("cpu"))
+    assert init["from"] == "genre" and model.head[-1].out_features == 1
+    assert set(history[0].valid_spearman) == {"danceability"}
+    assert math.isfinite(history[0].train_loss)
+
+
+@pytest.fixture(scope="module")
+def emotion_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("emotion-data")
+    make_4q(root / "4q", per_quadrant=4, seconds=2.0)
+    make_emotify(root / "emotify", clips=6, seconds=2.0)
+    return root
+
+
+def test_retrain_task_emotion_writes_a_checkpoint_genre_tag_emotion_uses(
+    emotion_data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, [
+        "retrain", "--task", "emotion", "--data", str(emotion_data), "--out", str(out),
+        "--epochs", "2", "--batch-size", "8", "--device", "cpu", "--valid-share", "0.3"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "model.json").read_text())
+    assert card["task"] == "emotion" and card["classes"] == list(TARGETS)
+    assert card["name"] == "emotion-model" and card["training"]["epochs_run"] == 2
+    assert card["training"]["command"].startswith("genre-tag retrain --task emotion --data")
+    assert card["training"]["layouts"] == ["4q", "emotify"]
+    assert card["training"]["init"]["model"] == "genre-gtzan10"
+    assert set(card["evaluation"][VALID]["per_target"]) == set(TARGETS)
+    song = write_audio(tmp_path / "probe.wav", bright(3.0, 9), RATE)
+    tagged = CliRunner().invoke(main, ["emotion", str(song), "--weights", str(out),
+                                       "--json", "-", "--device", "cpu"])
+    assert tagged.exit_code == 0, tagged.output
+    record = json.loads(tagged.stdout)
+    assert record["model"] == "emotion-model" and len(record["seconds"]) == 3
+
+
+def test_retrain_task_emotion_names_a_bad_folder(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["retrain", "--task", "emotion", "--data", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "no emotion data layout" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
