@@ -119,23 +119,32 @@ def segment_audio(
     """Cut a stream of blocks into consecutive, non-overlapping segments.
 
     The last partial segment is zero-padded (as the course helper does) when it
-    holds at least ``min_partial_samples``; a shorter tail is dropped. A segment
-    whose RMS (over its real samples) is below ``silence_rms`` is flagged silent. Raises AudioError
-    when the audio is shorter than one segment and SilentAudioError when every
-    segment is silent.
+    holds at least ``min_partial_samples``; a shorter tail is dropped. A
+    segment whose RMS (over its real samples) is below ``silence_rms`` is
+    flagged silent. Raises AudioError when the audio is shorter than one
+    segment and SilentAudioError when every segment is silent.
     """
+    buffered: list[np.ndarray] = []
+    buffered_samples = 0
     pending = np.empty(0, dtype=np.float32)
     index = 0
     audible = 0
     for block in blocks:
-        pending = np.concatenate([pending, block]) if pending.size else block
-        while pending.size >= segment_samples:
-            samples = np.ascontiguousarray(pending[:segment_samples], dtype=np.float32)
-            pending = pending[segment_samples:]
+        buffered.append(block)
+        buffered_samples += block.size
+        if buffered_samples < segment_samples:
+            continue
+        # Join the small decoded blocks once per segment, not once per block.
+        pending = np.concatenate(buffered)
+        whole = pending.size // segment_samples
+        for samples in pending[: whole * segment_samples].reshape(whole, segment_samples):
             silent = rms(samples) < silence_rms
             audible += not silent
             yield Segment(index, samples, segment_samples, silent)
             index += 1
+        pending = pending[whole * segment_samples :]
+        buffered, buffered_samples = [pending], pending.size
+    pending = np.concatenate(buffered) if buffered else pending
     if index == 0:
         raise AudioError(
             f"audio is shorter than one second ({pending.size} samples at the model's rate)",
