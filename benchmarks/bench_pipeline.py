@@ -13,7 +13,7 @@ Run: python benchmarks/bench_pipeline.py   (needs the test extra: librosa)
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -96,11 +96,17 @@ def main() -> None:
 
         long = write_mp3(Path(folder) / "long.mp3", args.long_minutes * 60)
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "tagger", str(long), "--quiet", "--device", "cpu"],
-                       check=True)
+        child = subprocess.Popen([sys.executable, "-m", "tagger", str(long), "--quiet",
+                                  "--device", "cpu"])
+        _, status, usage = os.wait4(child.pid, 0)
         elapsed = time.perf_counter() - started
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(f"{args.long_minutes}-min MP3: {elapsed:.1f} s, peak RSS {peak_mb:.0f} MB")
+        assert status == 0, f"genre-tag failed on the long file ({status})"
+        print(f"{args.long_minutes}-min MP3: {elapsed:.1f} s, "
+              f"peak RSS {usage.ru_maxrss / 1024:.0f} MB")
+        child = subprocess.Popen([sys.executable, "-c", "import torch"])
+        _, _, usage = os.wait4(child.pid, 0)
+        print(f"for scale, `python -c 'import torch'` alone: peak RSS "
+              f"{usage.ru_maxrss / 1024:.0f} MB (torch {torch.__version__})")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-import torchaudio
 
 from tagger.audio import Segment, decode_blocks, segment_audio
 
@@ -79,23 +79,48 @@ def file_segments(path: Path, spec: FrontEndSpec, source: str | None = None) -> 
     )
 
 
+def hz_to_slaney_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    linear = hz / (200.0 / 3)
+    logarithmic = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(hz >= 1000.0, logarithmic, linear)
+
+
+def slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    linear = mel * (200.0 / 3)
+    logarithmic = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0))
+    return np.where(mel >= 15.0, logarithmic, linear)
+
+
+def slaney_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float,
+                          f_max: float) -> np.ndarray:
+    """Triangular mel filters ``(n_mels, n_fft // 2 + 1)`` with Slaney area normalisation:
+    librosa.filters.mel's defaults, which the course features were made with."""
+    frequencies = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+    edges = slaney_mel_to_hz(np.linspace(hz_to_slaney_mel(f_min), hz_to_slaney_mel(f_max),
+                                         n_mels + 2))
+    widths = np.diff(edges)
+    ramps = edges[:, None] - frequencies[None, :]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    return weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+
+
 class MelgramFrontEnd(torch.nn.Module):
     """Batches of segments ``(B, segment_samples)`` to melgrams ``(B, frames, n_mels)`` in dB."""
 
     def __init__(self, spec: FrontEndSpec) -> None:
         super().__init__()
         self.spec = spec
+        if (spec.mel_scale, spec.mel_norm) != ("slaney", "slaney"):
+            raise ValueError("only the Slaney mel scale and normalisation are implemented")
         self.register_buffer("window", torch.hann_window(spec.n_fft, periodic=True))
-        filterbank = torchaudio.functional.melscale_fbanks(
-            n_freqs=spec.n_fft // 2 + 1,
-            f_min=spec.f_min,
-            f_max=spec.f_max,
-            n_mels=spec.n_mels,
-            sample_rate=spec.sample_rate,
-            norm=spec.mel_norm,
-            mel_scale=spec.mel_scale,
-        )
-        self.register_buffer("filterbank", filterbank)
+        filterbank = slaney_mel_filterbank(spec.sample_rate, spec.n_fft, spec.n_mels,
+                                           spec.f_min, spec.f_max)
+        self.register_buffer("filterbank", torch.from_numpy(filterbank.T.astype(np.float32)))
 
     def forward(self, segments: torch.Tensor) -> torch.Tensor:
         spectrum = torch.stft(

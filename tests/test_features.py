@@ -74,3 +74,13 @@ def test_spec_round_trips_and_rejects_unknown_fields() -> None:
     with pytest.raises(ValueError, match="unknown"):
         FrontEndSpec.from_dict({**SPEC.to_dict(), "hop": 1})
     assert SPEC.min_partial_samples == 800
+
+
+def test_mel_filterbank_matches_librosa() -> None:
+    librosa = pytest.importorskip("librosa")
+    from tagger.features import slaney_mel_filterbank
+
+    for sample_rate, n_fft, n_mels, f_max in ((8000, 400, 128, 4000.0), (16000, 512, 96, 8000.0)):
+        ours = slaney_mel_filterbank(sample_rate, n_fft, n_mels, 0.0, f_max)
+        theirs = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmax=f_max)
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)

@@ -322,23 +322,12 @@ def assign_splits(clips: list[EmotionClip], valid_share: float, seed: int) -> li
 # -- features -------------------------------------------------------------------------------
 
 
-def _slaney_mel(hz: np.ndarray) -> np.ndarray:
-    hz = np.asarray(hz, dtype=np.float64)
-    log_step = math.log(6.4) / 27.0
-    return np.where(hz < 1000.0, hz / (200.0 / 3),
-                    15.0 + np.log(np.maximum(hz, 1e-9) / 1000.0) / log_step)
-
-
-def _slaney_hz(mel: np.ndarray) -> np.ndarray:
-    mel = np.asarray(mel, dtype=np.float64)
-    log_step = math.log(6.4) / 27.0
-    return np.where(mel < 15.0, mel * (200.0 / 3), 1000.0 * np.exp(log_step * (mel - 15.0)))
-
-
 def mel_centres(n_mels: int, f_min: float, f_max: float) -> np.ndarray:
     """Centre frequency of each Slaney mel filter (librosa's ``mel_frequencies``)."""
-    edges = np.linspace(_slaney_mel(f_min), _slaney_mel(f_max), n_mels + 2)
-    return _slaney_hz(edges)[1:-1]
+    from tagger.features import hz_to_slaney_mel, slaney_mel_to_hz
+
+    edges = np.linspace(hz_to_slaney_mel(f_min), hz_to_slaney_mel(f_max), n_mels + 2)
+    return slaney_mel_to_hz(edges)[1:-1]
 
 
 def _interpolate(array: np.ndarray, positions: np.ndarray, axis: int) -> np.ndarray:
@@ -374,7 +363,7 @@ def spectrogram_melgrams(path: Path, spec: FrontEndSpec) -> np.ndarray:
     low filters are set to the floor, and every second is put in dB relative
     to its own maximum with the 80 dB floor, as our front end does.
     """
-    import torchaudio
+    from tagger.features import slaney_mel_filterbank
 
     mel = load_spectrogram(path)[:NTUA_MELS].astype(np.float64)
     if mel.min() >= 0:  # power, not dB
@@ -390,10 +379,9 @@ def spectrogram_melgrams(path: Path, spec: FrontEndSpec) -> np.ndarray:
     times = (np.arange(n_seconds)[:, None] * spec.segment_seconds + frame_times[None, :])
     melgrams = _interpolate(bands, (times * frame_rate).reshape(-1), axis=1)
     melgrams = melgrams.T.reshape(n_seconds, spec.n_frames, spec.n_mels)
-    filterbank = torchaudio.functional.melscale_fbanks(
-        spec.n_fft // 2 + 1, spec.f_min, spec.f_max, spec.n_mels, spec.sample_rate,
-        norm=spec.mel_norm, mel_scale=spec.mel_scale).numpy()
-    melgrams[:, :, filterbank.sum(axis=0) == 0] = -np.inf
+    filterbank = slaney_mel_filterbank(spec.sample_rate, spec.n_fft, spec.n_mels, spec.f_min,
+                                       spec.f_max)
+    melgrams[:, :, filterbank.sum(axis=1) == 0] = -np.inf
     melgrams -= melgrams.max(axis=(1, 2), keepdims=True)
     return np.maximum(melgrams, -spec.top_db).astype(np.float32)
 
