@@ -15,26 +15,23 @@ class GenreShare:
 
 
 @dataclass
-class SongResult:
-    """Per-second genre probabilities of one song.
+class TimedResult:
+    """Where each analysed second of a song lies.
 
-    ``probabilities`` is ``(seconds, classes)``; rows of silent seconds are
-    zeros and carry no winner. ``valid_seconds`` is how much real audio each
-    row holds (less than a second only for the zero-padded last row).
+    ``valid_seconds`` is how much real audio each second holds (less than a
+    second only for the zero-padded last one); ``silent`` marks silent seconds.
     """
 
     source: str
     title: str
     model: str
-    classes: list[str]
     segment_seconds: float
-    probabilities: np.ndarray
     valid_seconds: np.ndarray
     silent: np.ndarray
 
     @property
     def n_seconds(self) -> int:
-        return len(self.probabilities)
+        return len(self.valid_seconds)
 
     @property
     def duration(self) -> float:
@@ -51,6 +48,15 @@ class SongResult:
     @property
     def ends(self) -> np.ndarray:
         return self.starts + self.valid_seconds
+
+
+@dataclass
+class SongResult(TimedResult):
+    """Per-second genre probabilities of one song: ``probabilities`` is ``(seconds, classes)``;
+    rows of silent seconds are zeros and carry no winner."""
+
+    classes: list[str]
+    probabilities: np.ndarray
 
     def winners(self) -> list[str | None]:
         """The winning genre of every second, or None for a silent one."""

@@ -8,11 +8,10 @@ second.
 from __future__ import annotations
 
 import csv
-import json
 from typing import Any
 
 from tagger.emotion.results import EmotionResult
-from tagger.render.records import _output
+from tagger.render.records import output_stream, write_json_records
 
 SCHEMA = "genre-tag/emotion/1"
 
@@ -45,13 +44,7 @@ def emotion_record(result: EmotionResult) -> dict[str, Any]:
 
 def write_emotion_json(results: list[EmotionResult], target: str) -> None:
     """One indented JSON object for a single song, JSON Lines for several."""
-    with _output(target) as stream:
-        if len(results) == 1:
-            json.dump(emotion_record(results[0]), stream, indent=2, ensure_ascii=False)
-            stream.write("\n")
-        else:
-            for result in results:
-                stream.write(json.dumps(emotion_record(result), ensure_ascii=False) + "\n")
+    write_json_records([emotion_record(result) for result in results], target)
 
 
 def emotion_csv_header(targets: list[str]) -> list[str]:
@@ -60,7 +53,7 @@ def emotion_csv_header(targets: list[str]) -> list[str]:
 
 def write_emotion_csv(results: list[EmotionResult], target: str) -> None:
     """Per song one ``scope=song`` row (the song values), then one ``scope=second`` row a second."""
-    with _output(target) as stream:
+    with output_stream(target) as stream:
         writer = csv.writer(stream, lineterminator="\n")
         writer.writerow(emotion_csv_header(results[0].targets))
         for result in results:

@@ -57,7 +57,7 @@ def song_record(result: SongResult) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _output(target: str) -> Iterator[IO[str]]:
+def output_stream(target: str) -> Iterator[IO[str]]:
     if target == STDOUT:
         yield sys.stdout
         sys.stdout.flush()
@@ -66,15 +66,19 @@ def _output(target: str) -> Iterator[IO[str]]:
             yield stream
 
 
-def write_json(results: list[SongResult], target: str) -> None:
+def write_json_records(records: list[dict[str, Any]], target: str) -> None:
     """One indented JSON object for a single song, JSON Lines for several."""
-    with _output(target) as stream:
-        if len(results) == 1:
-            json.dump(song_record(results[0]), stream, indent=2, ensure_ascii=False)
+    with output_stream(target) as stream:
+        if len(records) == 1:
+            json.dump(records[0], stream, indent=2, ensure_ascii=False)
             stream.write("\n")
         else:
-            for result in results:
-                stream.write(json.dumps(song_record(result), ensure_ascii=False) + "\n")
+            for record in records:
+                stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def write_json(results: list[SongResult], target: str) -> None:
+    write_json_records([song_record(result) for result in results], target)
 
 
 def csv_header(classes: list[str]) -> list[str]:
@@ -84,7 +88,7 @@ def csv_header(classes: list[str]) -> list[str]:
 
 def write_csv(results: list[SongResult], target: str) -> None:
     """One row per second of every song, with one probability column per genre."""
-    with _output(target) as stream:
+    with output_stream(target) as stream:
         writer = csv.writer(stream, lineterminator="\n")
         writer.writerow(csv_header(results[0].classes))
         for result in results:
