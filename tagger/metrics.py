@@ -33,10 +33,17 @@ def classification_report(
     f1 = np.divide(2 * precision * recall, denominator, out=np.zeros_like(true_positive),
                    where=denominator > 0)
     present = support > 0
+    accuracy = float(true_positive.sum() / max(1, len(truth)))
     return {
         "n": len(truth),
-        "accuracy": float(true_positive.sum() / max(1, len(truth))),
+        "accuracy": accuracy,
+        "macro_precision": float(precision[present].mean()) if present.any() else 0.0,
+        "macro_recall": float(recall[present].mean()) if present.any() else 0.0,
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        # With one label per example, micro precision, recall and F1 all equal accuracy.
+        "micro_precision": accuracy,
+        "micro_recall": accuracy,
+        "micro_f1": accuracy,
         "per_class": {
             name: {
                 "precision": round(float(precision[i]), 4),

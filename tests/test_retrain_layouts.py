@@ -240,3 +240,30 @@ def test_inference_preparation_keeps_the_outputs(name: str) -> None:
     if name in ("genre-cnn", "uoa-cnn", "cnn2d"):
         assert fused < sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
                            for m in model.modules())
+
+
+def test_ctrl_c_keeps_the_epochs_trained_so_far(tmp_path: Path) -> None:
+    from tagger.devices import select_device
+    from tagger.training import TrainConfig, train_classifier
+
+    dataset = load_dataset(make_course(tmp_path / "c", "mfccs"), "course", {"features": "mfccs"})
+
+    def interrupt_after_two(record: object) -> None:
+        if record.epoch == 2:  # type: ignore[attr-defined]
+            raise KeyboardInterrupt
+
+    config = TrainConfig(architecture="mfcc-ffn", epochs=10, batch_size=16, select="f1")
+    outcome = train_classifier(config, dataset, select_device("cpu"), interrupt_after_two)
+    assert outcome.stopped == "interrupted"
+    assert len(outcome.history) == 2 and outcome.kept_epoch in (1, 2)
+
+
+def test_metrics_report_macro_and_micro_averages() -> None:
+    from tagger.metrics import classification_report
+
+    truth, predicted = np.array([0, 0, 1, 1, 2]), np.array([0, 1, 1, 1, 0])
+    report = classification_report(truth, predicted, ["a", "b", "c"])
+    assert report["accuracy"] == report["micro_f1"] == pytest.approx(0.6)
+    assert report["macro_precision"] == pytest.approx((0.5 + 2 / 3 + 0) / 3)
+    assert report["macro_recall"] == pytest.approx((0.5 + 1 + 0) / 3)
+    assert report["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
