@@ -5,12 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import torch
 
 from tagger.audio import Segment
-from tagger.checkpoints import LoadedModel, bundled_weights_path, load_checkpoint
+from tagger.checkpoints import (
+    DEFAULT_GENRE_MODEL,
+    LoadedModel,
+    bundled_weights_path,
+    load_checkpoint,
+)
 from tagger.devices import select_device
 from tagger.errors import ModelError
 from tagger.features import MelgramFrontEnd, file_segments
@@ -24,30 +30,51 @@ def _batches(segments: Iterable[Segment], size: int) -> Iterator[list[Segment]]:
         yield batch
 
 
-class Tagger:
-    """A loaded model with its own front end, ready to tag many songs."""
+# The command that uses a checkpoint of each task.
+TASK_COMMANDS = {"genre": "genre-tag", "emotion": "genre-tag emotion"}
+
+
+class AudioModel:
+    """A loaded checkpoint of one task with its own front end, ready for many songs."""
+
+    task = "genre"
+    default_weights = DEFAULT_GENRE_MODEL
 
     def __init__(self, loaded: LoadedModel, device: torch.device, batch_size: int = 64) -> None:
-        if loaded.card.task != "genre":
-            raise ModelError(f"is a {loaded.card.task} model, not a genre model", str(loaded.path),
-                             f"use it with 'genre-tag {loaded.card.task}'")
-        if loaded.card.front_end is None:
+        card = loaded.card
+        if card.task != self.task:
+            article = "an" if self.task[0] in "aeiou" else "a"
+            raise ModelError(f"is a {card.task} model, not {article} {self.task} model",
+                             str(loaded.path),
+                             f"use it with '{TASK_COMMANDS.get(card.task, card.task)}'")
+        if card.front_end is None:
             raise ModelError(
                 "was trained on precomputed features that genre-tag cannot compute from audio",
                 str(loaded.path), "tag with a model trained on audio or on course melgrams")
         self.loaded = loaded
-        self.card = loaded.card
+        self.card = card
         self.device = device
         self.batch_size = batch_size
-        self.front_end = MelgramFrontEnd(loaded.card.front_end).to(device)
+        self.front_end = MelgramFrontEnd(card.front_end).to(device)
         self.model = prepare_for_inference(loaded.model.to(device))
 
     @classmethod
     def load(cls, weights: Path | None = None, device: str = "auto",
-             batch_size: int = 64) -> Tagger:
-        """Load ``weights`` (default: the bundled genre model) onto ``device``."""
+             batch_size: int = 64) -> Self:
+        """Load ``weights`` (default: the bundled model of this task) onto ``device``."""
         chosen = select_device(device)
-        return cls(load_checkpoint(weights or bundled_weights_path(), chosen), chosen, batch_size)
+        path = weights or bundled_weights_path(cls.default_weights)
+        return cls(load_checkpoint(path, chosen), chosen, batch_size)
+
+    def outputs(self, path: Path, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The model's outputs for every second of ``path``, the seconds of real audio in
+        each, and which are silent."""
+        return run_over_file(path, source, self.front_end, self.model, self.device,
+                             self.batch_size)
+
+
+class Tagger(AudioModel):
+    """The genre tagger."""
 
     def tag_file(
         self, path: Path, source: str | None = None, title: str | None = None
@@ -55,8 +82,7 @@ class Tagger:
         """Tag one audio file. ``source`` and ``title`` name it in outputs (e.g. a URL)."""
         spec = self.card.front_end
         source = source or str(path)
-        logits, valid, silent = run_over_file(path, source, self.front_end, self.model,
-                                              self.device, self.batch_size)
+        logits, valid, silent = self.outputs(path, source)
         probabilities = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
         probabilities[silent] = 0.0
         return SongResult(

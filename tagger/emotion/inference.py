@@ -5,40 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from tagger.checkpoints import LoadedModel, bundled_weights_path, load_checkpoint
-from tagger.devices import select_device
 from tagger.emotion import DEFAULT_EMOTION_MODEL
 from tagger.emotion.results import EmotionResult
-from tagger.errors import ModelError
-from tagger.features import MelgramFrontEnd
-from tagger.inference import run_over_file
-from tagger.models import prepare_for_inference
+from tagger.inference import AudioModel
 
 
-class EmotionTagger:
-    """A loaded emotion model with its own front end, ready to tag many songs."""
+class EmotionTagger(AudioModel):
+    """The emotion tagger: valence, energy and danceability per second."""
 
-    def __init__(self, loaded: LoadedModel, device: torch.device, batch_size: int = 64) -> None:
-        if loaded.card.task != "emotion":
-            raise ModelError(f"is a {loaded.card.task} model, not an emotion model",
-                             str(loaded.path),
-                             "use a checkpoint from 'genre-tag retrain --task emotion'")
-        self.loaded = loaded
-        self.card = loaded.card
-        self.device = device
-        self.batch_size = batch_size
-        self.front_end = MelgramFrontEnd(loaded.card.front_end).to(device)
-        self.model = prepare_for_inference(loaded.model.to(device))
-
-    @classmethod
-    def load(cls, weights: Path | None = None, device: str = "auto",
-             batch_size: int = 64) -> EmotionTagger:
-        """Load ``weights`` (default: the bundled emotion model) onto ``device``."""
-        chosen = select_device(device)
-        path = weights or bundled_weights_path(DEFAULT_EMOTION_MODEL)
-        return cls(load_checkpoint(path, chosen), chosen, batch_size)
+    task = "emotion"
+    default_weights = DEFAULT_EMOTION_MODEL
 
     def tag_file(
         self, path: Path, source: str | None = None, title: str | None = None
@@ -46,8 +23,7 @@ class EmotionTagger:
         """Tag one audio file. ``source`` and ``title`` name it in outputs (e.g. a URL)."""
         spec = self.card.front_end
         source = source or str(path)
-        values, valid, silent = run_over_file(path, source, self.front_end, self.model,
-                                              self.device, self.batch_size)
+        values, valid, silent = self.outputs(path, source)
         values[silent] = np.nan
         return EmotionResult(
             source=source,
