@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tagger.emotion.results import EmotionResult
-from tagger.render.terminal import CELL_SECONDS, clock
+from tagger.render.terminal import CELL_SECONDS, clock, heading
 
 LEVELS = "▁▂▃▄▅▆▇█"
 SILENT_KEY = "·"
@@ -95,13 +95,6 @@ def song_table(result: EmotionResult, width: int = 80) -> Table:
 
 
 def render_emotion(result: EmotionResult, console: Console) -> None:
-    heading = Text()
-    heading.append(result.title, style="bold")
-    heading.append(f"  {clock(result.duration)} ({result.duration:.1f} s), "
-                   f"model {result.model}", style="dim")
-    silent = int(result.silent.sum())
-    if silent:
-        heading.append(f", {silent} silent second{'s' * (silent != 1)}", style="dim")
     width = console.width
-    console.print(Group(heading, sparklines(result, width), song_table(result, width), Text("")),
-                  highlight=False)
+    console.print(Group(heading(result), sparklines(result, width), song_table(result, width),
+                        Text("")), highlight=False)

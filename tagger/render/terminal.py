@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tagger.render.style import genre_colours, genre_keys
-from tagger.results import SongResult
+from tagger.results import SongResult, TimedResult
 from tagger.units import clock
 
 LABEL_WIDTH = 7  # "mm:ss │"
@@ -89,14 +89,19 @@ def summary_table(result: SongResult, top: int) -> Table:
     return table
 
 
-def render_song(result: SongResult, console: Console, top: int) -> None:
-    heading = Text()
-    heading.append(result.title, style="bold")
-    heading.append(f"  {clock(result.duration)} ({result.duration:.1f} s), "
-                   f"model {result.model}", style="dim")
+def heading(result: TimedResult) -> Text:
+    """The song's title, duration, model and count of silent seconds."""
+    text = Text()
+    text.append(result.title, style="bold")
+    text.append(f"  {clock(result.duration)} ({result.duration:.1f} s), "
+                f"model {result.model}", style="dim")
     silent = int(result.silent.sum())
     if silent:
-        heading.append(f", {silent} silent second{'s' * (silent != 1)}", style="dim")
+        text.append(f", {silent} silent second{'s' * (silent != 1)}", style="dim")
+    return text
+
+
+def render_song(result: SongResult, console: Console, top: int) -> None:
     width = console.width
-    console.print(Group(heading, timeline(result, width), legend(result, width), Text(""),
+    console.print(Group(heading(result), timeline(result, width), legend(result, width), Text(""),
                         summary_table(result, top), Text("")), highlight=False)
