@@ -6,8 +6,6 @@ import torch
 
 from tagger.errors import TaggerError
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-
 
 def mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
