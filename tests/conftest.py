@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from audio_fixtures import synth_song, tone, write_audio
+from click.testing import Result
 
 from tagger.inference import Tagger
 
@@ -16,6 +17,16 @@ def shared_data(subfolder: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"shared training data not present at {path}")
     return path
+
+
+def assert_one_line_error(result: Result, *fragments: str) -> None:
+    """The CLI failed with exactly one line on stderr, holding every fragment, no traceback."""
+    assert result.exit_code != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from audio_fixtures import chord, synth_song, write_audio
 from click.testing import CliRunner, Result
+from conftest import assert_one_line_error
 
 from tagger import __version__
 from tagger.cli import main
@@ -18,15 +19,6 @@ from tagger.cli import main
 def run(*args: str) -> Result:
     return CliRunner().invoke(main, [*args, "--device", "cpu"] if args[:1] != ("retrain",)
                               else list(args))
-
-
-def assert_one_line_error(result: Result, *fragments: str) -> None:
-    assert result.exit_code != 0
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_help_and_version_answer_without_importing_torch() -> None:

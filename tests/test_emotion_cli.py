@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from audio_fixtures import chord, synth_song, write_audio
 from click.testing import CliRunner, Result
-from conftest import shared_data
+from conftest import assert_one_line_error, shared_data
 
 from tagger.checkpoints import bundled_weights_path, card_path_for, load_checkpoint, sha256_of
 from tagger.cli import main
@@ -22,15 +22,6 @@ from tagger.errors import ModelError
 
 def run(*args: str) -> Result:
     return CliRunner().invoke(main, ["emotion", *args, "--device", "cpu"])
-
-
-def assert_one_line_error(result: Result, *fragments: str) -> None:
-    assert result.exit_code != 0
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_bundled_emotion_card_is_complete_and_matches_its_weights() -> None:
