@@ -41,6 +41,10 @@ class ModelCard:
     input_shape: tuple[int, ...]
     training: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
+    # Genre models: ``temperature`` (logits are divided by it before the softmax) and
+    # ``uncertain_below`` (a second whose top calibrated probability is lower has no
+    # clear genre). Empty for uncalibrated models.
+    calibration: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +58,7 @@ class ModelCard:
             "input_shape": list(self.input_shape),
             "training": self.training,
             "evaluation": self.evaluation,
+            "calibration": self.calibration,
         }
 
     @classmethod
@@ -70,6 +75,7 @@ class ModelCard:
             input_shape=tuple(data["input_shape"]),
             training=dict(data.get("training", {})),
             evaluation=dict(data.get("evaluation", {})),
+            calibration=dict(data.get("calibration", {})),
         )
 
 

@@ -9,7 +9,7 @@ relative to each second's own maximum with an 80 dB floor.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -39,10 +39,18 @@ class FrontEndSpec:
     min_partial_seconds: float = 0.1
     # A second whose RMS is below this counts as silence (no genre is given).
     silence_dbfs: float = -60.0
+    # Each prediction also sees this many neighbouring segments on either side, their
+    # melgrams joined along time (the first and last segments stand in beyond the ends).
+    context_segments: int = 0
 
     @property
     def n_frames(self) -> int:
         return 1 + self.segment_samples // self.hop_length
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """What the model takes: ``(frames, mels)``, with the context's frames."""
+        return (self.n_frames * (2 * self.context_segments + 1), self.n_mels)
 
     @property
     def segment_seconds(self) -> float:
@@ -58,6 +66,12 @@ class FrontEndSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def melgram_identity(self) -> dict[str, Any]:
+        """The fields that shape each segment's melgram (not how segments are joined)."""
+        identity = self.to_dict()
+        del identity["context_segments"]
+        return identity
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FrontEndSpec:
@@ -140,3 +154,42 @@ class MelgramFrontEnd(torch.nn.Module):
         db = db - reference
         floor = db.amax(dim=(1, 2), keepdim=True) - self.spec.top_db
         return torch.maximum(db, floor)
+
+
+def with_context(melgrams: torch.Tensor, context: int) -> torch.Tensor:
+    """Join each melgram ``(S, frames, mels)`` with ``context`` neighbours on either side:
+    ``(S, (2 * context + 1) * frames, mels)``; the first and last stand in beyond the ends."""
+    if context == 0:
+        return melgrams
+    padded = torch.cat([melgrams[:1].expand(context, -1, -1), melgrams,
+                        melgrams[-1:].expand(context, -1, -1)])
+    return _windows(padded, context, len(melgrams))
+
+
+def stream_with_context(batches: Iterable[torch.Tensor], context: int) -> Iterator[torch.Tensor]:
+    """``with_context`` over a stream of melgram batches, holding back only ``context``
+    segments at a time; yields the same rows as ``with_context`` on the whole stream."""
+    if context == 0:
+        yield from batches
+        return
+    history: torch.Tensor | None = None  # the ``context`` segments before ``pending``
+    pending: torch.Tensor | None = None
+    for batch in batches:
+        if history is None:
+            history = batch[:1].expand(context, -1, -1)
+        pending = batch if pending is None else torch.cat([pending, batch])
+        ready = len(pending) - context
+        if ready > 0:
+            joined = torch.cat([history, pending])
+            yield _windows(joined, context, ready)
+            history, pending = joined[ready : ready + context], pending[ready:]
+    if pending is not None and history is not None:
+        joined = torch.cat([history, pending, pending[-1:].expand(context, -1, -1)])
+        yield _windows(joined, context, len(pending))
+
+
+def _windows(joined: torch.Tensor, context: int, count: int) -> torch.Tensor:
+    """The first ``count`` context windows of ``joined`` (already padded on the left)."""
+    windows = joined[: count + 2 * context].unfold(0, 2 * context + 1, 1)  # (n, f, m, width)
+    n, frames, mels, width = windows.shape
+    return windows.permute(0, 3, 1, 2).reshape(n, width * frames, mels)

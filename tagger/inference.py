@@ -19,7 +19,7 @@ from tagger.checkpoints import (
 )
 from tagger.devices import select_device
 from tagger.errors import ModelError
-from tagger.features import MelgramFrontEnd, file_segments
+from tagger.features import MelgramFrontEnd, file_segments, stream_with_context
 from tagger.models import prepare_for_inference
 from tagger.results import SongResult
 
@@ -104,13 +104,19 @@ def run_over_file(
     """The model's outputs for every segment of ``path`` (float32, one row per segment),
     with the seconds of real audio in each segment and which segments are silent."""
     spec = front_end.spec
-    outputs, valid, silent = [], [], []
-    with torch.inference_mode():
+    outputs: list[np.ndarray] = []
+    valid: list[float] = []
+    silent: list[bool] = []
+
+    def melgrams() -> Iterator[torch.Tensor]:
         for batch in _batches(file_segments(path, spec, source), batch_size):
-            audio = torch.from_numpy(np.stack([s.samples for s in batch])).to(device)
-            outputs.append(model(front_end(audio)).float().cpu().numpy())
-            valid += [s.valid_samples / spec.sample_rate for s in batch]
-            silent += [s.silent for s in batch]
+            valid.extend(s.valid_samples / spec.sample_rate for s in batch)
+            silent.extend(s.silent for s in batch)
+            yield front_end(torch.from_numpy(np.stack([s.samples for s in batch])).to(device))
+
+    with torch.inference_mode():
+        for inputs in stream_with_context(melgrams(), spec.context_segments):
+            outputs.append(model(inputs).float().cpu().numpy())
     return (np.concatenate(outputs).astype(np.float32), np.array(valid, dtype=np.float64),
             np.array(silent, dtype=bool))
 

@@ -108,7 +108,7 @@ def _seeded_split(root: Path, genres: list[str], valid_share: float, seed: int) 
 def _cache_key(path: Path, spec: FrontEndSpec) -> str:
     stat = path.stat()
     identity = json.dumps(
-        [str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.to_dict()], sort_keys=True
+        [str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.melgram_identity()], sort_keys=True
     )
     return hashlib.sha1(identity.encode()).hexdigest()
 
