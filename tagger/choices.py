@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-LAYOUTS = ("audio", "course", "lse", "ntua")
+LAYOUTS = ("audio", "course", "lse", "ntua", "sources")
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
 SCHEDULERS = ("none", "step", "cosine", "plateau", "onecycle")
 SELECTIONS = ("last", "f1", "loss")

@@ -205,13 +205,14 @@ TRAIN_FLAGS = {
     "optimizer": "--optimizer", "lr": "--lr", "momentum": "--momentum",
     "weight_decay": "--weight-decay", "scheduler": "--scheduler", "patience": "--patience",
     "select": "--select", "label_smoothing": "--label-smoothing",
-    "freq_mask": "--freq-mask", "time_mask": "--time-mask", "seed": "--seed",
+    "freq_mask": "--freq-mask", "time_mask": "--time-mask", "epoch_rows": "--epoch-rows",
+    "uncertain_below": "--uncertain-below", "seed": "--seed",
 }
 RUN_FLAGS = {
     "data": "--data", "out": "--out", "layout": "--format", "features": "--features",
     "valid_share": "--valid-share", "max_frames": "--max-frames", "cache_dir": "--cache-dir",
     "name": "--name", "device": "--device", "threads": "--threads",
-    "gradcam_examples": "--gradcam-examples",
+    "gradcam_examples": "--gradcam-examples", "context": "--context",
 }
 
 
@@ -221,6 +222,8 @@ def retrain_command_line(options: dict[str, Any]) -> str:
     for key, flag in RUN_FLAGS.items():
         if options.get(key) is not None:
             words += [flag, str(options[key])]
+    if options.get("genres"):
+        words += ["--genres", ",".join(options["genres"])]
     if options.get("tsne"):
         words.append("--tsne")
     train = options["train"]
@@ -229,18 +232,20 @@ def retrain_command_line(options: dict[str, Any]) -> str:
     words.append("--class-weights" if train["class_weights"] else "--no-class-weights")
     for key, value in train["hyperparameters"].items():
         words += ["--hparam", f"{key}={json.dumps(value)}"]
+    for key, value in train["augment"].items():
+        words += ["--augment", f"{key}={value}"]
     if train["overfit_batch"]:
         words.append("--overfit-batch")
     return shlex.join(words)
 
 
-def parse_hyperparameters(pairs: tuple[str, ...]) -> dict[str, Any]:
+def parse_hyperparameters(pairs: tuple[str, ...], option: str = "--hparam") -> dict[str, Any]:
     """``KEY=VALUE`` pairs; values are JSON (``channels=[16,32]``, ``pooling=false``) or text."""
     parsed: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--hparam")
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=option)
         try:
             parsed[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
@@ -330,6 +335,21 @@ def list_architectures() -> None:
               help="SpecAugment: mask up to N feature bins (0: off). [default: 16]")
 @click.option("--time-mask", type=click.IntRange(0),
               help="SpecAugment: mask up to N frames (0: off). [default: 3]")
+@click.option("--augment", "augments", multiple=True, metavar="NAME=VALUE",
+              help="A spectrogram augmentation: mix=P, tempo=R, pitch=BANDS, tilt=DB, "
+                   "lowpass=P (repeatable; see the README).")
+@click.option("--epoch-rows", type=click.IntRange(0),
+              help="Draw N seconds per epoch, balanced by genre and clip (0: every second "
+                   "once, class-weighted loss). [default: 0]")
+@click.option("--context", type=click.IntRange(0),
+              help="audio/sources: neighbouring seconds on each side that every prediction "
+                   "also sees. [default: 0]")
+@click.option("--genres", callback=lambda ctx, param, value: (
+                  [g.strip() for g in value.split(",") if g.strip()] if value else None),
+              metavar="LIST", help="sources: keep only these genres (comma-separated).")
+@click.option("--uncertain-below", type=click.FloatRange(0, 1),
+              help="Calibrated top probability under which a second is uncertain. "
+                   "[default: 0.5]")
 @click.option("--seed", type=int, help="[default: 0]")
 @click.option("--valid-share", type=click.FloatRange(0, 1),
               help="audio/ntua: share of clips per genre held out when no split is given.")
@@ -353,7 +373,8 @@ def list_architectures() -> None:
 @debug_option
 @click.pass_context
 def retrain_command(ctx: click.Context, task: str, config_path: Path | None,
-                    hparams: tuple[str, ...], dropout: float | None, activation: str | None,
+                    hparams: tuple[str, ...], augments: tuple[str, ...],
+                    dropout: float | None, activation: str | None,
                     sweep: str | None, list_archs: bool, debug: bool, **given: Any) -> None:
     """Train and evaluate a model; write a run folder usable with --weights."""
     if list_archs:
@@ -378,6 +399,8 @@ def retrain_command(ctx: click.Context, task: str, config_path: Path | None,
         extra.update({k: v for k, v in (("dropout", dropout), ("activation", activation))
                       if v is not None})
         base["train"]["hyperparameters"] = {**base["train"].get("hyperparameters", {}), **extra}
+        base["train"]["augment"] = {**base["train"].get("augment", {}),
+                                    **parse_hyperparameters(augments, "--augment")}
         if not base.get("data"):
             raise click.UsageError("give --data DIR (or --config RUN_DIR/config.json)")
         try:

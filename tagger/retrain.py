@@ -44,6 +44,8 @@ class RetrainOptions:
     features: str | None = None  # course: melgrams|mfccs; ntua: mel|chroma|fused
     valid_share: float = 0.2
     max_frames: int | None = None
+    context: int = 0  # audio and sources layouts: neighbouring seconds on each side
+    genres: list[str] | None = None  # sources layout: the vocabulary to keep
     cache_dir: Path | None = None
     name: str = "genre-model"
     device: str = "auto"
@@ -81,7 +83,8 @@ def load_data(options: RetrainOptions, console: Console) -> Dataset:
     features = options.features or ("mfccs" if options.train.architecture == "mfcc-ffn" else None)
     layout_options = {"valid_share": options.valid_share, "seed": options.train.seed,
                       "cache_dir": options.cache_dir, "features": features,
-                      "max_frames": options.max_frames}
+                      "max_frames": options.max_frames, "context": options.context,
+                      "genres": options.genres}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   console=console, transient=True) as progress:
         task = progress.add_task("reading training data", total=None)
@@ -148,6 +151,17 @@ def train_and_report(options: RetrainOptions, dataset: Dataset, command: str,
         text = ", ".join(f"{level.replace('_', ' ')}: accuracy {figures[level + '_accuracy']:.3f}"
                          f" (macro-F1 {figures[level + '_macro_f1']:.3f})" for level in levels)
         console.print(f"{split}: {text}", highlight=False)
+        for source, source_figures in figures.get("sources", {}).items():
+            text = ", ".join(f"{level.removeprefix('per_').replace('_', ' ')} "
+                             f"{source_figures[level + '_accuracy']:.3f} "
+                             f"(F1 {source_figures[level + '_macro_f1']:.3f})"
+                             for level in ("per_second", "per_clip"))
+            console.print(f"  {source}: {text}", highlight=False)
+    calibration = card.evaluation["valid"]["calibration"]
+    console.print(f"calibration: temperature {calibration['temperature']:.2f}, ECE "
+                  f"{calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f}; "
+                  f"{calibration['uncertain_share']:.0%} of valid seconds uncertain",
+                  highlight=False)
     return card.evaluation
 
 

@@ -21,11 +21,19 @@ import torch
 from torch import nn
 
 from tagger.atomic import atomic_write_text
+from tagger.augment import Augmentation
+from tagger.calibration import calibrate, softmax
 from tagger.checkpoints import ModelCard, save_checkpoint
 from tagger.choices import OPTIMIZERS, SCHEDULERS, SELECTIONS
 from tagger.datasets import TRAIN, VALID, Dataset, Split
 from tagger.metrics import classification_report
-from tagger.models import Classifier, architecture_defaults, build_model, count_parameters
+from tagger.models import (
+    Classifier,
+    architecture_defaults,
+    build_model,
+    count_parameters,
+    prepare_for_inference,
+)
 
 
 @dataclass
@@ -48,6 +56,13 @@ class TrainConfig:
     # SpecAugment-style masks on 2-D inputs: up to this many feature bins / frames.
     freq_mask: int = 16
     time_mask: int = 3
+    # Spectrogram augmentations by name (see tagger.augment), e.g. {"mix": 0.5, "tilt": 12}.
+    augment: dict[str, float] = field(default_factory=dict)
+    # Rows drawn per epoch, so that every genre and, within a genre, every clip weighs the
+    # same (0: every row once, with class weights in the loss instead).
+    epoch_rows: int = 0
+    # Seconds whose top calibrated probability is below this are "uncertain".
+    uncertain_below: float = 0.5
     seed: int = 0
     overfit_batch: bool = False
 
@@ -57,6 +72,7 @@ class TrainConfig:
                                      ("select", self.select, SELECTIONS)):
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r} (one of {', '.join(choices)})")
+        Augmentation.from_dict(self.augment)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -114,6 +130,17 @@ def mask_spectrograms(
     return batch
 
 
+def balanced_row_weights(split: Split, n_classes: int) -> torch.Tensor:
+    """Sampling weights giving every class, and every clip within its class, equal weight."""
+    rows_per_clip = np.bincount(split.clip_ids)[split.clip_ids]
+    clip_labels = np.zeros(split.clip_ids.max() + 1, dtype=np.int64)
+    clip_labels[split.clip_ids] = split.labels
+    present = np.zeros(len(clip_labels), dtype=bool)
+    present[split.clip_ids] = True
+    clips_per_class = np.bincount(clip_labels[present], minlength=n_classes)
+    return torch.from_numpy(1.0 / (rows_per_clip * clips_per_class[split.labels]))
+
+
 def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     params, lr, decay = model.parameters(), config.lr, config.weight_decay
     if config.optimizer == "sgd":
@@ -147,16 +174,23 @@ def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer,
     return None, "never"
 
 
-def predict_probabilities(
+def predict_logits(
     model: nn.Module, features: np.ndarray, device: torch.device, batch_size: int = 256
 ) -> np.ndarray:
-    model.eval()
+    """Logits of every row, from a copy of ``model`` with BatchNorm folded (about 2x faster)."""
+    model = prepare_for_inference(copy.deepcopy(model))
     outputs = []
     with torch.inference_mode():
         for start in range(0, len(features), batch_size):
             batch = torch.from_numpy(features[start : start + batch_size]).to(device)
-            outputs.append(torch.softmax(model(batch).float(), dim=1).cpu().numpy())
+            outputs.append(model(batch).float().cpu().numpy())
     return np.concatenate(outputs)
+
+
+def predict_probabilities(
+    model: nn.Module, features: np.ndarray, device: torch.device, batch_size: int = 256
+) -> np.ndarray:
+    return softmax(predict_logits(model, features, device, batch_size))
 
 
 def clip_level(probabilities: np.ndarray, split: Split) -> tuple[np.ndarray, np.ndarray]:
@@ -176,10 +210,13 @@ def has_clips(split: Split) -> bool:
     return len(np.unique(split.clip_ids)) < len(split)
 
 
-def evaluate(model: nn.Module, split: Split, classes: list[str], device: torch.device,
-             row_unit: str = "second") -> dict[str, Any]:
+def evaluate(model: nn.Module | None, split: Split, classes: list[str], device: torch.device,
+             row_unit: str = "second", probabilities: np.ndarray | None = None
+             ) -> dict[str, Any]:
     """Reports per row (``per_second`` for melgram layouts) and per clip where clips exist."""
-    probabilities = predict_probabilities(model, split.features, device)
+    if probabilities is None:
+        assert model is not None
+        probabilities = predict_probabilities(model, split.features, device)
     report = {f"per_{row_unit}": classification_report(split.labels, probabilities.argmax(1),
                                                       classes)}
     if has_clips(split):
@@ -206,19 +243,22 @@ def train_classifier(
                         config.hyperparameters).to(device)
     train, valid = dataset.splits[TRAIN], dataset.splits[VALID]
     masks = (config.freq_mask, config.time_mask)
+    augmentation = Augmentation.from_dict(config.augment)
+    epoch_rows = config.epoch_rows
     if config.overfit_batch:
         rows = torch.randperm(len(train), generator=generator)[: config.batch_size].numpy()
         train = valid = train.subset(np.sort(rows))
-        masks = (0, 0)
+        masks, augmentation, epoch_rows = (0, 0), Augmentation(), 0
     counts = np.bincount(train.labels, minlength=len(classes)).astype(np.float64)
     weights = counts.sum() / (len(classes) * np.maximum(counts, 1))
     loss_fn = nn.CrossEntropyLoss(
         weight=torch.tensor(weights, dtype=torch.float32, device=device)
-        if config.class_weights else None,
+        if config.class_weights and not epoch_rows else None,
         label_smoothing=config.label_smoothing,
     )
+    row_weights = balanced_row_weights(train, len(classes)) if epoch_rows else None
     optimizer = make_optimizer(config, model)
-    steps_per_epoch = -(-len(train) // config.batch_size)
+    steps_per_epoch = -(-(epoch_rows or len(train)) // config.batch_size)
     scheduler, step_when = make_scheduler(config, optimizer, steps_per_epoch)
     features = torch.from_numpy(train.features)
     labels = torch.from_numpy(train.labels)
@@ -228,11 +268,16 @@ def train_classifier(
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
             model.train()
-            order = torch.randperm(len(train), generator=generator)
+            if row_weights is None:
+                order = torch.randperm(len(train), generator=generator)
+            else:
+                order = torch.multinomial(row_weights, epoch_rows, replacement=True,
+                                          generator=generator)
             total_loss, correct = 0.0, 0
             for start in range(0, len(order), config.batch_size):
                 index = order[start : start + config.batch_size]
-                batch = mask_spectrograms(features[index], *masks, generator).to(device)
+                batch = augmentation(features[index], labels[index], generator)
+                batch = mask_spectrograms(batch, *masks, generator).to(device)
                 target = labels[index].to(device)
                 if len(index) == 1 and model.training and _has_batchnorm(model):
                     continue  # BatchNorm cannot train on a batch of one
@@ -256,8 +301,8 @@ def train_classifier(
                 clip_accuracy = float((clip_probabilities.argmax(1) == clip_labels).mean())
             record = EpochRecord(
                 epoch=epoch,
-                train_loss=total_loss / len(train),
-                train_accuracy=correct / len(train),
+                train_loss=total_loss / len(order),
+                train_accuracy=correct / len(order),
                 valid_loss=valid_loss,
                 valid_accuracy=float((predicted == valid.labels).mean()),
                 valid_macro_f1=_macro_f1(valid.labels, predicted, len(classes)),
@@ -313,13 +358,46 @@ def summarise(evaluation: dict[str, Any], dataset: Dataset) -> dict[str, Any]:
     return summary
 
 
+def source_rows(split: Split) -> dict[str, np.ndarray]:
+    """The rows of each source of a split that has several (else nothing)."""
+    if not split.clip_sources or len(set(split.clip_sources)) < 2:
+        return {}
+    row_sources = np.array(split.clip_sources)[split.clip_ids]
+    return {source: np.flatnonzero(row_sources == source)
+            for source in sorted(set(split.clip_sources))}
+
+
+def evaluate_by_source(split: Split, probabilities: np.ndarray, classes: list[str],
+                       row_unit: str) -> dict[str, dict[str, Any]]:
+    return {source: evaluate(None, split.subset(rows), classes, torch.device("cpu"), row_unit,
+                             probabilities[rows])
+            for source, rows in source_rows(split).items()}
+
+
+def headline(reports: dict[str, Any]) -> dict[str, float]:
+    return {f"{level}_{figure}": round(report[figure], 4)
+            for level, report in reports.items() for figure in ("accuracy", "macro_f1")}
+
+
 def write_run(out_dir: Path, outcome: TrainingOutcome, config: TrainConfig, dataset: Dataset,
               device: torch.device, provenance: dict[str, Any],
               name: str) -> tuple[ModelCard, dict[str, Any]]:
     """Evaluate on every split; write the checkpoint, its card and metrics.json."""
     model = outcome.model
-    evaluation = {split: evaluate(model, s, dataset.classes, device, dataset.row_unit)
+    logits = {split: predict_logits(model, s.features, device)
+              for split, s in dataset.splits.items()}
+    evaluation = {split: evaluate(model, s, dataset.classes, device, dataset.row_unit,
+                                  softmax(logits[split]))
                   for split, s in dataset.splits.items()}
+    by_source = {split: evaluate_by_source(s, softmax(logits[split]), dataset.classes,
+                                           dataset.row_unit)
+                 for split, s in dataset.splits.items() if source_rows(s)}
+    calibration = calibrate(logits[VALID], dataset.splits[VALID].labels, config.uncertain_below)
+    summary = summarise(evaluation, dataset)
+    for split, sources in by_source.items():
+        summary[split]["sources"] = {source: headline(reports)
+                                     for source, reports in sources.items()}
+    summary[VALID]["calibration"] = {k: v for k, v in calibration.items() if k != "reliability"}
     card = ModelCard(
         name=name,
         task="genre",
@@ -341,11 +419,14 @@ def write_run(out_dir: Path, outcome: TrainingOutcome, config: TrainConfig, data
             "stopped": outcome.stopped,
             "seconds_per_epoch": round(float(np.mean([h.seconds for h in outcome.history])), 2),
         },
-        evaluation=summarise(evaluation, dataset),
+        evaluation=summary,
+        calibration={"temperature": calibration["temperature"],
+                     "uncertain_below": config.uncertain_below},
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     save_checkpoint(model, card, out_dir / "model.safetensors")
-    metrics = {"evaluation": evaluation, "history": [asdict(h) for h in outcome.history],
+    metrics = {"evaluation": evaluation, "by_source": by_source, "calibration": calibration,
+               "history": [asdict(h) for h in outcome.history],
                "kept_epoch": outcome.kept_epoch, "stopped": outcome.stopped}
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return card, evaluation

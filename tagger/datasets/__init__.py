@@ -6,6 +6,7 @@
 | course | ``course.py`` | {train,val,test}/{melgrams,mfccs}/{X,labels}.npy (REFERENCE 2A) |
 | lse    | ``lse.py``    | x_/y_/y_*_num {train,val,test}.npy, 80 x 80 log-mels (2B) |
 | ntua   | ``ntua.py``   | train/ test/ *.fused.full.npy + *_labels.txt (2D) |
+| sources | ``sources.py`` | dataset folders (GTZAN, Emotify, 4Q) under one genre vocabulary |
 
 Training and evaluation never branch on the layout: every split is features,
 integer labels and clip ids (rows of one clip share an id, so evaluation can
@@ -34,13 +35,14 @@ class Split:
     labels: np.ndarray  # (N,) int64 class index
     clip_ids: np.ndarray  # (N,) int64 index into clip_names
     clip_names: list[str]
+    clip_sources: list[str] | None = None  # the dataset each clip came from, when several
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, rows: np.ndarray) -> Split:
         return Split(self.features[rows], self.labels[rows], self.clip_ids[rows],
-                     self.clip_names)
+                     self.clip_names, self.clip_sources)
 
 
 def rows_as_clips(features: np.ndarray, labels: np.ndarray, prefix: str) -> Split:
@@ -76,17 +78,20 @@ def detect_layout(root: Path) -> str:
         return "lse"
     if (root / "train_labels.txt").is_file():
         return "ntua"
-    return "audio"
+    from tagger.datasets.sources import is_sources_layout
+
+    return "sources" if is_sources_layout(root) else "audio"
 
 
 def load_dataset(root: Path, layout: str, options: dict[str, Any],
                  on_clip: Callable[[str, str | None], None] | None = None) -> Dataset:
     """Load ``root`` in ``layout`` (``auto`` detects it) with the layout's ``options``."""
-    from tagger.datasets import audio, course, lse, ntua
+    from tagger.datasets import audio, course, lse, ntua, sources
 
     if layout == "auto":
         layout = detect_layout(root)
-    loaders = {"audio": audio.load, "course": course.load, "lse": lse.load, "ntua": ntua.load}
+    loaders = {"audio": audio.load, "course": course.load, "lse": lse.load, "ntua": ntua.load,
+               "sources": sources.load}
     if layout not in loaders:
         raise DatasetError(f"unknown layout {layout!r}", str(root),
                            f"use one of: auto, {', '.join(LAYOUTS)}")

@@ -25,7 +25,7 @@ from tagger.atomic import atomic_open
 from tagger.audio import AUDIO_EXTENSIONS
 from tagger.datasets import TRAIN, VALID, Dataset, Split
 from tagger.errors import DatasetError, TaggerError
-from tagger.features import FrontEndSpec, MelgramFrontEnd, file_segments
+from tagger.features import FrontEndSpec, MelgramFrontEnd, file_segments, with_context
 
 SPLIT_FILE = "clips.csv"
 
@@ -107,9 +107,8 @@ def _seeded_split(root: Path, genres: list[str], valid_share: float, seed: int) 
 
 def _cache_key(path: Path, spec: FrontEndSpec) -> str:
     stat = path.stat()
-    identity = json.dumps(
-        [str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.melgram_identity()], sort_keys=True
-    )
+    identity = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns,
+                           spec.melgram_identity()], sort_keys=True)
     return hashlib.sha1(identity.encode()).hexdigest()
 
 
@@ -136,7 +135,8 @@ def load_segment_sets(
     cache_dir: Path | None,
     on_clip: Callable[[str, str | None], None] | None = None,
 ) -> dict[str, Split]:
-    """Melgrams of every clip, grouped by split. Unreadable clips are reported and skipped."""
+    """Melgrams of every clip (with the spec's context), grouped by split. Unreadable clips
+    are reported and skipped."""
     front_end = MelgramFrontEnd(spec)
     parts: dict[str, list[tuple[np.ndarray, int]]] = {}
     names: dict[str, list[str]] = {}
@@ -147,6 +147,8 @@ def load_segment_sets(
             if on_clip:
                 on_clip(str(clip.path), error.message)
             continue
+        if spec.context_segments:
+            melgrams = with_context(torch.from_numpy(melgrams), spec.context_segments).numpy()
         parts.setdefault(clip.split, []).append((melgrams, classes.index(clip.label)))
         names.setdefault(clip.split, []).append(str(clip.path))
         if on_clip:
@@ -164,8 +166,9 @@ def load_segment_sets(
 
 def load(root: Path, options: dict[str, Any],
          on_clip: Callable[[str, str | None], None] | None = None) -> Dataset:
-    """Options: ``valid_share``, ``seed``, ``cache_dir`` (None: the user cache folder)."""
-    spec = FrontEndSpec()
+    """Options: ``valid_share``, ``seed``, ``cache_dir`` (None: the user cache folder) and
+    ``context`` (neighbouring seconds each example also sees)."""
+    spec = FrontEndSpec(context_segments=options.get("context", 0))
     clips, classes = discover_clips(root, options.get("valid_share", 0.2), options.get("seed", 0))
     splits = load_segment_sets(clips, classes, spec,
                                options.get("cache_dir") or default_cache_dir(), on_clip)
