@@ -61,6 +61,17 @@ def check_browser(ctx: click.Context, param: click.Parameter, value: str | None)
     return value
 
 
+def check_smoothing(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    """Validate ``--smooth``: 0 or an odd number of seconds."""
+    from tagger.results import check_smoothing_window
+
+    try:
+        check_smoothing_window(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), ctx, param) from error
+    return value
+
+
 class DefaultCommandGroup(click.Group):
     """Runs ``tag`` when the first argument is not a sub-command: ``genre-tag song.mp3``."""
 
@@ -182,6 +193,13 @@ def tag_request(given: dict[str, Any]) -> Any:
 @tagging_options("timeline and summary", "genre-tag retrain")
 @click.option("--top", default=3, show_default=True, type=click.IntRange(1),
               help="How many genres the song summary lists.")
+@click.option("--uncertain-below", type=click.FloatRange(0, 1), metavar="P",
+              help="Mark seconds whose top genre probability is below P as uncertain (0: "
+                   "never). [default: the model's calibration; 0 for uncalibrated models]")
+@click.option("--smooth", "smooth_seconds", default=0, show_default=True, type=click.IntRange(0),
+              metavar="N", callback=check_smoothing,
+              help="Average each second's probabilities over a centred window of N seconds "
+                   "(odd; silent seconds left out) before marking uncertain ones; 0: off.")
 def tag_command(debug: bool, **given: Any) -> None:
     """Tag audio files, folders (recursively) and URLs, second by second."""
     request = tag_request({**given, "debug": debug})

@@ -21,7 +21,7 @@ from tagger.devices import select_device
 from tagger.errors import ModelError
 from tagger.features import MelgramFrontEnd, file_segments, stream_with_context
 from tagger.models import prepare_for_inference
-from tagger.results import SongResult
+from tagger.results import SongResult, check_smoothing_window, smooth_probabilities
 
 
 def _batches(segments: Iterable[Segment], size: int) -> Iterator[list[Segment]]:
@@ -74,16 +74,41 @@ class AudioModel:
 
 
 class Tagger(AudioModel):
-    """The genre tagger."""
+    """The genre tagger, calibrated by its model card's ``temperature`` and
+    ``uncertain_below`` (1 and 0, i.e. no calibration, when the card has none)."""
+
+    def __init__(self, loaded: LoadedModel, device: torch.device, batch_size: int = 64) -> None:
+        super().__init__(loaded, device, batch_size)
+        calibration = self.card.calibration
+        try:
+            self.temperature = float(calibration.get("temperature", 1.0))
+            self.uncertain_below = float(calibration.get("uncertain_below", 0.0))
+            valid = self.temperature > 0 and 0 <= self.uncertain_below <= 1
+        except (TypeError, ValueError):
+            valid = False
+        if not valid:
+            raise ModelError(f"has an invalid calibration {calibration} (temperature must be "
+                             "above 0, uncertain_below between 0 and 1)", str(loaded.path),
+                             "fix the calibration in its model card")
 
     def tag_file(
-        self, path: Path, source: str | None = None, title: str | None = None
+        self, path: Path, source: str | None = None, title: str | None = None, *,
+        uncertain_below: float | None = None, smooth_seconds: int = 0,
     ) -> SongResult:
-        """Tag one audio file. ``source`` and ``title`` name it in outputs (e.g. a URL)."""
+        """Tag one audio file. ``source`` and ``title`` name it in outputs (e.g. a URL).
+
+        Seconds whose top probability is below ``uncertain_below`` (default: the model
+        card's; 0: never) are uncertain; ``smooth_seconds`` (odd, 0: off) averages each
+        second's probabilities with its neighbours' before that test.
+        """
+        threshold = self.uncertain_below if uncertain_below is None else uncertain_below
+        if not 0 <= threshold <= 1:
+            raise ValueError(f"uncertain_below must be between 0 and 1, not {threshold}")
+        check_smoothing_window(smooth_seconds)
         spec = self.card.front_end
         source = source or str(path)
         logits, valid, silent = self.outputs(path, source)
-        probabilities = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+        probabilities = torch.softmax(torch.from_numpy(logits) / self.temperature, dim=1).numpy()
         probabilities[silent] = 0.0
         return SongResult(
             source=source,
@@ -91,9 +116,11 @@ class Tagger(AudioModel):
             model=self.card.name,
             classes=list(self.card.classes),
             segment_seconds=spec.segment_seconds,
-            probabilities=probabilities,
+            probabilities=smooth_probabilities(probabilities, silent, smooth_seconds),
             valid_seconds=valid,
             silent=silent,
+            uncertain_below=threshold,
+            smooth_seconds=smooth_seconds,
         )
 
 

@@ -50,18 +50,66 @@ class TimedResult:
         return self.starts + self.valid_seconds
 
 
+def check_smoothing_window(seconds: int) -> None:
+    """Raise ValueError unless ``seconds`` is 0 (no smoothing) or a positive odd number."""
+    if seconds < 0 or (seconds and seconds % 2 == 0):
+        raise ValueError(f"smoothing must be 0 (off) or an odd number of seconds (3, 5, 7, ...) "
+                         f"so the window is centred on each second, not {seconds}")
+
+
+def smooth_probabilities(probabilities: np.ndarray, silent: np.ndarray,
+                         window_seconds: int) -> np.ndarray:
+    """Each audible second's probabilities averaged over a centred window of ``window_seconds``
+    (odd; 0 or 1: unchanged), cut short at the song's ends.
+
+    Silent seconds inside a window are left out of its mean, and silent rows stay zeros.
+    Returns a new array; ``probabilities`` is ``(seconds, classes)``.
+    """
+    check_smoothing_window(window_seconds)
+    if window_seconds <= 1:
+        return probabilities.copy()
+    audible = ~silent
+    n_seconds, half = len(probabilities), window_seconds // 2
+    sums = np.concatenate([np.zeros((1, probabilities.shape[1])),
+                           np.cumsum(probabilities * audible[:, None], axis=0)])
+    counts = np.concatenate([[0], np.cumsum(audible)])
+    first = np.clip(np.arange(n_seconds) - half, 0, n_seconds)
+    after_last = np.clip(np.arange(n_seconds) + half + 1, 0, n_seconds)
+    window_counts = counts[after_last] - counts[first]
+    smoothed = np.zeros_like(probabilities)
+    smoothed[audible] = ((sums[after_last] - sums[first])[audible]
+                         / window_counts[audible, None])
+    return smoothed
+
+
 @dataclass
 class SongResult(TimedResult):
     """Per-second genre probabilities of one song: ``probabilities`` is ``(seconds, classes)``;
-    rows of silent seconds are zeros and carry no winner."""
+    rows of silent seconds are zeros and carry no winner.
+
+    ``uncertain_below`` is the threshold of the uncertain state (0: off) and
+    ``smooth_seconds`` the smoothing window the probabilities went through (0: none).
+    """
 
     classes: list[str]
     probabilities: np.ndarray
+    uncertain_below: float = 0.0
+    smooth_seconds: int = 0
 
     def winners(self) -> list[str | None]:
         """The winning genre of every second, or None for a silent one."""
         best = self.probabilities.argmax(axis=1)
         return [None if s else self.classes[b] for b, s in zip(best, self.silent, strict=True)]
+
+    @property
+    def uncertain(self) -> np.ndarray:
+        """Which seconds have no clear genre: audible, with a top probability below
+        ``uncertain_below``. Their winner is still the top genre."""
+        return ~self.silent & (self.probabilities.max(axis=1) < self.uncertain_below)
+
+    def uncertain_share(self) -> float:
+        """The share of audible seconds that are uncertain."""
+        return float(self.uncertain.sum() / max(1, int((~self.silent).sum())))
 
     def song_genre(self) -> str:
         """The genre with the highest mean probability over the audible seconds."""

@@ -35,6 +35,10 @@ class TagRequest:
     json_path: str | None = None
     csv_path: str | None = None
     top: int = 3
+    # Genre tagging only: the uncertain threshold (None: the model card's) and the
+    # smoothing window in seconds (0: off).
+    uncertain_below: float | None = None
+    smooth_seconds: int = 0
     quiet: bool = False
     weights: Path | None = None
     batch_size: int = 64
@@ -44,18 +48,25 @@ class TagRequest:
 
 class FileTagger(Protocol):
     def tag_file(self, path: Path, source: str | None = None,
-                 title: str | None = None) -> Any: ...
+                 title: str | None = None, **options: Any) -> Any: ...
+
+
+def no_tag_options(request: TagRequest) -> dict[str, Any]:
+    """For jobs whose ``tag_file`` takes no options from the request."""
+    return {}
 
 
 @dataclass(frozen=True)
 class Job:
-    """What one command does with each song: its model and its four renderers."""
+    """What one command does with each song: its model, its four renderers and the
+    keyword arguments of ``tag_file`` that come from the request."""
 
     load: Callable[[TagRequest], FileTagger]
     show: Callable[[Any, Console, TagRequest], None]
     write_png: Callable[[Any, Path], None]
     write_json: Callable[[list[Any], str], None]
     write_csv: Callable[[list[Any], str], None]
+    tag_options: Callable[[TagRequest], dict[str, Any]] = no_tag_options
 
 
 @dataclass
@@ -118,6 +129,8 @@ def genre_job() -> Job:
         load=lambda r: Tagger.load(r.weights, r.device, r.batch_size),
         show=lambda result, console, r: render_song(result, console, r.top),
         write_png=write_png, write_json=write_json, write_csv=write_csv,
+        tag_options=lambda r: {"uncertain_below": r.uncertain_below,
+                               "smooth_seconds": r.smooth_seconds},
     )
 
 
@@ -170,6 +183,7 @@ def run_job(request: TagRequest, job: Job) -> int:
 
         if n_songs:
             tagger = job.load(request)
+            options = job.tag_options(request)
             songs = progress.add_task("tagging", total=n_songs, detail=f"0/{n_songs}")
             done_songs = 0
 
@@ -191,7 +205,7 @@ def run_job(request: TagRequest, job: Job) -> int:
                                           show_download(task, done, total))
                     try:
                         finish(tagger.tag_file(fetched.path, source=entry.key,
-                                               title=fetched.title))
+                                               title=fetched.title, **options))
                     except AudioError as error:
                         forget(entry.key, request.download.cache_dir)
                         raise AudioError(error.what, entry.key, error.hint) from error
@@ -205,7 +219,7 @@ def run_job(request: TagRequest, job: Job) -> int:
             for path in files:
                 progress.update(songs, description=f"tagging {path.name[:40]}")
                 try:
-                    finish(tagger.tag_file(path))
+                    finish(tagger.tag_file(path, **options))
                 except OutputError:
                     raise
                 except TaggerError as error:

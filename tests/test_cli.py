@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from audio_fixtures import chord, synth_song, write_audio
 from click.testing import CliRunner, Result
@@ -136,3 +137,70 @@ def test_missing_arguments_is_a_usage_error() -> None:
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     result = run(str(tmp_path / "missing.mp3"), "--debug")
     assert result.exit_code != 0 and result.exception is not None
+
+
+def test_uncertain_below_marks_seconds_in_every_output(song_mp3: Path, tmp_path: Path) -> None:
+    js, table = tmp_path / "t.json", tmp_path / "t.csv"
+    result = run(str(song_mp3), "--uncertain-below", "0.99", "--json", str(js),
+                 "--csv", str(table), "--quiet")
+    assert result.exit_code == 0, result.output
+    record = json.loads(js.read_text())
+    flags = [second["uncertain"] for second in record["seconds"]]
+    assert record["uncertain_below"] == 0.99 and sum(flags) >= 10
+    assert record["summary"]["uncertain_share"] == pytest.approx(sum(flags) / 13, abs=1e-4)
+    assert all(second["genre"] for second in record["seconds"])
+    rows = table.read_text().splitlines()
+    column = rows[0].split(",").index("uncertain")
+    assert [row.split(",")[column] == "1" for row in rows[1:]] == flags
+    shown = run(str(song_mp3), "--uncertain-below", "0.99")
+    assert shown.exit_code == 0 and "uncertain (top probability < 0.99)" in shown.stdout
+
+
+def test_uncertain_below_zero_marks_nothing(song_mp3: Path) -> None:
+    result = run(str(song_mp3), "--uncertain-below", "0", "--json", "-")
+    record = json.loads(result.stdout)
+    assert record["uncertain_below"] == 0.0 and record["summary"]["uncertain_share"] == 0.0
+    assert not any(second["uncertain"] for second in record["seconds"])
+    assert "uncertain" not in run(str(song_mp3)).stdout  # the bundled model is uncalibrated
+
+
+def test_smooth_averages_neighbouring_seconds(song_mp3: Path) -> None:
+    from tagger.results import smooth_probabilities
+
+    def probabilities(*options: str) -> tuple[dict, np.ndarray]:
+        result = run(str(song_mp3), "--json", "-", *options)
+        assert result.exit_code == 0, result.output
+        record = json.loads(result.stdout)
+        rows = [list(second["probabilities"].values()) for second in record["seconds"]]
+        return record, np.array(rows)
+
+    plain_record, plain = probabilities()
+    record, smoothed = probabilities("--smooth", "5")
+    assert (plain_record["smooth_seconds"], record["smooth_seconds"]) == (0, 5)
+    silent = np.zeros(len(plain), dtype=bool)
+    np.testing.assert_allclose(smoothed, smooth_probabilities(plain, silent, 5), atol=2e-4)
+    assert not np.allclose(smoothed, plain, atol=1e-2)
+    assert "smoothed over 5 s" in run(str(song_mp3), "--smooth", "5").stdout
+
+
+@pytest.mark.parametrize(("options", "fragment"), [
+    (("--smooth", "4"), "odd number of seconds"),
+    (("--smooth", "-3"), "--smooth"),
+    (("--smooth", "three"), "--smooth"),
+    (("--uncertain-below", "1.5"), "--uncertain-below"),
+    (("--uncertain-below", "-0.2"), "--uncertain-below"),
+])
+def test_bad_calibration_options_are_usage_errors(song_mp3: Path, options: tuple[str, str],
+                                                  fragment: str) -> None:
+    result = run(str(song_mp3), *options)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("Error: Invalid value") and fragment in error
+
+
+@pytest.mark.parametrize("option", ["--smooth", "--uncertain-below"])
+def test_emotion_takes_no_genre_options(song_mp3: Path, option: str) -> None:
+    result = CliRunner().invoke(main, ["emotion", str(song_mp3), option, "1"])
+    assert result.exit_code == 2
+    assert "No such option" in result.stderr and option in result.stderr

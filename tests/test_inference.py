@@ -9,10 +9,34 @@ import torch
 from audio_fixtures import chord, synth_song, write_audio
 from conftest import shared_data
 
-from tagger.checkpoints import bundled_weights_path, card_path_for, load_checkpoint, sha256_of
+from tagger.checkpoints import (
+    bundled_weights_path,
+    card_path_for,
+    load_checkpoint,
+    save_checkpoint,
+    sha256_of,
+)
 from tagger.devices import select_device
 from tagger.errors import ModelError, SilentAudioError, TaggerError
 from tagger.inference import Tagger, tag
+from tagger.results import smooth_probabilities
+
+
+def calibrated_copy(folder: Path, calibration: dict[str, float]) -> Path:
+    """The bundled genre checkpoint saved again with ``calibration`` in its card."""
+    loaded = load_checkpoint(bundled_weights_path())
+    loaded.card.calibration = calibration
+    path = folder / "calibrated.safetensors"
+    save_checkpoint(loaded.model, loaded.card, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def chord_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six seconds of a major chord, then one of silence, then two more of the chord."""
+    samples = np.concatenate([chord(6.0, 44100), np.zeros(44100, np.float32),
+                              chord(2.0, 44100, root=330.0)])
+    return write_audio(tmp_path_factory.mktemp("chords") / "chord.wav", samples, 44100)
 
 
 def test_bundled_model_card_is_complete_and_matches_its_weights() -> None:
@@ -74,6 +98,78 @@ def test_silent_seconds_get_no_genre(tagger_cpu: Tagger, tmp_path: Path) -> None
     silent = write_audio(tmp_path / "silent.flac", np.zeros(3 * 44100, np.float32), 44100)
     with pytest.raises(SilentAudioError):
         tagger_cpu.tag_file(silent)
+
+
+def test_temperature_divides_the_logits_and_keeps_every_winner(
+    tagger_cpu: Tagger, chord_wav: Path, tmp_path: Path
+) -> None:
+    temperature = 2.5
+    calibrated = Tagger.load(calibrated_copy(tmp_path, {"temperature": temperature}), "cpu")
+    plain, softened = tagger_cpu.tag_file(chord_wav), calibrated.tag_file(chord_wav)
+    audible = ~plain.silent
+    # Logits are log-probabilities up to a constant per row, which the softmax ignores.
+    logits = np.log(plain.probabilities[audible].astype(np.float64))
+    expected = np.exp(logits / temperature)
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(softened.probabilities[audible], expected, atol=1e-4)
+    assert softened.winners() == plain.winners()
+    assert (softened.probabilities[audible].max(axis=1)
+            < plain.probabilities[audible].max(axis=1)).all()
+    np.testing.assert_array_equal(softened.probabilities[plain.silent], 0.0)
+
+
+def test_uncertain_threshold_comes_from_the_card_unless_given(
+    tagger_cpu: Tagger, chord_wav: Path, tmp_path: Path
+) -> None:
+    assert tagger_cpu.tag_file(chord_wav).uncertain_below == 0.0  # uncalibrated: never
+    assert not tagger_cpu.tag_file(chord_wav).uncertain.any()
+    calibrated = Tagger.load(calibrated_copy(tmp_path, {"uncertain_below": 0.999}), "cpu")
+    result = calibrated.tag_file(chord_wav)
+    assert result.uncertain_below == 0.999
+    tops = result.probabilities.max(axis=1)
+    assert result.uncertain.tolist() == [bool(t < 0.999) and not s
+                                         for t, s in zip(tops, result.silent, strict=True)]
+    assert result.uncertain.sum() >= 6 and not result.uncertain[6]  # the silent second
+    assert not calibrated.tag_file(chord_wav, uncertain_below=0).uncertain.any()
+    assert tagger_cpu.tag_file(chord_wav, uncertain_below=0.999).uncertain.sum() >= 6
+
+
+def test_smoothing_is_applied_to_the_calibrated_probabilities(
+    tagger_cpu: Tagger, chord_wav: Path
+) -> None:
+    plain = tagger_cpu.tag_file(chord_wav)
+    smoothed = tagger_cpu.tag_file(chord_wav, smooth_seconds=3)
+    assert smoothed.smooth_seconds == 3
+    np.testing.assert_allclose(smoothed.probabilities,
+                               smooth_probabilities(plain.probabilities, plain.silent, 3),
+                               atol=1e-6)
+    assert not np.allclose(smoothed.probabilities, plain.probabilities, atol=1e-3)
+    # Applied before the uncertain test: take the second whose top probability smoothing
+    # moved most and a threshold halfway between its two tops.
+    plain_tops, smoothed_tops = plain.probabilities.max(axis=1), smoothed.probabilities.max(axis=1)
+    second = int(np.argmax(np.abs(plain_tops - smoothed_tops)))
+    threshold = float(plain_tops[second] + smoothed_tops[second]) / 2
+    marked = tagger_cpu.tag_file(chord_wav, smooth_seconds=3, uncertain_below=threshold)
+    assert marked.uncertain[second] == (smoothed_tops[second] < threshold)
+    assert marked.uncertain[second] != (plain_tops[second] < threshold)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"smooth_seconds": 4}, "odd number"), ({"smooth_seconds": -1}, "odd number"),
+    ({"uncertain_below": 1.5}, "between 0 and 1"), ({"uncertain_below": -0.1}, "between 0 and 1"),
+])
+def test_bad_tagging_options_are_refused(tagger_cpu: Tagger, chord_wav: Path,
+                                         options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        tagger_cpu.tag_file(chord_wav, **options)
+
+
+@pytest.mark.parametrize("calibration", [{"temperature": 0.0}, {"temperature": -1.0},
+                                         {"uncertain_below": 2.0}])
+def test_an_invalid_calibration_is_refused_on_load(tmp_path: Path,
+                                                   calibration: dict[str, float]) -> None:
+    with pytest.raises(ModelError, match="invalid calibration"):
+        Tagger.load(calibrated_copy(tmp_path, calibration), "cpu")
 
 
 def test_python_api(song_mp3: Path) -> None:

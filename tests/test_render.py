@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from tagger.render.picture import write_png
+from tagger.render.picture import timeline_figure, write_png
 from tagger.render.records import SCHEMA, song_record, write_csv, write_json
-from tagger.render.style import genre_keys
-from tagger.render.terminal import render_song, timeline_layout
+from tagger.render.style import UNCERTAIN_COLOUR, genre_keys
+from tagger.render.terminal import UNCERTAIN_KEY, render_song, timeline_layout
 from tagger.results import SongResult
 
 CLASSES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop",
@@ -21,7 +21,7 @@ CLASSES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", 
 
 
 def make_result(seconds: int, title: str = "song", seed: int = 0,
-                silent: tuple[int, ...] = ()) -> SongResult:
+                silent: tuple[int, ...] = (), uncertain_below: float = 0.0) -> SongResult:
     rng = np.random.default_rng(seed)
     logits = rng.normal(size=(seconds, len(CLASSES)))
     logits[:, 9] += 1.5  # mostly rock
@@ -34,7 +34,7 @@ def make_result(seconds: int, title: str = "song", seed: int = 0,
     return SongResult(source=f"/music/{title}.mp3", title=title, model="test-model",
                       classes=CLASSES, segment_seconds=1.0,
                       probabilities=probabilities.astype(np.float32), valid_seconds=valid,
-                      silent=silent_mask)
+                      silent=silent_mask, uncertain_below=uncertain_below)
 
 
 def test_song_record_schema() -> None:
@@ -42,16 +42,19 @@ def test_song_record_schema() -> None:
     record = song_record(result)
     assert record["schema"] == SCHEMA
     assert set(record) == {"schema", "source", "title", "duration", "model", "classes",
-                           "summary", "seconds"}
+                           "uncertain_below", "smooth_seconds", "summary", "seconds"}
+    assert (record["uncertain_below"], record["smooth_seconds"]) == (0.0, 0)
+    assert record["summary"]["uncertain_share"] == 0.0
     assert record["duration"] == 4.5
     assert len(record["seconds"]) == 5
     first, silent, last = record["seconds"][0], record["seconds"][2], record["seconds"][-1]
-    assert set(first) == {"start", "end", "genre", "probabilities", "partial", "silent"}
+    assert set(first) == {"start", "end", "genre", "probabilities", "partial", "silent",
+                          "uncertain"}
     assert first["genre"] in CLASSES
     assert sum(first["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
     assert first["genre"] == max(first["probabilities"], key=first["probabilities"].get)
     assert silent == {"start": 2.0, "end": 3.0, "genre": None, "probabilities": None,
-                      "partial": False, "silent": True}
+                      "partial": False, "silent": True, "uncertain": False}
     assert (last["start"], last["end"], last["partial"]) == (4.0, 4.5, True)
     shares = [g["share_of_seconds"] for g in record["summary"]["genres"]]
     assert sum(shares) == pytest.approx(1.0, abs=1e-3)
@@ -73,8 +76,9 @@ def test_csv_has_one_row_per_second_with_every_probability(tmp_path: Path) -> No
     write_csv([make_result(3, "a"), make_result(4, "b", silent=(1,))], str(target))
     rows = list(csv.DictReader(io.StringIO(target.read_text())))
     assert len(rows) == 7
-    assert [f"p_{g}" for g in CLASSES] == list(rows[0])[7:]
+    assert [f"p_{g}" for g in CLASSES] == list(rows[0])[8:]
     assert rows[4]["silent"] == "1" and rows[4]["genre"] == "" and rows[4]["p_rock"] == ""
+    assert {row["uncertain"] for row in rows} == {"0"}
     assert sum(float(rows[0][f"p_{g}"]) for g in CLASSES) == pytest.approx(1, abs=1e-3)
     assert rows[-1]["partial"] == "1" and rows[-1]["end"] == "3.500"
 
@@ -89,10 +93,80 @@ def test_png_is_written_for_a_ten_minute_song(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".song.png.*"))  # no temporary file left behind
 
 
+def median_top_probability(result: SongResult) -> float:
+    """A threshold that makes about half of the audible seconds of ``result`` uncertain."""
+    return float(np.median(result.probabilities[~result.silent].max(axis=1)))
+
+
+def test_uncertain_seconds_are_marked_in_json_and_csv(tmp_path: Path) -> None:
+    threshold = median_top_probability(make_result(20, silent=(3,)))
+    result = make_result(20, silent=(3,), uncertain_below=threshold)
+    expected = [not s and p.max() < threshold
+                for p, s in zip(result.probabilities, result.silent, strict=True)]
+    assert 5 <= sum(expected) <= 15
+    record = song_record(result)
+    assert [second["uncertain"] for second in record["seconds"]] == expected
+    assert record["uncertain_below"] == threshold
+    assert record["summary"]["uncertain_share"] == pytest.approx(sum(expected) / 19, abs=1e-4)
+    for second in record["seconds"]:  # an uncertain second still names its top genre
+        if second["uncertain"]:
+            assert second["genre"] == max(second["probabilities"],
+                                          key=second["probabilities"].get)
+    target = tmp_path / "out.csv"
+    write_csv([result], str(target))
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert [row["uncertain"] == "1" for row in rows] == expected
+    assert all(row["genre"] for row, s in zip(rows, result.silent, strict=True) if not s)
+
+
+@pytest.mark.parametrize("seconds", [20, 3600])
+def test_terminal_shows_uncertain_cells_in_grey_with_a_legend_entry(seconds: int) -> None:
+    def rendered(threshold: float) -> str:
+        console = Console(width=80, record=True, force_terminal=True, color_system="truecolor")
+        render_song(make_result(seconds, silent=(3,), uncertain_below=threshold), console, top=3)
+        return console.export_text(styles=True)
+
+    grey_cell = f"48;2;{int(UNCERTAIN_COLOUR[1:3], 16)};"  # the background of a grey cell
+    marked, unmarked = rendered(0.99), rendered(0.0)
+    timeline_rows = [line for line in marked.splitlines() if "│" in line]
+    assert UNCERTAIN_KEY in "".join(timeline_rows) and grey_cell in marked
+    assert "uncertain (top probability < 0.99)" in marked
+    assert "uncertain" not in unmarked and grey_cell not in unmarked
+    assert UNCERTAIN_KEY not in "".join(line for line in unmarked.splitlines() if "│" in line)
+
+
+def test_plain_output_marks_uncertain_seconds_by_their_key() -> None:
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=80, no_color=True, force_terminal=False)
+    result = make_result(20, uncertain_below=median_top_probability(make_result(20)))
+    render_song(result, console, top=2)
+    row = next(line for line in buffer.getvalue().splitlines() if "│" in line)
+    cells = row.split("│", 1)[1]
+    assert [cell == UNCERTAIN_KEY for cell in cells] == result.uncertain.tolist()
+
+
+def test_png_draws_uncertain_seconds_grey_with_a_legend_entry() -> None:
+    from matplotlib.colors import to_rgba
+
+    def grey_dots_and_legend(result: SongResult) -> tuple[int, list[str]]:
+        axes = timeline_figure(result).axes[0]
+        faces = axes.collections[0].get_facecolors()
+        grey = int(np.all(np.isclose(faces, to_rgba(UNCERTAIN_COLOUR)), axis=1).sum())
+        legend = axes.get_legend()
+        return grey, [t.get_text() for t in legend.get_texts()] if legend else []
+
+    threshold = median_top_probability(make_result(30, silent=(5,)))
+    result = make_result(30, silent=(5,), uncertain_below=threshold)
+    grey, legend = grey_dots_and_legend(result)
+    assert grey == result.uncertain.sum() > 0
+    assert legend == [f"uncertain (top probability < {threshold:.2f})"]
+    assert grey_dots_and_legend(make_result(30, silent=(5,))) == (0, [])
+
+
 @pytest.mark.parametrize(("seconds", "width"), [(30, 80), (600, 80), (3600, 100), (7200, 40)])
 def test_terminal_view_fits_the_width(seconds: int, width: int) -> None:
     console = Console(width=width, record=True, force_terminal=True, color_system="truecolor")
-    render_song(make_result(seconds, silent=(3,)), console, top=3)
+    render_song(make_result(seconds, silent=(3,), uncertain_below=0.99), console, top=3)
     text = console.export_text()
     assert max(len(line) for line in text.splitlines()) <= width
     timeline_rows = [line for line in text.splitlines() if "│" in line]

@@ -1,7 +1,8 @@
 """The PNG view: genres on the y axis, seconds on the x axis (the course's figure).
 
 Per-second probabilities are a heat map; the winning genre of each second is
-marked with a dot in that genre's colour, and silent seconds are greyed.
+marked with a dot in that genre's colour (neutral grey when the second is
+uncertain), and silent seconds are shaded.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MultipleLocator
 
 from tagger.atomic import atomic_open
-from tagger.render.style import genre_colours
+from tagger.render.style import UNCERTAIN_COLOUR, genre_colours
 from tagger.results import SongResult
 from tagger.units import clock
 
+UNCERTAIN_EDGE = "#404040"  # outlines uncertain dots, whose light grey the heat map would hide
 TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
 
 
@@ -25,8 +28,8 @@ def tick_step(n_seconds: int, max_ticks: int) -> int:
     return next((s for s in TICK_STEPS if n_seconds / s <= max_ticks), TICK_STEPS[-1])
 
 
-def write_png(result: SongResult, path: Path) -> None:
-    """Draw the timeline of ``result`` and write it atomically to ``path``."""
+def timeline_figure(result: SongResult) -> Figure:
+    """The timeline of ``result`` as a matplotlib figure."""
     n_classes = len(result.classes)
     width = float(np.clip(4 + result.n_seconds / 40, 8, 20))
     figure = Figure(figsize=(width, 1.6 + 0.38 * n_classes), dpi=100)
@@ -38,9 +41,20 @@ def write_png(result: SongResult, path: Path) -> None:
     winners = result.probabilities.argmax(axis=1)
     audible = ~result.silent
     centres = result.starts + result.segment_seconds / 2
-    axes.scatter(centres[audible], winners[audible], s=min(30, 3000 / result.n_seconds + 4),
-                 c=[colours[result.classes[w]] for w in winners[audible]],
-                 edgecolors="white", linewidths=0.5, zorder=3)
+    uncertain = result.uncertain
+    dot_colours = [UNCERTAIN_COLOUR if u else colours[result.classes[w]]
+                   for w, u in zip(winners[audible], uncertain[audible], strict=True)]
+    dot_size = min(30, 3000 / result.n_seconds + 4)
+    edge_colours = [UNCERTAIN_EDGE if u else "white" for u in uncertain[audible]]
+    axes.scatter(centres[audible], winners[audible], s=dot_size, c=dot_colours,
+                 edgecolors=edge_colours, linewidths=0.5, zorder=3)
+    if uncertain.any():  # a legend entry under the time axis, on the row of its label
+        marker = Line2D([], [], linestyle="", marker="o", markersize=6,
+                        markerfacecolor=UNCERTAIN_COLOUR, markeredgecolor=UNCERTAIN_EDGE,
+                        markeredgewidth=0.5,
+                        label=f"uncertain (top probability < {result.uncertain_below:.2f})")
+        axes.legend(handles=[marker], loc="upper right", bbox_to_anchor=(1, 0), fontsize=8,
+                    frameon=False, borderaxespad=2.3, borderpad=0, handletextpad=0.2)
     for start in result.starts[result.silent]:
         axes.axvspan(start, start + result.segment_seconds, color="#f4cccc", zorder=1)
     axes.set_yticks(range(n_classes), result.classes)
@@ -49,8 +63,15 @@ def write_png(result: SongResult, path: Path) -> None:
     axes.xaxis.set_major_locator(MultipleLocator(tick_step(result.n_seconds, int(width))))
     axes.xaxis.set_major_formatter(FuncFormatter(lambda x, _: clock(x)))
     axes.set_xlabel("time (mm:ss)")
-    axes.set_title(f"{result.title} — genre per second ({result.model})")
+    smoothing = f", smoothed over {result.smooth_seconds} s" if result.smooth_seconds > 1 else ""
+    axes.set_title(f"{result.title} — genre per second ({result.model}{smoothing})")
     figure.colorbar(image, ax=axes, pad=0.01, fraction=0.03, label="probability")
     figure.tight_layout()
+    return figure
+
+
+def write_png(result: SongResult, path: Path) -> None:
+    """Draw the timeline of ``result`` and write it atomically to ``path``."""
+    figure = timeline_figure(result)
     with atomic_open(path, "wb", encoding=None) as stream:
         figure.savefig(stream, format="png")

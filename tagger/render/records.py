@@ -1,7 +1,8 @@
 """Machine-readable output: JSON / JSON Lines and CSV, with a stable schema.
 
 Schema ``genre-tag/song/1`` (documented in the README): per song its
-source, title, duration, model, classes, summary and one record per second.
+source, title, duration, model, classes, uncertain threshold, smoothing,
+summary and one record per second.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ STDOUT = "-"
 
 def song_record(result: SongResult) -> dict[str, Any]:
     winners = result.winners()
+    uncertain = result.uncertain
     seconds = []
     for i in range(result.n_seconds):
         silent = bool(result.silent[i])
@@ -36,6 +38,7 @@ def song_record(result: SongResult) -> dict[str, Any]:
             },
             "partial": bool(result.partial[i]),
             "silent": silent,
+            "uncertain": bool(uncertain[i]),
         })
     return {
         "schema": SCHEMA,
@@ -44,8 +47,11 @@ def song_record(result: SongResult) -> dict[str, Any]:
         "duration": round(result.duration, 3),
         "model": result.model,
         "classes": result.classes,
+        "uncertain_below": float(result.uncertain_below),
+        "smooth_seconds": int(result.smooth_seconds),
         "summary": {
             "genre": result.song_genre(),
+            "uncertain_share": round(result.uncertain_share(), 4),
             "genres": [
                 {"genre": s.genre, "share_of_seconds": round(s.share_of_seconds, 4),
                  "mean_probability": round(s.mean_probability, 4)}
@@ -82,7 +88,7 @@ def write_json(results: list[SongResult], target: str) -> None:
 
 
 def csv_header(classes: list[str]) -> list[str]:
-    return ["source", "title", "start", "end", "genre", "partial", "silent",
+    return ["source", "title", "start", "end", "genre", "partial", "silent", "uncertain",
             *[f"p_{genre}" for genre in classes]]
 
 
@@ -92,7 +98,7 @@ def write_csv(results: list[SongResult], target: str) -> None:
         writer = csv.writer(stream, lineterminator="\n")
         writer.writerow(csv_header(results[0].classes))
         for result in results:
-            winners = result.winners()
+            winners, uncertain = result.winners(), result.uncertain
             for i in range(result.n_seconds):
                 probabilities = (
                     [""] * len(result.classes) if result.silent[i]
@@ -101,5 +107,5 @@ def write_csv(results: list[SongResult], target: str) -> None:
                 writer.writerow([
                     result.source, result.title, f"{result.starts[i]:.3f}",
                     f"{result.ends[i]:.3f}", winners[i] or "", int(result.partial[i]),
-                    int(result.silent[i]), *probabilities,
+                    int(result.silent[i]), int(uncertain[i]), *probabilities,
                 ])

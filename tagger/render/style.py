@@ -10,6 +10,9 @@ PALETTE = (
     "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
 )
 
+# Seconds with no clear genre: a neutral grey, lighter than the palette's own grey.
+UNCERTAIN_COLOUR = "#d0d0d0"
+
 
 def genre_colours(classes: list[str]) -> dict[str, str]:
     return {genre: PALETTE[i % len(PALETTE)] for i, genre in enumerate(classes)}

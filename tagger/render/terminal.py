@@ -1,13 +1,18 @@
-"""The terminal view: a genre timeline that fits the width, then a song summary."""
+"""The terminal view: a genre timeline that fits the width, then a song summary.
+
+Uncertain cells (no clear genre) are a ``?`` on neutral grey, silent ones a ``·``.
+"""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from tagger.render.style import genre_colours, genre_keys
+from tagger.render.style import UNCERTAIN_COLOUR, genre_colours, genre_keys
 from tagger.results import SongResult, TimedResult
 from tagger.units import clock
 
@@ -15,6 +20,8 @@ LABEL_WIDTH = 7  # "mm:ss │"
 MAX_ROWS = 16
 CELL_SECONDS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600)
 SILENT_KEY = "·"
+UNCERTAIN_KEY = "?"
+UNCERTAIN_STYLE = f"bold black on {UNCERTAIN_COLOUR}"
 
 
 def timeline_layout(n_seconds: int, width: int) -> tuple[int, int]:
@@ -28,49 +35,65 @@ def timeline_layout(n_seconds: int, width: int) -> tuple[int, int]:
     return CELL_SECONDS[-1], cells_per_row
 
 
-def cell_winners(result: SongResult, cell_seconds: int) -> list[int | None]:
-    """The winning class index of each cell (mean probability over its audible seconds)."""
-    winners: list[int | None] = []
+class Cell(NamedTuple):
+    """One cell of the timeline: the winning class index by mean probability over its
+    audible seconds, and whether that mean's top is below the uncertain threshold."""
+
+    winner: int
+    uncertain: bool
+
+
+def timeline_cells(result: SongResult, cell_seconds: int) -> list[Cell | None]:
+    """The cells of ``cell_seconds`` seconds each; None for a silent cell."""
+    cells: list[Cell | None] = []
     for start in range(0, result.n_seconds, cell_seconds):
         audible = ~result.silent[start : start + cell_seconds]
         if not audible.any():
-            winners.append(None)
+            cells.append(None)
             continue
         mean = result.probabilities[start : start + cell_seconds][audible].mean(axis=0)
-        winners.append(int(np.argmax(mean)))
-    return winners
+        cells.append(Cell(int(np.argmax(mean)), bool(mean.max() < result.uncertain_below)))
+    return cells
 
 
-def timeline(result: SongResult, width: int) -> Text:
+def timeline(result: SongResult, cells: list[Cell | None], cell_seconds: int,
+             cells_per_row: int) -> Text:
     colours, keys = genre_colours(result.classes), genre_keys(result.classes)
-    cell_seconds, cells_per_row = timeline_layout(result.n_seconds, width)
-    winners = cell_winners(result, cell_seconds)
     text = Text()
-    for row_start in range(0, len(winners), cells_per_row):
+    for row_start in range(0, len(cells), cells_per_row):
         text.append(f"{clock(row_start * cell_seconds):>5} │", style="dim")
-        for winner in winners[row_start : row_start + cells_per_row]:
-            if winner is None:
+        for cell in cells[row_start : row_start + cells_per_row]:
+            if cell is None:
                 text.append(SILENT_KEY, style="dim")
+            elif cell.uncertain:
+                text.append(UNCERTAIN_KEY, style=UNCERTAIN_STYLE)
             else:
-                genre = result.classes[winner]
+                genre = result.classes[cell.winner]
                 text.append(keys[genre], style=f"bold black on {colours[genre]}")
         text.append("\n")
     scale = "1 cell = 1 second" if cell_seconds == 1 else f"1 cell = {cell_seconds} seconds"
-    text.append(f"{'':>5}  {scale}; {SILENT_KEY} silence\n", style="dim")
+    smoothing = f"; smoothed over {result.smooth_seconds} s" if result.smooth_seconds > 1 else ""
+    text.append(f"{'':>5}  {scale}; {SILENT_KEY} silence{smoothing}\n", style="dim")
     return text
 
 
-def legend(result: SongResult, width: int) -> Text:
-    """Key, colour and name of every genre, wrapped between entries to fit ``width``."""
+def legend(result: SongResult, width: int, show_uncertain: bool) -> Text:
+    """Key, colour and name of every genre (and of the uncertain state when
+    ``show_uncertain``), wrapped between entries to fit ``width``."""
     colours, keys = genre_colours(result.classes), genre_keys(result.classes)
+    entries = [(keys[genre], f"bold black on {colours[genre]}", genre)
+               for genre in result.classes]
+    if show_uncertain:
+        entries.append((UNCERTAIN_KEY, UNCERTAIN_STYLE,
+                        f"uncertain (top probability < {result.uncertain_below:.2f})"))
     text, line_length = Text(), 0
-    for genre in result.classes:
-        entry_length = len(genre) + 6
+    for key, style, name in entries:
+        entry_length = len(name) + 6
         if line_length and line_length + entry_length > width:
             text.append("\n")
             line_length = 0
-        text.append(f" {keys[genre]} ", style=f"bold black on {colours[genre]}")
-        text.append(f" {genre}  ")
+        text.append(f" {key} ", style=style)
+        text.append(f" {name}  ")
         line_length += entry_length
     return text
 
@@ -103,5 +126,9 @@ def heading(result: TimedResult) -> Text:
 
 def render_song(result: SongResult, console: Console, top: int) -> None:
     width = console.width
-    console.print(Group(heading(result), timeline(result, width), legend(result, width), Text(""),
+    cell_seconds, cells_per_row = timeline_layout(result.n_seconds, width)
+    cells = timeline_cells(result, cell_seconds)
+    any_uncertain = any(cell is not None and cell.uncertain for cell in cells)
+    console.print(Group(heading(result), timeline(result, cells, cell_seconds, cells_per_row),
+                        legend(result, width, any_uncertain), Text(""),
                         summary_table(result, top), Text("")), highlight=False)
