@@ -230,7 +230,7 @@ RUN_FLAGS = {
     "data": "--data", "out": "--out", "layout": "--format", "features": "--features",
     "valid_share": "--valid-share", "max_frames": "--max-frames", "cache_dir": "--cache-dir",
     "name": "--name", "device": "--device", "threads": "--threads",
-    "gradcam_examples": "--gradcam-examples", "context": "--context",
+    "gradcam_examples": "--gradcam-examples", "context": "--context", "folds": "--folds",
 }
 
 
@@ -383,6 +383,9 @@ def list_architectures() -> None:
               help="Also plot a t-SNE of embeddings (needs scikit-learn).")
 @click.option("--overfit-batch", is_flag=True, default=None,
               help="Train on one batch only: the check that a model can fit it.")
+@click.option("--folds", type=click.IntRange(0),
+              help="k-fold cross-validation over train + valid (by artist where known) "
+                   "instead of one run: writes folds.md and folds.json. [default: 0]")
 @click.option("--sweep", type=click.Choice(SWEEPS),
               help="Train once per setting and write a comparison table.")
 @click.option("--list-archs", is_flag=True, help="List the architectures and exit.")
@@ -430,6 +433,55 @@ def retrain_command(ctx: click.Context, task: str, config_path: Path | None,
     run_reporting_errors(debug, action)
 
 
+
+
+@main.command("evaluate")
+@click.option("--data", required=True, type=click.Path(path_type=Path),
+              help="Labelled audio: a GENRE/ folder layout or a folder of datasets (sources).")
+@click.option("--weights", type=click.Path(path_type=Path), metavar="CKPT",
+              help="The checkpoint to measure (default: the bundled genre model).")
+@click.option("--format", "layout", type=click.Choice(["auto", "audio", "sources"]),
+              default="auto", show_default=True, help="Data layout.")
+@click.option("--split", "splits", multiple=True, type=click.Choice(["train", "valid"]),
+              default=("valid",), show_default=True, help="Which split(s) to measure.")
+@click.option("--valid-share", default=0.2, show_default=True, type=click.FloatRange(0, 1),
+              help="As in retrain: the share held out when the data fixes no split.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="As in retrain: the seed of the split when the data fixes none.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), metavar="FILE",
+              help="Also write every figure and confusion matrix as JSON.")
+@click.option("--cache-dir", type=click.Path(path_type=Path),
+              help="Where extracted melgrams are cached (default: the user cache folder).")
+@device_option
+@debug_option
+def evaluate_command(data: Path, weights: Path | None, layout: str, splits: tuple[str, ...],
+                     valid_share: float, seed: int, json_path: Path | None,
+                     cache_dir: Path | None, device: str, debug: bool) -> None:
+    """Measure a genre model on labelled audio: accuracy and macro-F1 per second and per
+    clip, per source, and the calibration error."""
+    def action() -> int:
+        from tagger.atomic import atomic_write_text
+        from tagger.checkpoints import bundled_weights_path
+        from tagger.devices import select_device
+        from tagger.evaluate import evaluate_checkpoint
+
+        result = evaluate_checkpoint(
+            weights or bundled_weights_path(), data, layout,
+            {"valid_share": valid_share, "seed": seed, "cache_dir": cache_dir},
+            select_device(device), splits)
+        for split, figures in result["splits"].items():
+            click.echo(f"{result['model']} on {split} (ECE {figures['summary']['ece']:.3f}):")
+            for level, entry in figures["summary"].items():
+                if level != "ece":
+                    click.echo(f"  {level.replace('_', ' '):<22} accuracy {entry['accuracy']:.3f}"
+                               f"  macro-F1 {entry['macro_f1']:.3f}  n {entry['n']}")
+            for genre, seconds in figures["genres_unknown_to_model"].items():
+                click.echo(f"  left out: {seconds} seconds of {genre} (not a genre of the model)")
+        if json_path:
+            atomic_write_text(json_path, json.dumps(result, indent=2) + "\n")
+        return 0
+
+    run_reporting_errors(debug, action)
 
 
 @main.group("cache")

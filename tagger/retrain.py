@@ -46,6 +46,7 @@ class RetrainOptions:
     max_frames: int | None = None
     context: int = 0  # audio and sources layouts: neighbouring seconds on each side
     genres: list[str] | None = None  # sources layout: the vocabulary to keep
+    folds: int = 0  # k-fold cross-validation over train + valid instead of one run (0: off)
     cache_dir: Path | None = None
     name: str = "genre-model"
     device: str = "auto"
@@ -174,6 +175,8 @@ def run_retrain(options: RetrainOptions, command: str, sweep: str | None = None)
         raise TaggerError(f"{options.train.architecture} has no activation setting",
                           hint="sweep activations with --arch mfcc-ffn or uoa-cnn")
     dataset = load_data(options, console)
+    if options.folds:
+        return run_folds(options, dataset, command, console)
     if sweep is None:
         train_and_report(options, dataset, command, console)
         console.print(f"run folder: {options.out}  (tag with: genre-tag --weights "
@@ -215,4 +218,29 @@ def run_sweep(options: RetrainOptions, dataset: Dataset, command: str, sweep: st
     atomic_write_text(options.out / f"sweep-{sweep}.md", "\n".join(table) + "\n")
     atomic_write_text(options.out / f"sweep-{sweep}.json", json.dumps(rows, indent=2) + "\n")
     console.print("\n".join(table), highlight=False)
+    return 0
+
+
+def run_folds(options: RetrainOptions, dataset: Dataset, command: str, console: Console) -> int:
+    """``--folds K``: k-fold figures over train + valid into ``folds.json`` and ``folds.md``."""
+    from tagger.crossval import cross_validate, folds_markdown
+
+    if options.folds < 2:
+        raise TaggerError(f"--folds {options.folds} needs at least 2 folds")
+
+    def on_epoch(fold: int, record: EpochRecord) -> None:
+        console.print(f"fold {fold + 1}/{options.folds} epoch {record.epoch:3d}  "
+                      f"loss {record.train_loss:.3f}  valid acc {record.valid_accuracy:.3f}  "
+                      f"acc/clip {record.valid_clip_accuracy or 0:.3f}  {record.seconds:.1f}s",
+                      highlight=False)
+
+    result = cross_validate(options.train, dataset, options.folds,
+                            select_device(options.device), on_epoch)
+    result["command"] = command
+    options.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(options.out / "folds.json", json.dumps(result, indent=2) + "\n")
+    table = folds_markdown(result, dataset.classes)
+    atomic_write_text(options.out / "folds.md", table)
+    atomic_write_text(options.out / "config.json", json.dumps(options.to_dict(), indent=2) + "\n")
+    console.print(table, highlight=False)
     return 0

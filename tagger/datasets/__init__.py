@@ -36,13 +36,15 @@ class Split:
     clip_ids: np.ndarray  # (N,) int64 index into clip_names
     clip_names: list[str]
     clip_sources: list[str] | None = None  # the dataset each clip came from, when several
+    # What must stay on one side of a split, per clip (an artist where known); None: the clip.
+    clip_groups: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, rows: np.ndarray) -> Split:
         return Split(self.features[rows], self.labels[rows], self.clip_ids[rows],
-                     self.clip_names, self.clip_sources)
+                     self.clip_names, self.clip_sources, self.clip_groups)
 
 
 def rows_as_clips(features: np.ndarray, labels: np.ndarray, prefix: str) -> Split:

@@ -35,6 +35,7 @@ class Clip:
     path: Path
     label: str
     split: str
+    group: str = ""  # what must stay on one side of a split (an artist); "": the clip
 
 
 def default_cache_dir() -> Path:
@@ -140,6 +141,7 @@ def load_segment_sets(
     front_end = MelgramFrontEnd(spec)
     parts: dict[str, list[tuple[np.ndarray, int]]] = {}
     names: dict[str, list[str]] = {}
+    groups: dict[str, list[str]] = {}
     for clip in clips:
         try:
             melgrams = clip_melgrams(clip.path, spec, front_end, cache_dir)
@@ -151,6 +153,7 @@ def load_segment_sets(
             melgrams = with_context(torch.from_numpy(melgrams), spec.context_segments).numpy()
         parts.setdefault(clip.split, []).append((melgrams, classes.index(clip.label)))
         names.setdefault(clip.split, []).append(str(clip.path))
+        groups.setdefault(clip.split, []).append(clip.group or str(clip.path))
         if on_clip:
             on_clip(str(clip.path), None)
     return {
@@ -159,6 +162,7 @@ def load_segment_sets(
             labels=np.concatenate([np.full(len(m), label) for m, label in items]),
             clip_ids=np.concatenate([np.full(len(m), i) for i, (m, _) in enumerate(items)]),
             clip_names=names[split],
+            clip_groups=groups[split],
         )
         for split, items in parts.items()
     }

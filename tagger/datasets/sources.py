@@ -90,7 +90,7 @@ def _emotion_split_clips(folder: Path, kind: str, valid_share: float, seed: int)
         genre = (allmusic_genre(row["allmusic_genres"]) if kind == "4q"
                  else row["genre"].strip().lower() or None)
         if genre:
-            clips.append(Clip(clip.path, genre, clip.split))
+            clips.append(Clip(clip.path, genre, clip.split, clip.group))
     return clips
 
 
@@ -121,15 +121,16 @@ def discover_sources(
 
 def join_splits(parts: list[tuple[str, Split]]) -> Split:
     """One split from per-source splits; clip ids are renumbered and sources kept."""
-    features, labels, clip_ids, names, sources = [], [], [], [], []
+    features, labels, clip_ids, names, sources, groups = [], [], [], [], [], []
     for source, split in parts:
         features.append(split.features)
         labels.append(split.labels)
         clip_ids.append(split.clip_ids + len(names))
         names += split.clip_names
         sources += [source] * len(split.clip_names)
+        groups += split.clip_groups or split.clip_names
     return Split(np.concatenate(features), np.concatenate(labels), np.concatenate(clip_ids),
-                 names, sources)
+                 names, sources, groups)
 
 
 def load(root: Path, options: dict[str, Any],
