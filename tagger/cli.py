@@ -303,14 +303,16 @@ def retrain_emotion(given: dict[str, Any]) -> int:
 def list_architectures() -> None:
     from tagger.models import ARCHITECTURES, architecture_defaults, build_model, count_parameters
 
+    width = max(map(len, ARCHITECTURES))
     for name, architecture in ARCHITECTURES.items():
         shape = (26,) if name == "mfcc-ffn" else (21, 128)
         parameters = count_parameters(build_model(name, 10, shape, {}))
         settings = " ".join(f"{k}={json.dumps(v, separators=(',', ':'))}"
                             for k, v in architecture_defaults(name).items())
-        click.echo(f"{name:<13} input {' x '.join(map(str, shape)):<9} {parameters:>9,} "
+        click.echo(f"{name:<{width}} input {' x '.join(map(str, shape)):<9} {parameters:>9,} "
                    f"parameters  {architecture.summary}")
-        click.echo(f"{'':<13} settings: {settings}" if settings else f"{'':<13} (no settings)")
+        click.echo(f"{'':<{width}} settings: {settings}" if settings
+                   else f"{'':<{width}} (no settings)")
     click.echo("Change a setting with --hparam KEY=VALUE. Parameters are counted for 10 classes; "
                "2-D models adapt to any input shape.")
 
