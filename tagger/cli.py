@@ -271,8 +271,9 @@ def parse_hyperparameters(pairs: tuple[str, ...], option: str = "--hparam") -> d
     return parsed
 
 
-def retrain_emotion(given: dict[str, Any]) -> int:
-    """``retrain --task emotion``: the emotion workflow takes the common options only."""
+def retrain_emotion(given: dict[str, Any], genre_weights: Path | None) -> int:
+    """``retrain --task emotion``: the common options and the genre model to start from."""
+    from tagger.checkpoints import bundled_weights_path
     from tagger.emotion import EMOTION_DEFAULTS
     from tagger.emotion.retrain import run_emotion_retrain
 
@@ -291,6 +292,7 @@ def retrain_emotion(given: dict[str, Any]) -> int:
         "threads": given.get("threads") or 0,
         "cache_dir": given.get("cache_dir"),
         "device": given.get("device") or "auto",
+        "genre_weights": genre_weights or bundled_weights_path(),
     }
     flags = {"data_dir": "--data", "out_dir": "--out", "cache_dir": "--cache-dir"}
     words = ["genre-tag", "retrain", "--task", "emotion"]
@@ -303,14 +305,16 @@ def retrain_emotion(given: dict[str, Any]) -> int:
 def list_architectures() -> None:
     from tagger.models import ARCHITECTURES, architecture_defaults, build_model, count_parameters
 
+    width = max(map(len, ARCHITECTURES))
     for name, architecture in ARCHITECTURES.items():
         shape = (26,) if name == "mfcc-ffn" else (21, 128)
         parameters = count_parameters(build_model(name, 10, shape, {}))
         settings = " ".join(f"{k}={json.dumps(v, separators=(',', ':'))}"
                             for k, v in architecture_defaults(name).items())
-        click.echo(f"{name:<13} input {' x '.join(map(str, shape)):<9} {parameters:>9,} "
+        click.echo(f"{name:<{width}} input {' x '.join(map(str, shape)):<9} {parameters:>9,} "
                    f"parameters  {architecture.summary}")
-        click.echo(f"{'':<13} settings: {settings}" if settings else f"{'':<13} (no settings)")
+        click.echo(f"{'':<{width}} settings: {settings}" if settings
+                   else f"{'':<{width}} (no settings)")
     click.echo("Change a setting with --hparam KEY=VALUE. Parameters are counted for 10 classes; "
                "2-D models adapt to any input shape.")
 
@@ -321,8 +325,12 @@ def list_architectures() -> None:
 @click.option("--task", type=click.Choice(["genre", "emotion"]), default="genre",
               show_default=True,
               help="emotion: valence/energy/danceability from 4Q, Emotify or NTUA data; it "
-                   "takes --data --out --name --epochs --batch-size --lr --weight-decay --seed "
-                   "--valid-share --threads --cache-dir --device.")
+                   "takes --genre-weights --data --out --name --epochs --batch-size --lr "
+                   "--weight-decay --seed --valid-share --threads --cache-dir --device.")
+@click.option("--genre-weights", type=click.Path(path_type=Path), metavar="CKPT",
+              help="emotion: the genre checkpoint (genre-cnn or tf-cnn) whose backbone, "
+                   "settings and front end the emotion model starts from. "
+                   "[default: the bundled genre model]")
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="Repeat a run from its RUN_DIR/config.json (options given here override it).")
 @click.option("--format", "layout", type=click.Choice(["auto", *LAYOUTS]),
@@ -393,8 +401,8 @@ def list_architectures() -> None:
               help="Where training runs. [default: auto]")
 @debug_option
 @click.pass_context
-def retrain_command(ctx: click.Context, task: str, config_path: Path | None,
-                    hparams: tuple[str, ...], augments: tuple[str, ...],
+def retrain_command(ctx: click.Context, task: str, genre_weights: Path | None,
+                    config_path: Path | None, hparams: tuple[str, ...], augments: tuple[str, ...],
                     dropout: float | None, activation: str | None,
                     sweep: str | None, list_archs: bool, debug: bool, **given: Any) -> None:
     """Train and evaluate a model; write a run folder usable with --weights."""
@@ -402,8 +410,10 @@ def retrain_command(ctx: click.Context, task: str, config_path: Path | None,
         list_architectures()
         return
     if task == "emotion":
-        run_reporting_errors(debug, lambda: retrain_emotion(given))
+        run_reporting_errors(debug, lambda: retrain_emotion(given, genre_weights))
         return
+    if genre_weights:
+        raise click.UsageError("--genre-weights is for --task emotion")
     from tagger.retrain import RetrainOptions, read_config, run_retrain
 
     def action() -> int:

@@ -6,7 +6,8 @@ in two steps: ``embed`` (input to the penultimate-layer embedding) and
 replaced. Convolutional models give the dotted name of their last
 convolutional stage in ``gradcam_module`` for Grad-CAM. Two-dimensional
 inputs are ``(time, feature)`` (e.g. 21 frames x 128 mel bands); the MFCC
-model takes a flat vector.
+model takes a flat vector. The emotion variants (task ``emotion``) give
+sigmoid outputs, one 0-1 value per target, instead of logits.
 """
 
 from __future__ import annotations
@@ -317,25 +318,46 @@ class Cnn2d(Classifier):
         self.head = nn.Linear(_flat_size(self.body, input_shape), n_classes)
 
 
-class EmotionCNN(GenreCNN):
-    """The genre CNN's backbone with a regression head: one 0-1 value per target.
+class EmotionRegressor(Classifier):
+    """Mixin for the emotion variant of a genre architecture: a regression head, 0-1 outputs.
 
-    The backbone's parameters have the genre model's names, so genre weights
-    load into it (``tagger.emotion.model.init_from_genre``); the head is
-    linear-ReLU-dropout-linear, then a sigmoid.
+    Placed before the genre class, it keeps every backbone parameter's name, so
+    genre weights load into it (``tagger.emotion.model.init_from_genre``); the
+    genre model's last linear layer becomes linear-ReLU-dropout-linear, and a
+    sigmoid gives one 0-1 value per target.
     """
+
+    def use_regression_head(self, hidden: int, dropout: float) -> None:
+        """Replace the linear head by linear-ReLU-dropout-linear with the same in and out sizes."""
+        assert isinstance(self.head, nn.Linear)
+        self.head = nn.Sequential(
+            nn.Linear(self.head.in_features, hidden), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(hidden, self.head.out_features),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(super().forward(x))
+
+
+class EmotionCNN(EmotionRegressor, GenreCNN):
+    """The genre CNN's backbone with a regression head: one 0-1 value per target."""
 
     def __init__(self, n_classes: int, input_shape: tuple[int, ...],
                  channels: tuple[int, ...] = (32, 64, 128, 128), dropout: float = 0.3,
                  head_hidden: int = 64) -> None:
         super().__init__(n_classes, input_shape, channels, dropout)
-        self.head = nn.Sequential(
-            nn.Linear(2 * channels[-1], head_hidden), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(head_hidden, n_classes),
-        )
+        self.use_regression_head(head_hidden, dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(super().forward(x))
+
+class EmotionTimeFrequencyCNN(EmotionRegressor, TimeFrequencyCNN):
+    """The time-frequency CNN's backbone with a regression head: one 0-1 value per target."""
+
+    def __init__(self, n_classes: int, input_shape: tuple[int, ...],
+                 frequency_channels: int = 16, frequency_pool: int = 8,
+                 time_channels: int = 128, dropout: float = 0.3, head_hidden: int = 64) -> None:
+        super().__init__(n_classes, input_shape, frequency_channels, frequency_pool,
+                         time_channels, dropout)
+        self.use_regression_head(head_hidden, dropout)
 
 
 @dataclass(frozen=True)
@@ -357,6 +379,8 @@ ARCHITECTURES: dict[str, Architecture] = {
     "cnn2d": Architecture(Cnn2d, "course D: 4 conv-BN-ReLU-pool blocks, linear"),
     "emotion-cnn": Architecture(EmotionCNN, "emotion: genre-cnn backbone, sigmoid regression "
                                             "head (retrain --task emotion)", task="emotion"),
+    "emotion-tf-cnn": Architecture(EmotionTimeFrequencyCNN, "emotion: tf-cnn backbone, sigmoid "
+                                   "regression head (retrain --task emotion)", task="emotion"),
 }
 
 

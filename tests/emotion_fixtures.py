@@ -1,12 +1,19 @@
-"""Tiny emotion datasets in the 4Q, Emotify and NTUA-multitask layouts, from generated audio."""
+"""Tiny emotion datasets in the 4Q, Emotify and NTUA-multitask layouts, from generated audio,
+and tiny genre checkpoints for emotion models to start from."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 from audio_fixtures import chord, noise, synth_song, write_audio
+
+from tagger.checkpoints import ModelCard, save_checkpoint
+from tagger.features import FrontEndSpec
+from tagger.models import architecture_defaults, build_model
 
 RATE = 22050
 
@@ -74,3 +81,21 @@ def make_emotify(root: Path, clips: int = 6, seconds: float = 3.0,
     if proxies:
         header += ["valence", "energy", "danceability"]
     return write_csv(root / "labels.csv", header, rows)
+
+
+def make_genre_checkpoint(path: Path, architecture: str, hyperparameters: dict[str, Any],
+                          spec: FrontEndSpec, seed: int = 0) -> Path:
+    """A genre checkpoint with random weights and BatchNorm statistics (so a copy shows)."""
+    torch.manual_seed(seed)
+    classes = ["blues", "pop", "rock"]
+    model = build_model(architecture, len(classes), spec.input_shape, hyperparameters)
+    with torch.no_grad():
+        for buffer in model.buffers():
+            if buffer.is_floating_point():
+                buffer.uniform_(0.5, 1.5)
+    card = ModelCard(name=f"tiny-{architecture}", task="genre", classes=classes,
+                     architecture=architecture,
+                     hyperparameters={**architecture_defaults(architecture), **hyperparameters},
+                     front_end=spec, input_shape=spec.input_shape)
+    save_checkpoint(model, card, path)
+    return path

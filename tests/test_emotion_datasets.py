@@ -116,6 +116,27 @@ def test_ntua_layout_with_audio_spectrograms_and_missing_targets(tmp_path: Path)
     assert np.isnan(sets[TRAIN].targets[0, 2]) and sets[TRAIN].targets[1, 2] == 0.5
 
 
+def test_context_joins_each_second_with_its_neighbours_in_its_own_clip(tmp_path: Path) -> None:
+    """Audio and NTUA spectrogram clips alike: rows become what a context model takes."""
+    song = synth_song(4.0, RATE, seed=3)
+    write_audio(tmp_path / "101.wav", song, RATE)
+    np.save(tmp_path / "102.fused.full.npy", ntua_spectrogram(song))
+    write_csv(tmp_path / "train_labels.txt", ["Id", "valence"], [[101, 0.2], [102, 0.7]])
+    clips = [replace(c, split=s) for c, s in zip(load_ntua(tmp_path), (TRAIN, VALID),
+                                                 strict=True)]
+    assert clips[1].path.name == "102.fused.full.npy"
+    context = FrontEndSpec(context_segments=1)
+    plain, joined = load_emotion_sets(clips, SPEC, None), load_emotion_sets(clips, context, None)
+    for split in (TRAIN, VALID):
+        single, wide = plain[split].melgrams, joined[split].melgrams
+        assert wide.shape == (len(single), *context.input_shape) == (len(single), 63, 128)
+        np.testing.assert_array_equal(wide[:, 21:42], single)  # the second itself
+        np.testing.assert_array_equal(wide[1:, :21], single[:-1])  # the one before it
+        np.testing.assert_array_equal(wide[:-1, 42:], single[1:])  # the one after it
+        np.testing.assert_array_equal(wide[0, :21], single[0])  # the first stands in
+        np.testing.assert_array_equal(joined[split].clip_ids, plain[split].clip_ids)
+
+
 def test_ntua_spectrograms_approximate_our_melgrams(tmp_path: Path) -> None:
     """The converted course spectrogram resembles our own front end's melgrams of the audio."""
     song = synth_song(6.0, RATE, seed=5)

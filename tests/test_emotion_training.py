@@ -9,13 +9,14 @@ import pytest
 import torch
 from audio_fixtures import write_audio
 from click.testing import CliRunner
-from emotion_fixtures import RATE, bright, make_4q, make_emotify
+from conftest import assert_one_line_error
+from emotion_fixtures import RATE, bright, make_4q, make_emotify, make_genre_checkpoint
 
-from tagger.checkpoints import bundled_weights_path, load_checkpoint
+from tagger.checkpoints import bundled_weights_path, load_checkpoint, sha256_of
 from tagger.cli import main
 from tagger.emotion import TARGETS
 from tagger.emotion.datasets import TRAIN, VALID, EmotionClip, EmotionSet
-from tagger.emotion.model import build_emotion_model, init_from_genre
+from tagger.emotion.model import build_emotion_model, init_from_genre, starting_point
 from tagger.emotion.training import (
     EmotionConfig,
     evaluate_model,
@@ -27,9 +28,11 @@ from tagger.emotion.training import (
 )
 from tagger.errors import ModelError
 from tagger.features import FrontEndSpec
-from tagger.models import EmotionCNN
+from tagger.models import EmotionCNN, EmotionTimeFrequencyCNN
 
 SPEC = FrontEndSpec()
+CONTEXT_SPEC = FrontEndSpec(context_segments=1)
+TF_SETTINGS = {"frequency_channels": 8, "time_channels": 32}
 
 
 def test_spearman_matches_scipy_with_ties_and_leaves_out_nan() -> None:
@@ -72,13 +75,16 @@ def test_loss_weights_bring_the_targets_to_one_scale() -> None:
 
 
 def test_model_forward_backward_and_transfer_from_the_genre_model() -> None:
-    model = build_emotion_model(3, SPEC, {"head_hidden": 16})
+    start = starting_point("genre")
+    assert start.architecture == "emotion-cnn" and start.spec == SPEC
+    assert start.note["model"] == "genre-gtzan10"
+    assert start.note["sha256"] == sha256_of(bundled_weights_path())
+    model = build_emotion_model(3, start, {"head_hidden": 16})
     assert isinstance(model, EmotionCNN)
     genre = load_checkpoint(bundled_weights_path()).model.state_dict()
     assert not torch.equal(model.state_dict()["features.0.weight"], genre["features.0.weight"])
-    note = init_from_genre(model, SPEC)
+    assert init_from_genre(model, start) > 10
     state = model.state_dict()
-    assert note["model"] == "genre-gtzan10" and note["tensors_copied"] > 10
     for key, value in genre.items():
         if not key.startswith("head."):
             assert torch.equal(state[key], value), key
@@ -91,17 +97,48 @@ def test_model_forward_backward_and_transfer_from_the_genre_model() -> None:
     assert model.head[-1].weight.grad.abs().sum() > 0
 
 
-def test_transfer_refuses_a_model_of_another_task(tmp_path: Path) -> None:
-    from tagger.checkpoints import save_checkpoint
+def test_transfer_refuses_a_model_of_another_task() -> None:
+    with pytest.raises(ModelError, match="not a genre model"):
+        starting_point("genre", bundled_weights_path("emotion-4q-emotify"))
 
-    model = build_emotion_model(3, SPEC, {})
-    loaded = load_checkpoint(bundled_weights_path())
-    card = loaded.card
-    card.task, card.architecture, card.classes = "emotion", "emotion-cnn", list(TARGETS)
-    card.hyperparameters = {**card.hyperparameters, "head_hidden": 64}
-    save_checkpoint(model, card, tmp_path / "e.safetensors")
-    with pytest.raises(ModelError, match="not a genre CNN"):
-        init_from_genre(build_emotion_model(3, SPEC, {}), SPEC, tmp_path / "e.safetensors")
+
+def test_scratch_is_emotion_cnn_on_the_default_front_end() -> None:
+    start = starting_point("scratch")
+    assert (start.architecture, start.spec, start.backbone) == ("emotion-cnn", SPEC, None)
+    assert start.note == {"from": "scratch"}
+
+
+@pytest.fixture(scope="module")
+def tf_genre(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny tf-cnn genre model with other than default settings and one second of context."""
+    folder = tmp_path_factory.mktemp("tf-genre")
+    return make_genre_checkpoint(folder / "genre.safetensors", "tf-cnn", TF_SETTINGS,
+                                 CONTEXT_SPEC)
+
+
+def test_transfer_from_a_tf_cnn_with_context_copies_its_backbone(tf_genre: Path) -> None:
+    start = starting_point("genre", tf_genre)
+    assert start.architecture == "emotion-tf-cnn" and start.spec == CONTEXT_SPEC
+    assert start.spec.input_shape == (63, 128)
+    assert start.model_hyperparameters({"head_hidden": 16}) == {
+        "frequency_channels": 8, "frequency_pool": 8, "time_channels": 32, "dropout": 0.3,
+        "head_hidden": 16}
+    model = build_emotion_model(3, start, {"head_hidden": 16})
+    assert isinstance(model, EmotionTimeFrequencyCNN)
+    genre = load_checkpoint(tf_genre).model.state_dict()
+    backbone = {k: v for k, v in genre.items() if not k.startswith("head.")}
+    assert any(not torch.equal(model.state_dict()[k], v) for k, v in backbone.items())
+    assert init_from_genre(model, start) == len(backbone)
+    state = model.state_dict()
+    for key, value in backbone.items():
+        assert torch.equal(state[key], value), key
+    model.train()
+    output = model(torch.randn(5, 63, 128) * 20 - 40)
+    assert output.shape == (5, 3) and ((output > 0) & (output < 1)).all()
+    output.sum().backward()
+    assert model.frequency[2].weight.grad.abs().sum() > 0
+    with pytest.raises(ModelError, match="does not fit"):
+        init_from_genre(build_emotion_model(3, start, {"time_channels": 16}), start)
 
 
 def synthetic_sets(seed: int = 0) -> dict[str, EmotionSet]:
@@ -129,14 +166,15 @@ def test_training_is_seeded_learns_and_round_trips(tmp_path: Path) -> None:
     config = EmotionConfig(epochs=3, batch_size=8, lr=3e-3, seconds_per_clip=3,
                            hyperparameters={"head_hidden": 16}, init="scratch")
     device = torch.device("cpu")
-    model, history, init = train_emotion(config, sets, SPEC, device)
-    _, history_again, _ = train_emotion(config, sets, SPEC, device)
+    start = starting_point("scratch")
+    model, history, init = train_emotion(config, sets, start, device)
+    _, history_again, _ = train_emotion(config, sets, start, device)
     assert init == {"from": "scratch"}
     assert [h.train_loss for h in history] == [h.train_loss for h in history_again]
     report, outputs = evaluate_model(model, config, sets, device)
     assert report[VALID]["per_target"]["valence"]["spearman"] > 0.5
     assert report[VALID]["per_target"]["danceability"]["clips"] == 4
-    card = write_emotion_run(tmp_path, model, config, SPEC, history, report,
+    card = write_emotion_run(tmp_path, model, config, start, history, report,
                              {"command": "test"}, "tiny-emotion")
     assert card.task == "emotion" and card.classes == list(TARGETS)
     loaded = load_checkpoint(tmp_path)
@@ -152,7 +190,8 @@ def test_a_single_target_model_trains_on_the_clips_that_have_it() -> None:
     config = EmotionConfig(targets=("danceability",), epochs=1, batch_size=8,
                            seconds_per_clip=2, hyperparameters={"head_hidden": 8},
                            init="genre")
-    model, history, init = train_emotion(config, synthetic_sets(), SPEC, torch.device("cpu"))
+    model, history, init = train_emotion(config, synthetic_sets(), starting_point("genre"),
+                                         torch.device("cpu"))
     assert init["from"] == "genre" and model.head[-1].out_features == 1
     assert set(history[0].valid_spearman) == {"danceability"}
     assert math.isfinite(history[0].train_loss)
@@ -180,6 +219,8 @@ def test_retrain_task_emotion_writes_a_checkpoint_genre_tag_emotion_uses(
     assert card["training"]["command"].startswith("genre-tag retrain --task emotion --data")
     assert card["training"]["layouts"] == ["4q", "emotify"]
     assert card["training"]["init"]["model"] == "genre-gtzan10"
+    assert str(bundled_weights_path()) in card["training"]["command"]
+    assert card["architecture"] == "emotion-cnn" and card["input_shape"] == [21, 128]
     assert set(card["evaluation"][VALID]["per_target"]) == set(TARGETS)
     song = write_audio(tmp_path / "probe.wav", bright(3.0, 9), RATE)
     tagged = CliRunner().invoke(main, ["emotion", str(song), "--weights", str(out),
@@ -194,3 +235,43 @@ def test_retrain_task_emotion_names_a_bad_folder(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "no emotion data layout" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_retrain_task_emotion_starts_from_the_genre_weights_given(
+    emotion_data: Path, tf_genre: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, [
+        "retrain", "--task", "emotion", "--genre-weights", str(tf_genre),
+        "--data", str(emotion_data), "--out", str(out), "--epochs", "1", "--batch-size", "8",
+        "--device", "cpu", "--valid-share", "0.3", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "model.json").read_text())
+    assert card["architecture"] == "emotion-tf-cnn"
+    assert card["hyperparameters"] == {"frequency_channels": 8, "frequency_pool": 8,
+                                       "time_channels": 32, "dropout": 0.3, "head_hidden": 64}
+    assert card["front_end"] == CONTEXT_SPEC.to_dict() and card["input_shape"] == [63, 128]
+    init = card["training"]["init"]
+    assert (init["from"], init["model"], init["architecture"]) == ("genre", "tiny-tf-cnn",
+                                                                  "tf-cnn")
+    assert init["path"] == str(tf_genre) and init["sha256"] == sha256_of(tf_genre)
+    assert f"--genre-weights {tf_genre}" in card["training"]["command"]
+    song = write_audio(tmp_path / "probe.wav", bright(3.0, 9), RATE)
+    tagged = CliRunner().invoke(main, ["emotion", str(song), "--weights", str(out),
+                                       "--json", "-", "--device", "cpu"])
+    assert tagged.exit_code == 0, tagged.output
+    seconds = json.loads(tagged.stdout)["seconds"]
+    assert len(seconds) == 3 and all(0 < s[t] < 1 for s in seconds for t in TARGETS)
+
+
+def test_a_genre_model_without_an_emotion_variant_is_refused_before_any_data(
+    tmp_path: Path
+) -> None:
+    genre = make_genre_checkpoint(tmp_path / "uoa.safetensors", "uoa-cnn", {}, SPEC)
+    result = CliRunner().invoke(main, ["retrain", "--task", "emotion", "--data", str(tmp_path),
+                                       "--genre-weights", str(genre)])
+    assert_one_line_error(result, str(genre), "uoa-cnn has no emotion variant",
+                          "--genre-weights", "genre-cnn or tf-cnn")
+    result = CliRunner().invoke(main, ["retrain", "--data", str(tmp_path),
+                                       "--genre-weights", str(genre)])
+    assert result.exit_code == 2 and "--genre-weights is for --task emotion" in result.stderr

@@ -2,18 +2,22 @@
 multitask from scratch and with transfer, and clip pooling (mean vs learned attention).
 
     python -m tagger.emotion.compare --data ../shared/data --out runs/emotion-compare \\
-        --threads 1 [--multitask-run runs/emotion]
+        --threads 1 [--genre-weights CKPT] [--multitask-run runs/emotion]
 
 Every row trains on the same clips with the same split, seed, epochs and
 config as ``genre-tag retrain --task emotion``; only the targets and the
-initialisation change. ``--multitask-run`` reuses the figures of a retrain
-run folder for the "multitask, transfer" row instead of training it again
-(with the same seed and options the run is the same). Writes
+initialisation change. Transfer rows start from the genre model
+(``--genre-weights``, default the bundled one) with its architecture and
+front end, scratch rows from emotion-cnn on the default front end (which
+is the bundled genre model's). ``--multitask-run`` reuses the figures of a
+retrain run folder for the "multitask, transfer" row instead of training it
+again (with the same seed and options the run is the same). Writes
 ``comparison.json`` and ``comparison.md`` (the tables for the model card).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -28,7 +32,8 @@ from tagger.atomic import atomic_write_text
 from tagger.checkpoints import load_checkpoint
 from tagger.emotion import TARGETS
 from tagger.emotion.datasets import TRAIN, VALID, EmotionSet
-from tagger.emotion.retrain import load_data
+from tagger.emotion.model import starting_point
+from tagger.emotion.retrain import describe_start, load_data
 from tagger.emotion.training import (
     EmotionConfig,
     evaluate_clips,
@@ -145,21 +150,31 @@ def markdown_tables(rows: list[dict[str, Any]], pooling: dict[str, Any] | None) 
 @click.option("--valid-share", default=0.2, type=click.FloatRange(0, 1))
 @click.option("--threads", default=0, type=click.IntRange(0))
 @click.option("--cache-dir", type=click.Path(path_type=Path))
+@click.option("--genre-weights", type=click.Path(path_type=Path),
+              help="The genre checkpoint the transfer rows start from (default: the bundled one).")
 @click.option("--multitask-run", type=click.Path(path_type=Path),
               help="A 'retrain --task emotion' run folder whose figures fill the last row.")
 @click.option("--with-multitask-scratch", is_flag=True,
               help="Also train a multitask model from scratch (separates the two effects).")
 def main(data_dir: Path, out_dir: Path, epochs: int, seed: int, valid_share: float,
-         threads: int, cache_dir: Path | None, multitask_run: Path | None,
-         with_multitask_scratch: bool) -> None:
+         threads: int, cache_dir: Path | None, genre_weights: Path | None,
+         multitask_run: Path | None, with_multitask_scratch: bool) -> None:
     from rich.console import Console
 
     console = Console(stderr=True)
     if threads:
         torch.set_num_threads(threads)
     device = torch.device("cpu")
-    spec = FrontEndSpec()
-    sets, layouts, _ = load_data(data_dir, valid_share, seed, cache_dir, console)
+    starts = {init: starting_point(init, genre_weights) for init in ("scratch", "genre")}
+    for init, start in starts.items():
+        console.print(f"{init}: {describe_start(start)}", highlight=False)
+
+    @functools.cache
+    def data_through(spec: FrontEndSpec) -> tuple[dict[str, EmotionSet], list[str]]:
+        """Every clip's melgrams through ``spec`` (loaded once per front end) and the layouts."""
+        sets, layouts, _ = load_data(data_dir, spec, valid_share, seed, cache_dir, console)
+        return sets, layouts
+
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path = out_dir / "comparison.json"
     done = json.loads(results_path.read_text())["rows"] if results_path.is_file() else []
@@ -175,8 +190,9 @@ def main(data_dir: Path, out_dir: Path, epochs: int, seed: int, valid_share: flo
                          "from": str(multitask_run)})
         else:
             config = EmotionConfig(targets=targets, init=init, epochs=epochs, seed=seed)
+            sets, _ = data_through(starts[init].spec)
             started = time.perf_counter()
-            model, history, _ = train_emotion(config, sets, spec, device)
+            model, history, _ = train_emotion(config, sets, starts[init], device)
             elapsed = time.perf_counter() - started
             report, _ = evaluate_model(model, config, {VALID: sets[VALID]}, device)
             rows.append({"name": name, "valid": report[VALID]["per_target"],
@@ -188,11 +204,14 @@ def main(data_dir: Path, out_dir: Path, epochs: int, seed: int, valid_share: flo
         atomic_write_text(results_path, json.dumps({"rows": rows}, indent=2) + "\n")
     pooling = None
     if multitask_run:
-        model = load_checkpoint(multitask_run).model
-        pooling = attention_pooling(model, sets, TARGETS, device, seed)
+        run = load_checkpoint(multitask_run)
+        assert run.card.front_end is not None
+        pooling = attention_pooling(run.model, data_through(run.card.front_end)[0], TARGETS,
+                                    device, seed)
         console.print("pooling: " + "; ".join(
             f"{k}: " + ", ".join(f"{t} {v[t]['spearman']}" for t in TARGETS)
             for k, v in pooling.items()), highlight=False)
+    _, layouts = data_through(starts["genre"].spec)
     atomic_write_text(results_path, json.dumps(
         {"data": str(data_dir), "layouts": layouts, "epochs": epochs, "seed": seed,
          "rows": rows, "pooling": pooling}, indent=2) + "\n")

@@ -72,7 +72,7 @@ class EmotionClip:
 class EmotionSet:
     """Melgrams of many clips, one row per audible second, and one target row per clip."""
 
-    melgrams: np.ndarray  # (N, frames, mels) float32
+    melgrams: np.ndarray  # (N, *spec.input_shape) float32: each second with its context
     clip_ids: np.ndarray  # (N,) int64 index into ``clips``
     clips: list[EmotionClip]
 
@@ -392,9 +392,12 @@ def load_emotion_sets(
     cache_dir: Path | None,
     on_clip: Callable[[EmotionClip, str | None], None] | None = None,
 ) -> dict[str, EmotionSet]:
-    """Melgrams of every clip, grouped by split; unreadable clips are reported and skipped."""
+    """Melgrams of every clip (with the spec's context), grouped by split; unreadable clips
+    are reported and skipped."""
+    import torch
+
     from tagger.datasets.audio import clip_melgrams
-    from tagger.features import MelgramFrontEnd
+    from tagger.features import MelgramFrontEnd, with_context
 
     front_end = MelgramFrontEnd(spec)
     parts: dict[str, list[np.ndarray]] = {}
@@ -409,6 +412,7 @@ def load_emotion_sets(
             if on_clip:
                 on_clip(clip, error.message)
             continue
+        melgrams = with_context(torch.from_numpy(melgrams), spec.context_segments).numpy()
         parts.setdefault(clip.split, []).append(melgrams)
         kept.setdefault(clip.split, []).append(clip)
         if on_clip:

@@ -1,56 +1,102 @@
-"""The emotion regression model: the genre CNN's backbone with a small regression head.
+"""The emotion regression model: a genre model's backbone with a small regression head.
 
-``EmotionCNN`` lives in ``tagger.models`` (registered as ``emotion-cnn``, so
-checkpoints load through the same ``build_model``); this module builds it for
-training, from scratch or with the backbone initialised from a genre model.
+The emotion variants of the genre architectures (``EMOTION_ARCHITECTURES``)
+live in ``tagger.models``, so checkpoints load through the same
+``build_model``. This module decides where training starts, before any data
+is loaded, since the data must go through the starting point's front end:
+from scratch, or from a genre checkpoint, whose architecture, backbone
+hyper-parameters, front end (context included) and backbone weights the
+emotion model takes.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
-from tagger.checkpoints import bundled_weights_path, load_checkpoint
+from tagger.checkpoints import bundled_weights_path, load_checkpoint, sha256_of
 from tagger.errors import ModelError
 from tagger.features import FrontEndSpec
-from tagger.models import EmotionCNN, build_model
+from tagger.models import EmotionRegressor, architecture_defaults, build_model
 
-ARCHITECTURE = "emotion-cnn"
+# The emotion architecture that fine-tunes each genre architecture's backbone.
+EMOTION_ARCHITECTURES: dict[str, str] = {"genre-cnn": "emotion-cnn", "tf-cnn": "emotion-tf-cnn"}
+SCRATCH_ARCHITECTURE = "emotion-cnn"
 HEAD_PREFIX = "head."
+GENRE_HINT = f"pass --genre-weights with a {' or '.join(EMOTION_ARCHITECTURES)} genre model"
+
+
+@dataclass(frozen=True)
+class StartingPoint:
+    """Where an emotion model starts: its architecture, backbone hyper-parameters and front
+    end, and, from a genre model, that model's backbone tensors; ``note`` names it for the
+    model card."""
+
+    architecture: str
+    spec: FrontEndSpec
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    backbone: dict[str, torch.Tensor] | None = None
+    note: dict[str, Any] = field(default_factory=lambda: {"from": "scratch"})
+
+    def model_hyperparameters(self, head: dict[str, Any]) -> dict[str, Any]:
+        """Every hyper-parameter of the emotion model: the architecture's defaults, then the
+        backbone's, then ``head`` (e.g. ``head_hidden``)."""
+        return {**architecture_defaults(self.architecture), **self.hyperparameters, **head}
+
+
+def starting_point(init: str, genre_weights: Path | None = None) -> StartingPoint:
+    """``init`` "scratch": emotion-cnn on the default front end. "genre": everything from the
+    genre checkpoint ``genre_weights`` (default: the bundled genre model)."""
+    if init == "scratch":
+        return StartingPoint(SCRATCH_ARCHITECTURE, FrontEndSpec())
+    loaded = load_checkpoint(genre_weights or bundled_weights_path())
+    card, where = loaded.card, str(loaded.path)
+    if card.task != "genre":
+        raise ModelError(f"is a model of the {card.task} task, not a genre model", where,
+                         GENRE_HINT)
+    if card.architecture not in EMOTION_ARCHITECTURES:
+        raise ModelError(f"its architecture {card.architecture} has no emotion variant", where,
+                         GENRE_HINT)
+    if card.front_end is None:
+        raise ModelError("was trained on precomputed features, not on audio", where,
+                         f"{GENRE_HINT} trained on audio")
+    return StartingPoint(
+        architecture=EMOTION_ARCHITECTURES[card.architecture],
+        spec=card.front_end,
+        hyperparameters=dict(card.hyperparameters),
+        backbone={k: v for k, v in loaded.model.state_dict().items()
+                  if not k.startswith(HEAD_PREFIX)},
+        note={"from": "genre", "model": card.name, "architecture": card.architecture,
+              "classes": card.classes, "path": where, "sha256": sha256_of(loaded.path)},
+    )
 
 
 def build_emotion_model(
-    n_targets: int, spec: FrontEndSpec, hyperparameters: dict[str, Any]
-) -> EmotionCNN:
-    model = build_model(ARCHITECTURE, n_targets, (spec.n_frames, spec.n_mels), hyperparameters)
-    assert isinstance(model, EmotionCNN)
+    n_targets: int, start: StartingPoint, head: dict[str, Any]
+) -> EmotionRegressor:
+    """The emotion model of ``start`` (freshly initialised) with ``head``'s settings."""
+    model = build_model(start.architecture, n_targets, start.spec.input_shape,
+                        start.model_hyperparameters(head))
+    assert isinstance(model, EmotionRegressor)
     return model
 
 
-def init_from_genre(
-    model: EmotionCNN, spec: FrontEndSpec, genre_weights: Path | None = None
-) -> dict[str, Any]:
-    """Copy every backbone tensor (all but the head) of a genre checkpoint into ``model``.
-
-    The genre model must have the same front end and channels. Returns a note
-    for the model card: the source model's name and sha256-verified path.
-    """
-    loaded = load_checkpoint(genre_weights or bundled_weights_path())
-    source = loaded.card
-    hint = "initialise from a genre model with the same front end and channels"
-    if source.task != "genre" or source.architecture != "genre-cnn":
-        raise ModelError(f"is a {source.task} model, not a genre CNN", str(loaded.path), hint)
-    if source.front_end != spec:
-        raise ModelError("its front end differs from the emotion model's", str(loaded.path), hint)
-    backbone = {k: v for k, v in loaded.model.state_dict().items()
-                if not k.startswith(HEAD_PREFIX)}
-    missing, unexpected = model.load_state_dict(backbone, strict=False)
-    if unexpected or any(not k.startswith(HEAD_PREFIX) for k in missing):
-        raise ModelError("its backbone does not fit the emotion model", str(loaded.path), hint)
-    return {"model": source.name, "classes": source.classes,
-            "tensors_copied": len(backbone)}
+def init_from_genre(model: EmotionRegressor, start: StartingPoint) -> int:
+    """Copy the genre backbone of ``start`` (every tensor but the head's) into ``model``;
+    returns the number of tensors copied."""
+    assert start.backbone is not None, "a starting point from scratch has no backbone"
+    own = model.state_dict()
+    misfits = [k for k, v in start.backbone.items() if k not in own or own[k].shape != v.shape]
+    uncovered = [k for k in own if k not in start.backbone and not k.startswith(HEAD_PREFIX)]
+    if misfits or uncovered:
+        raise ModelError("its backbone does not fit the emotion model", start.note["path"],
+                         "the emotion settings may change the head only")
+    model.load_state_dict(start.backbone, strict=False)
+    return len(start.backbone)
 
 
 def backbone_and_head(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

@@ -26,20 +26,19 @@ from tagger.checkpoints import ModelCard, save_checkpoint
 from tagger.emotion import TARGETS
 from tagger.emotion.datasets import TRAIN, VALID, EmotionSet, average_ranks
 from tagger.emotion.model import (
-    ARCHITECTURE,
+    StartingPoint,
     backbone_and_head,
     build_emotion_model,
     init_from_genre,
 )
-from tagger.features import FrontEndSpec
-from tagger.models import architecture_defaults, count_parameters
+from tagger.models import count_parameters
 from tagger.training import mask_spectrograms, seed_everything
 
 
 @dataclass
 class EmotionConfig:
     targets: tuple[str, ...] = TARGETS
-    init: str = "genre"  # "genre": backbone from the bundled genre model; "scratch"
+    init: str = "genre"  # "genre" or "scratch": see tagger.emotion.model.starting_point
     epochs: int = 12
     seconds_per_clip: int = 4  # random seconds of each training clip per epoch
     batch_size: int = 64
@@ -205,19 +204,19 @@ def _evenly_spaced(rows: np.ndarray, count: int) -> np.ndarray:
 def train_emotion(
     config: EmotionConfig,
     sets: dict[str, EmotionSet],
-    spec: FrontEndSpec,
+    start: StartingPoint,
     device: torch.device,
     on_epoch: Callable[[EmotionEpoch], None] | None = None,
-    genre_weights: Path | None = None,
 ) -> tuple[nn.Module, list[EmotionEpoch], dict[str, Any]]:
-    """Train for a fixed number of epochs and return the last model, its history, its init."""
+    """Train for a fixed number of epochs from ``start`` (``sets`` went through its front
+    end) and return the last model, its history and a note on its initialisation."""
     generator = seed_everything(config.seed)
     rng = np.random.default_rng(config.seed)
     columns = target_columns(config)
-    model = build_emotion_model(len(columns), spec, config.hyperparameters)
-    init = {"from": "scratch"}
-    if config.init == "genre":
-        init = {"from": "genre", **init_from_genre(model, spec, genre_weights)}
+    model = build_emotion_model(len(columns), start, config.hyperparameters)
+    init = dict(start.note)
+    if start.backbone is not None:
+        init["tensors_copied"] = init_from_genre(model, start)
     model.to(device)
     train, valid = sets[TRAIN], sets[VALID]
     train_targets = train.targets[:, columns]
@@ -229,7 +228,7 @@ def train_emotion(
                                  for r in (_rows_by_clip(valid)[i] for i in valid_clips)])
     weights = torch.from_numpy(loss_weights(train_targets[usable])).to(device)
     backbone, head = backbone_and_head(model)
-    backbone_lr = config.lr * (config.backbone_lr_scale if config.init == "genre" else 1.0)
+    backbone_lr = config.lr * (config.backbone_lr_scale if start.backbone is not None else 1.0)
     optimizer = torch.optim.AdamW([{"params": backbone, "lr": backbone_lr},
                                    {"params": head, "lr": config.lr}],
                                   weight_decay=config.weight_decay)
@@ -313,7 +312,7 @@ def write_emotion_run(
     out_dir: Path,
     model: nn.Module,
     config: EmotionConfig,
-    spec: FrontEndSpec,
+    start: StartingPoint,
     history: list[EmotionEpoch],
     evaluation: dict[str, Any],
     provenance: dict[str, Any],
@@ -324,10 +323,10 @@ def write_emotion_run(
         name=name,
         task="emotion",
         classes=list(config.targets),
-        architecture=ARCHITECTURE,
-        hyperparameters={**architecture_defaults(ARCHITECTURE), **config.hyperparameters},
-        front_end=spec,
-        input_shape=(spec.n_frames, spec.n_mels),
+        architecture=start.architecture,
+        hyperparameters=start.model_hyperparameters(config.hyperparameters),
+        front_end=start.spec,
+        input_shape=start.spec.input_shape,
         training={
             **provenance,
             "config": {**asdict(config), "targets": list(config.targets)},
