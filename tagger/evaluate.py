@@ -1,4 +1,5 @@
-"""``genre-tag evaluate``: measure a genre checkpoint on labelled audio it was not trained on.
+"""``genre-tag evaluate`` and ``calibrate``: measure a genre checkpoint on labelled audio it
+was not trained on, or fit its calibration to such audio.
 
 The data is read in any audio layout (``audio`` or ``sources``) through the
 checkpoint's own front end; genres are matched by name, so a model can be
@@ -17,13 +18,30 @@ from typing import Any
 import numpy as np
 import torch
 
-from tagger.calibration import expected_calibration_error, softmax
-from tagger.checkpoints import load_checkpoint
+from tagger.calibration import calibrate, expected_calibration_error, softmax
+from tagger.checkpoints import LoadedModel, load_checkpoint, save_checkpoint
 from tagger.crossval import fold_figures
 from tagger.datasets import Dataset, Split, load_dataset
 from tagger.errors import DatasetError, ModelError
 from tagger.features import FrontEndSpec
 from tagger.training import predict_logits
+
+
+def load_for_evaluation(
+    weights: Path, data: Path, layout: str, options: dict[str, Any], device: torch.device,
+    on_clip: Callable[[str, str | None], None] | None = None,
+) -> tuple[LoadedModel, Dataset]:
+    """A genre checkpoint and labelled audio read through its front end."""
+    loaded = load_checkpoint(weights, device)
+    card = loaded.card
+    if card.task != "genre" or card.front_end is None:
+        raise ModelError("is not a genre model that tags audio", str(loaded.path),
+                         "use a checkpoint written by 'genre-tag retrain' on audio")
+    spec = card.front_end
+    if spec.melgram_identity() != FrontEndSpec().melgram_identity():
+        raise ModelError("uses a front end the data layouts cannot compute", str(loaded.path))
+    dataset = load_dataset(data, layout, {**options, "context": spec.context_segments}, on_clip)
+    return loaded, dataset
 
 
 def evaluate_checkpoint(
@@ -32,15 +50,8 @@ def evaluate_checkpoint(
     on_clip: Callable[[str, str | None], None] | None = None,
 ) -> dict[str, Any]:
     """Per second and per clip figures (overall and per source) of ``weights`` on ``splits``."""
-    loaded = load_checkpoint(weights, device)
+    loaded, dataset = load_for_evaluation(weights, data, layout, options, device, on_clip)
     card = loaded.card
-    if card.task != "genre" or card.front_end is None:
-        raise ModelError("is not a genre model that tags audio", str(loaded.path),
-                         "evaluate a checkpoint written by 'genre-tag retrain' on audio")
-    spec = card.front_end
-    if spec.melgram_identity() != FrontEndSpec().melgram_identity():
-        raise ModelError("uses a front end the data layouts cannot compute", str(loaded.path))
-    dataset = load_dataset(data, layout, {**options, "context": spec.context_segments}, on_clip)
     temperature = float(card.calibration.get("temperature", 1.0))
     results: dict[str, Any] = {"model": card.name, "classes": card.classes,
                                "temperature": temperature, "splits": {}}
@@ -58,6 +69,36 @@ def evaluate_checkpoint(
         results["splits"][name] = {"summary": summary, "reports": figures,
                                    "genres_unknown_to_model": unknown}
     return results
+
+
+def calibrate_checkpoint(
+    weights: Path, data: Path, layout: str, options: dict[str, Any], device: torch.device,
+    uncertain_below: float, out: Path, split: str = "valid",
+) -> dict[str, Any]:
+    """Fit the temperature of ``weights`` on ``split`` of ``data`` and write the checkpoint,
+    with that calibration and ``uncertain_below`` in its card, to ``out``."""
+    loaded, dataset = load_for_evaluation(weights, data, layout, options, device)
+    card = loaded.card
+    if split not in dataset.splits:
+        raise DatasetError(f"has no {split} split", str(data))
+    held_out, labels, _ = _relabelled(dataset, split, card.classes)
+    report = calibrate(predict_logits(loaded.model, held_out.features, device), labels,
+                       uncertain_below)
+    report["data"] = f"{data} ({split})"
+    calibrated = replace(card, calibration={"temperature": report["temperature"],
+                                            "uncertain_below": uncertain_below},
+                         evaluation={**card.evaluation, "calibration": report})
+    save_checkpoint(loaded.model, calibrated, resolve_output_path(out))
+    return report
+
+
+def resolve_output_path(out: Path) -> Path:
+    """A run folder gets ``model.safetensors``; a file name gets the .safetensors suffix."""
+    out = Path(out)
+    if out.suffix != ".safetensors":
+        out = out / "model.safetensors" if not out.suffix else out.with_suffix(".safetensors")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def _relabelled(dataset: Dataset, name: str,

@@ -62,7 +62,7 @@ class TrainConfig:
     # same (0: every row once, with class weights in the loss instead).
     epoch_rows: int = 0
     # Seconds whose top calibrated probability is below this are "uncertain".
-    uncertain_below: float = 0.5
+    uncertain_below: float = 0.35
     seed: int = 0
     overfit_batch: bool = False
 

@@ -140,6 +140,21 @@ def test_balanced_augmented_context_model_trains_calibrates_and_tags(
     assert figures["per_clip"]["accuracy"] == pytest.approx(
         card["evaluation"][VALID]["per_clip_accuracy"], abs=1e-4)
 
+    before = (tmp_path / "run" / "model.safetensors").read_bytes()
+    calibrated = CliRunner().invoke(main, [
+        "calibrate", "--weights", str(tmp_path / "run"), "--data", str(sources_root),
+        "--valid-share", "0.25", "--uncertain-below", "0.2", "--out", str(tmp_path / "cal"),
+        "--device", "cpu"])
+    assert calibrated.exit_code == 0, calibrated.output
+    assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
+    new_card = json.loads((tmp_path / "cal" / "model.json").read_text())
+    assert new_card["calibration"] == {"temperature": card["calibration"]["temperature"],
+                                       "uncertain_below": 0.2}
+    retagged = CliRunner().invoke(main, [str(song), "--weights", str(tmp_path / "cal"),
+                                         "--json", "-", "--device", "cpu"])
+    assert retagged.exit_code == 0, retagged.output
+    assert json.loads(retagged.stdout)["uncertain_below"] == 0.2
+
 
 def test_folds_keep_groups_together_and_report_every_source(
         sources_root: Path, tmp_path: Path) -> None:
