@@ -120,7 +120,7 @@ def test_balanced_augmented_context_model_trains_calibrates_and_tags(
     card = json.loads((tmp_path / "run" / "model.json").read_text())
     assert card["front_end"]["context_segments"] == 1 and card["input_shape"] == [63, 128]
     assert card["calibration"]["temperature"] > 0
-    assert card["calibration"]["uncertain_below"] == 0.5
+    assert card["calibration"]["uncertain_below"] == 0.35
     assert set(card["evaluation"][VALID]["sources"]) == {"4q", "emotify", "gtzan"}
     assert "--augment mix=0.5" in card["training"]["command"]
     assert card["training"]["config"]["epoch_rows"] == 96
