@@ -6,11 +6,13 @@ Heavy imports (torch, PyAV, matplotlib) happen inside the commands, so
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -445,40 +447,81 @@ def retrain_command(ctx: click.Context, task: str, genre_weights: Path | None,
 
 
 
+def labelled_data_options(what: str) -> Callable[[Callable], Callable]:
+    """The data, checkpoint and split options that ``evaluate`` and ``calibrate`` share; the
+    command gets them as one ``LabelledData`` argument, ``labelled``."""
+    options = [
+        click.option("--data", required=True, type=click.Path(path_type=Path),
+                     help="Labelled audio the model was not trained on: a GENRE/ folder "
+                          "layout or a folder of datasets (sources)."),
+        click.option("--weights", type=click.Path(path_type=Path), metavar="CKPT",
+                     help=f"The checkpoint to {what} (default: the bundled genre model)."),
+        click.option("--format", "layout", type=click.Choice(["auto", "audio", "sources"]),
+                     default="auto", show_default=True, help="Data layout."),
+        click.option("--valid-share", default=0.2, show_default=True,
+                     type=click.FloatRange(0, 1),
+                     help="As in retrain: the share held out when the data fixes no split."),
+        click.option("--seed", default=0, show_default=True, type=int,
+                     help="As in retrain: the seed of the split when the data fixes none."),
+        click.option("--cache-dir", type=click.Path(path_type=Path),
+                     help="Where extracted melgrams are cached (default: the user cache "
+                          "folder)."),
+        device_option,
+        debug_option,
+    ]
+
+    def decorate(command: Callable) -> Callable:
+        def with_labelled(data: Path, weights: Path | None, layout: str, valid_share: float,
+                          seed: int, cache_dir: Path | None, device: str,
+                          **given: Any) -> None:
+            command(labelled=LabelledData(data, weights, layout, valid_share, seed,
+                                          cache_dir, device), **given)
+
+        # The docstring is the command's help; the options declared below the decorator
+        # (click's __click_params__) come along with the function's __dict__.
+        functools.update_wrapper(with_labelled, command)
+        for option in reversed(options):
+            with_labelled = option(with_labelled)
+        return with_labelled
+
+    return decorate
+
+
+@dataclass(frozen=True)
+class LabelledData:
+    data: Path
+    weights: Path | None
+    layout: str
+    valid_share: float
+    seed: int
+    cache_dir: Path | None
+    device: str
+
+    def arguments(self) -> tuple[Path, Path, str, dict[str, Any], Any]:
+        """The checkpoint, data, layout, layout options and device of the library calls."""
+        from tagger.checkpoints import bundled_weights_path
+        from tagger.devices import select_device
+
+        return (self.weights or bundled_weights_path(), self.data, self.layout,
+                {"valid_share": self.valid_share, "seed": self.seed,
+                 "cache_dir": self.cache_dir}, select_device(self.device))
+
+
 @main.command("evaluate")
-@click.option("--data", required=True, type=click.Path(path_type=Path),
-              help="Labelled audio: a GENRE/ folder layout or a folder of datasets (sources).")
-@click.option("--weights", type=click.Path(path_type=Path), metavar="CKPT",
-              help="The checkpoint to measure (default: the bundled genre model).")
-@click.option("--format", "layout", type=click.Choice(["auto", "audio", "sources"]),
-              default="auto", show_default=True, help="Data layout.")
+@labelled_data_options("measure")
 @click.option("--split", "splits", multiple=True, type=click.Choice(["train", "valid"]),
               default=("valid",), show_default=True, help="Which split(s) to measure.")
-@click.option("--valid-share", default=0.2, show_default=True, type=click.FloatRange(0, 1),
-              help="As in retrain: the share held out when the data fixes no split.")
-@click.option("--seed", default=0, show_default=True, type=int,
-              help="As in retrain: the seed of the split when the data fixes none.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), metavar="FILE",
               help="Also write every figure and confusion matrix as JSON.")
-@click.option("--cache-dir", type=click.Path(path_type=Path),
-              help="Where extracted melgrams are cached (default: the user cache folder).")
-@device_option
-@debug_option
-def evaluate_command(data: Path, weights: Path | None, layout: str, splits: tuple[str, ...],
-                     valid_share: float, seed: int, json_path: Path | None,
-                     cache_dir: Path | None, device: str, debug: bool) -> None:
+def evaluate_command(labelled: LabelledData, splits: tuple[str, ...], json_path: Path | None,
+                     debug: bool) -> None:
     """Measure a genre model on labelled audio: accuracy and macro-F1 per second and per
     clip, per source, and the calibration error."""
     def action() -> int:
         from tagger.atomic import atomic_write_text
-        from tagger.checkpoints import bundled_weights_path
-        from tagger.devices import select_device
         from tagger.evaluate import evaluate_checkpoint
 
-        result = evaluate_checkpoint(
-            weights or bundled_weights_path(), data, layout,
-            {"valid_share": valid_share, "seed": seed, "cache_dir": cache_dir},
-            select_device(device), splits)
+        result = evaluate_checkpoint(*labelled.arguments(), splits)
         for split, figures in result["splits"].items():
             click.echo(f"{result['model']} on {split} (ECE {figures['summary']['ece']:.3f}):")
             for level, entry in figures["summary"].items():
@@ -495,41 +538,22 @@ def evaluate_command(data: Path, weights: Path | None, layout: str, splits: tupl
 
 
 @main.command("calibrate")
-@click.option("--data", required=True, type=click.Path(path_type=Path),
-              help="Labelled audio the model was not trained on (audio or sources layout).")
-@click.option("--weights", type=click.Path(path_type=Path), metavar="CKPT",
-              help="The checkpoint to calibrate (default: the bundled genre model).")
+@labelled_data_options("calibrate")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Where the calibrated checkpoint goes: a .safetensors file or a folder.")
 @click.option("--uncertain-below", default=0.35, show_default=True,
               type=click.FloatRange(0, 1), metavar="P",
               help="Calibrated top probability under which a second is uncertain.")
-@click.option("--format", "layout", type=click.Choice(["auto", "audio", "sources"]),
-              default="auto", show_default=True, help="Data layout.")
 @click.option("--split", type=click.Choice(["train", "valid"]), default="valid",
               show_default=True, help="Which split to fit the temperature on.")
-@click.option("--valid-share", default=0.2, show_default=True, type=click.FloatRange(0, 1),
-              help="As in retrain: the share held out when the data fixes no split.")
-@click.option("--seed", default=0, show_default=True, type=int,
-              help="As in retrain: the seed of the split when the data fixes none.")
-@click.option("--cache-dir", type=click.Path(path_type=Path),
-              help="Where extracted melgrams are cached (default: the user cache folder).")
-@device_option
-@debug_option
-def calibrate_command(data: Path, weights: Path | None, out: Path, uncertain_below: float,
-                      layout: str, split: str, valid_share: float, seed: int,
-                      cache_dir: Path | None, device: str, debug: bool) -> None:
+def calibrate_command(labelled: LabelledData, out: Path, uncertain_below: float, split: str,
+                      debug: bool) -> None:
     """Fit a genre model's temperature (and set its uncertain threshold) on labelled audio;
     write the calibrated copy to --out. The input checkpoint is not changed."""
     def action() -> int:
-        from tagger.checkpoints import bundled_weights_path
-        from tagger.devices import select_device
         from tagger.evaluate import calibrate_checkpoint, resolve_output_path
 
-        report = calibrate_checkpoint(
-            weights or bundled_weights_path(), data, layout,
-            {"valid_share": valid_share, "seed": seed, "cache_dir": cache_dir},
-            select_device(device), uncertain_below, out, split)
+        report = calibrate_checkpoint(*labelled.arguments(), uncertain_below, out, split)
         click.echo(f"temperature {report['temperature']:.3f}: ECE {report['ece_before']:.3f} -> "
                    f"{report['ece_after']:.3f} on {report['seconds']} seconds; "
                    f"{report['uncertain_share']:.0%} uncertain below {uncertain_below}")
