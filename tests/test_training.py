@@ -101,3 +101,18 @@ def test_masks_keep_shape_and_use_the_floor() -> None:
     assert masked.shape == batch.shape
     assert set(np.unique(masked.numpy())) <= {-80.0, 0.0}
     assert (masked == -80).sum() > (batch == -80).sum()
+
+
+def test_balanced_rows_weigh_every_genre_and_every_clip_alike() -> None:
+    from tagger.datasets import Split
+    from tagger.training import balanced_row_weights
+
+    # genre 0: one clip of 60 rows and one of 15; genre 1: one clip of 5 rows
+    clip_ids = np.concatenate([np.zeros(60), np.ones(15), np.full(5, 2)]).astype(np.int64)
+    labels = np.concatenate([np.zeros(75), np.ones(5)]).astype(np.int64)
+    split = Split(np.zeros((80, 2), np.float32), labels, clip_ids, ["a", "b", "c"])
+    weights = balanced_row_weights(split, 2).numpy()
+    per_clip = np.bincount(clip_ids, weights=weights)
+    per_genre = np.bincount(labels, weights=weights)
+    assert np.allclose(per_genre, per_genre[0]) and np.allclose(per_clip[:2], per_clip[0])
+    assert np.isclose(per_clip[2], 2 * per_clip[0])
