@@ -546,14 +546,15 @@ def evaluate_command(labelled: LabelledData, splits: tuple[str, ...], json_path:
               help="Calibrated top probability under which a second is uncertain.")
 @click.option("--split", type=click.Choice(["train", "valid"]), default="valid",
               show_default=True, help="Which split to fit the temperature on.")
+@click.option("--name", help="The calibrated model's name (default: the original's).")
 def calibrate_command(labelled: LabelledData, out: Path, uncertain_below: float, split: str,
-                      debug: bool) -> None:
+                      name: str | None, debug: bool) -> None:
     """Fit a genre model's temperature (and set its uncertain threshold) on labelled audio;
     write the calibrated copy to --out. The input checkpoint is not changed."""
     def action() -> int:
         from tagger.evaluate import calibrate_checkpoint, resolve_output_path
 
-        report = calibrate_checkpoint(*labelled.arguments(), uncertain_below, out, split)
+        report = calibrate_checkpoint(*labelled.arguments(), uncertain_below, out, split, name)
         click.echo(f"temperature {report['temperature']:.3f}: ECE {report['ece_before']:.3f} -> "
                    f"{report['ece_after']:.3f} on {report['seconds']} seconds; "
                    f"{report['uncertain_share']:.0%} uncertain below {uncertain_below}")

@@ -73,10 +73,11 @@ def evaluate_checkpoint(
 
 def calibrate_checkpoint(
     weights: Path, data: Path, layout: str, options: dict[str, Any], device: torch.device,
-    uncertain_below: float, out: Path, split: str = "valid",
+    uncertain_below: float, out: Path, split: str = "valid", name: str | None = None,
 ) -> dict[str, Any]:
     """Fit the temperature of ``weights`` on ``split`` of ``data`` and write the checkpoint,
-    with that calibration and ``uncertain_below`` in its card, to ``out``."""
+    with that calibration and ``uncertain_below`` in its card (and ``name``, if given), to
+    ``out``."""
     loaded, dataset = load_for_evaluation(weights, data, layout, options, device)
     card = loaded.card
     if split not in dataset.splits:
@@ -85,8 +86,9 @@ def calibrate_checkpoint(
     report = calibrate(predict_logits(loaded.model, held_out.features, device), labels,
                        uncertain_below)
     report["data"] = f"{data} ({split})"
-    calibrated = replace(card, calibration={"temperature": report["temperature"],
-                                            "uncertain_below": uncertain_below},
+    calibrated = replace(card, name=name or card.name,
+                         calibration={"temperature": report["temperature"],
+                                      "uncertain_below": uncertain_below},
                          evaluation={**card.evaluation, "calibration": report})
     save_checkpoint(loaded.model, calibrated, resolve_output_path(out))
     return report

@@ -144,10 +144,11 @@ def test_balanced_augmented_context_model_trains_calibrates_and_tags(
     calibrated = CliRunner().invoke(main, [
         "calibrate", "--weights", str(tmp_path / "run"), "--data", str(sources_root),
         "--valid-share", "0.25", "--uncertain-below", "0.2", "--out", str(tmp_path / "cal"),
-        "--device", "cpu"])
+        "--name", "calibrated", "--device", "cpu"])
     assert calibrated.exit_code == 0, calibrated.output
     assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
     new_card = json.loads((tmp_path / "cal" / "model.json").read_text())
+    assert new_card["name"] == "calibrated"
     assert new_card["calibration"] == {"temperature": card["calibration"]["temperature"],
                                        "uncertain_below": 0.2}
     retagged = CliRunner().invoke(main, [str(song), "--weights", str(tmp_path / "cal"),
