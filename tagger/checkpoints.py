@@ -25,7 +25,7 @@ from tagger.features import FrontEndSpec
 from tagger.models import build_model
 
 CARD_FORMAT = "genre-tag-card/1"
-DEFAULT_GENRE_MODEL = "genre-gtzan10"
+DEFAULT_GENRE_MODEL = "genre-sources11"
 
 
 @dataclass

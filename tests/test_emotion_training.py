@@ -12,11 +12,21 @@ from click.testing import CliRunner
 from conftest import assert_one_line_error
 from emotion_fixtures import RATE, bright, make_4q, make_emotify, make_genre_checkpoint
 
-from tagger.checkpoints import bundled_weights_path, load_checkpoint, sha256_of
+from tagger.checkpoints import (
+    DEFAULT_GENRE_MODEL,
+    bundled_weights_path,
+    load_checkpoint,
+    sha256_of,
+)
 from tagger.cli import main
 from tagger.emotion import TARGETS
 from tagger.emotion.datasets import TRAIN, VALID, EmotionClip, EmotionSet
-from tagger.emotion.model import build_emotion_model, init_from_genre, starting_point
+from tagger.emotion.model import (
+    EMOTION_ARCHITECTURES,
+    build_emotion_model,
+    init_from_genre,
+    starting_point,
+)
 from tagger.emotion.training import (
     EmotionConfig,
     evaluate_model,
@@ -28,7 +38,7 @@ from tagger.emotion.training import (
 )
 from tagger.errors import ModelError
 from tagger.features import FrontEndSpec
-from tagger.models import EmotionCNN, EmotionTimeFrequencyCNN
+from tagger.models import EmotionRegressor, EmotionTimeFrequencyCNN
 
 SPEC = FrontEndSpec()
 CONTEXT_SPEC = FrontEndSpec(context_segments=1)
@@ -75,25 +85,28 @@ def test_loss_weights_bring_the_targets_to_one_scale() -> None:
 
 
 def test_model_forward_backward_and_transfer_from_the_genre_model() -> None:
+    genre_model = load_checkpoint(bundled_weights_path())
     start = starting_point("genre")
-    assert start.architecture == "emotion-cnn" and start.spec == SPEC
-    assert start.note["model"] == "genre-gtzan10"
+    assert start.architecture == EMOTION_ARCHITECTURES[genre_model.card.architecture]
+    assert start.spec == genre_model.card.front_end
+    assert start.note["model"] == DEFAULT_GENRE_MODEL
     assert start.note["sha256"] == sha256_of(bundled_weights_path())
     model = build_emotion_model(3, start, {"head_hidden": 16})
-    assert isinstance(model, EmotionCNN)
-    genre = load_checkpoint(bundled_weights_path()).model.state_dict()
-    assert not torch.equal(model.state_dict()["features.0.weight"], genre["features.0.weight"])
+    assert isinstance(model, EmotionRegressor)
+    genre = genre_model.model.state_dict()
+    first_kernel = next(k for k, v in genre.items() if v.dim() > 1)
+    assert not torch.equal(model.state_dict()[first_kernel], genre[first_kernel])
     assert init_from_genre(model, start) > 10
     state = model.state_dict()
     for key, value in genre.items():
         if not key.startswith("head."):
             assert torch.equal(state[key], value), key
     model.train()
-    melgrams = torch.randn(5, 21, 128) * 20 - 40
+    melgrams = torch.randn(5, *start.spec.input_shape) * 20 - 40
     output = model(melgrams)
     assert output.shape == (5, 3) and ((output > 0) & (output < 1)).all()
     output.sum().backward()
-    assert model.features[0].weight.grad.abs().sum() > 0
+    assert model.get_parameter(first_kernel).grad.abs().sum() > 0
     assert model.head[-1].weight.grad.abs().sum() > 0
 
 
@@ -218,9 +231,11 @@ def test_retrain_task_emotion_writes_a_checkpoint_genre_tag_emotion_uses(
     assert card["name"] == "emotion-model" and card["training"]["epochs_run"] == 2
     assert card["training"]["command"].startswith("genre-tag retrain --task emotion --data")
     assert card["training"]["layouts"] == ["4q", "emotify"]
-    assert card["training"]["init"]["model"] == "genre-gtzan10"
+    genre_card = load_checkpoint(bundled_weights_path()).card
+    assert card["training"]["init"]["model"] == DEFAULT_GENRE_MODEL
     assert str(bundled_weights_path()) in card["training"]["command"]
-    assert card["architecture"] == "emotion-cnn" and card["input_shape"] == [21, 128]
+    assert card["architecture"] == EMOTION_ARCHITECTURES[genre_card.architecture]
+    assert card["input_shape"] == list(genre_card.front_end.input_shape)
     assert set(card["evaluation"][VALID]["per_target"]) == set(TARGETS)
     song = write_audio(tmp_path / "probe.wav", bright(3.0, 9), RATE)
     tagged = CliRunner().invoke(main, ["emotion", str(song), "--weights", str(out),

@@ -10,6 +10,7 @@ from audio_fixtures import chord, synth_song, write_audio
 from conftest import shared_data
 
 from tagger.checkpoints import (
+    DEFAULT_GENRE_MODEL,
     bundled_weights_path,
     card_path_for,
     load_checkpoint,
@@ -174,7 +175,7 @@ def test_an_invalid_calibration_is_refused_on_load(tmp_path: Path,
 
 def test_python_api(song_mp3: Path) -> None:
     result = tag(song_mp3, device="cpu")
-    assert result.title == "synth song" and result.model == "genre-gtzan10"
+    assert result.title == "synth song" and result.model == DEFAULT_GENRE_MODEL
 
 
 def test_device_selection(monkeypatch: pytest.MonkeyPatch) -> None:
