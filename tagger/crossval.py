@@ -18,13 +18,12 @@ import numpy as np
 import torch
 
 from tagger.datasets import TRAIN, VALID, Dataset, Split
-from tagger.metrics import classification_report
 from tagger.training import (
     EpochRecord,
     TrainConfig,
-    clip_level,
+    evaluate_by_source,
     predict_probabilities,
-    source_rows,
+    report_probabilities,
     train_classifier,
 )
 
@@ -74,18 +73,10 @@ def group_folds(split: Split, k: int, seed: int) -> list[np.ndarray]:
 
 
 def fold_figures(probabilities: np.ndarray, split: Split, classes: list[str]) -> dict[str, Any]:
-    clip_probabilities, clip_labels = clip_level(probabilities, split)
-    figures = {
-        "per_second": classification_report(split.labels, probabilities.argmax(1), classes),
-        "per_clip": classification_report(clip_labels, clip_probabilities.argmax(1), classes),
-    }
-    for source, rows in source_rows(split).items():
-        part = split.subset(rows)
-        source_clips, source_labels = clip_level(probabilities[rows], part)
-        figures[f"{source}_per_second"] = classification_report(
-            part.labels, probabilities[rows].argmax(1), classes)
-        figures[f"{source}_per_clip"] = classification_report(
-            source_labels, source_clips.argmax(1), classes)
+    """Reports per second and per clip, overall and per source (``SOURCE_per_clip``)."""
+    figures = report_probabilities(probabilities, split, classes)
+    for source, reports in evaluate_by_source(split, probabilities, classes).items():
+        figures.update({f"{source}_{level}": report for level, report in reports.items()})
     return figures
 
 

@@ -166,6 +166,11 @@ def with_context(melgrams: torch.Tensor, context: int) -> torch.Tensor:
     return _windows(padded, context, len(melgrams))
 
 
+def clip_with_context(melgrams: np.ndarray, context: int) -> np.ndarray:
+    """``with_context`` for one clip's melgram array (as training data holds them)."""
+    return with_context(torch.from_numpy(melgrams), context).numpy()
+
+
 def stream_with_context(batches: Iterable[torch.Tensor], context: int) -> Iterator[torch.Tensor]:
     """``with_context`` over a stream of melgram batches, holding back only ``context``
     segments at a time; yields the same rows as ``with_context`` on the whole stream."""

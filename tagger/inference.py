@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -65,6 +65,17 @@ class AudioModel:
         chosen = select_device(device)
         path = weights or bundled_weights_path(cls.default_weights)
         return cls(load_checkpoint(path, chosen), chosen, batch_size)
+
+    def tag_source(self, source: str | Path) -> Any:
+        """Tag a file, or the audio of an http(s) URL (downloaded first), with the subclass's
+        ``tag_file``."""
+        text = str(source)
+        if text.startswith(("http://", "https://")):
+            from tagger.download import fetch_audio
+
+            fetched = fetch_audio(text)
+            return self.tag_file(fetched.path, source=text, title=fetched.title)
+        return self.tag_file(Path(source))
 
     def outputs(self, path: Path, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The model's outputs for every second of ``path``, the seconds of real audio in
@@ -150,11 +161,4 @@ def run_over_file(
 
 def tag(source: str | Path, weights: Path | None = None, device: str = "auto") -> SongResult:
     """Tag one file or URL with the bundled model (or ``weights``): the Python API."""
-    tagger = Tagger.load(weights, device)
-    text = str(source)
-    if text.startswith(("http://", "https://")):
-        from tagger.download import fetch_audio
-
-        fetched = fetch_audio(text)
-        return tagger.tag_file(fetched.path, source=text, title=fetched.title)
-    return tagger.tag_file(Path(source))
+    return Tagger.load(weights, device).tag_source(source)

@@ -210,13 +210,10 @@ def has_clips(split: Split) -> bool:
     return len(np.unique(split.clip_ids)) < len(split)
 
 
-def evaluate(model: nn.Module | None, split: Split, classes: list[str], device: torch.device,
-             row_unit: str = "second", probabilities: np.ndarray | None = None
-             ) -> dict[str, Any]:
-    """Reports per row (``per_second`` for melgram layouts) and per clip where clips exist."""
-    if probabilities is None:
-        assert model is not None
-        probabilities = predict_probabilities(model, split.features, device)
+def report_probabilities(probabilities: np.ndarray, split: Split, classes: list[str],
+                         row_unit: str = "second") -> dict[str, Any]:
+    """Reports per row (``per_second`` for melgram layouts) and per clip where clips exist,
+    from the probabilities predicted for ``split``'s rows."""
     report = {f"per_{row_unit}": classification_report(split.labels, probabilities.argmax(1),
                                                       classes)}
     if has_clips(split):
@@ -368,9 +365,9 @@ def source_rows(split: Split) -> dict[str, np.ndarray]:
 
 
 def evaluate_by_source(split: Split, probabilities: np.ndarray, classes: list[str],
-                       row_unit: str) -> dict[str, dict[str, Any]]:
-    return {source: evaluate(None, split.subset(rows), classes, torch.device("cpu"), row_unit,
-                             probabilities[rows])
+                       row_unit: str = "second") -> dict[str, dict[str, Any]]:
+    return {source: report_probabilities(probabilities[rows], split.subset(rows), classes,
+                                         row_unit)
             for source, rows in source_rows(split).items()}
 
 
@@ -386,8 +383,8 @@ def write_run(out_dir: Path, outcome: TrainingOutcome, config: TrainConfig, data
     model = outcome.model
     logits = {split: predict_logits(model, s.features, device)
               for split, s in dataset.splits.items()}
-    evaluation = {split: evaluate(model, s, dataset.classes, device, dataset.row_unit,
-                                  softmax(logits[split]))
+    evaluation = {split: report_probabilities(softmax(logits[split]), s, dataset.classes,
+                                              dataset.row_unit)
                   for split, s in dataset.splits.items()}
     by_source = {split: evaluate_by_source(s, softmax(logits[split]), dataset.classes,
                                            dataset.row_unit)

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
-from audio_fixtures import synth_song, tone, write_audio
+from audio_fixtures import chord, synth_song, tone, write_audio
 from click.testing import Result
 
 from tagger.inference import Tagger
@@ -17,6 +19,32 @@ def shared_data(subfolder: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"shared training data not present at {path}")
     return path
+
+
+def mixed_music_folder(root: Path) -> Path:
+    """Two good files (one in a sub-folder) and three bad ones: broken, empty, silent."""
+    music = root / "music"
+    (music / "album").mkdir(parents=True)
+    write_audio(music / "album" / "one.flac", synth_song(3.0, 44100, seed=1), 44100)
+    write_audio(music / "two.ogg", chord(2.0, 48000), 48000)
+    (music / "broken.mp3").write_bytes(b"\xff\xfb" + os.urandom(3000))
+    (music / "empty.wav").touch()
+    write_audio(music / "silence.wav", 0 * chord(2.0, 44100), 44100)
+    return music
+
+
+def assert_bad_files_reported_and_good_ones_kept(result: Result, jsonl: Path,
+                                                 pngs: Path) -> None:
+    """A run over ``mixed_music_folder``: the two good songs written, each bad file named."""
+    assert result.exit_code == 1
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert sorted(r["title"] for r in records) == ["one", "two"]
+    errors = result.stderr.strip().splitlines()
+    assert any("broken.mp3" in line for line in errors)
+    assert any("empty.wav" in line and "empty" in line for line in errors)
+    assert any("silence.wav" in line and "silence" in line for line in errors)
+    assert "2 of 5 inputs tagged, 3 failed" in result.stderr
+    assert sorted(p.name for p in pngs.iterdir()) == ["one.png", "two.png"]
 
 
 def assert_one_line_error(result: Result, *fragments: str) -> None:

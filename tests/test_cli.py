@@ -2,16 +2,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_fixtures import chord, synth_song, write_audio
+from audio_fixtures import chord, write_audio
 from click.testing import CliRunner, Result
-from conftest import assert_one_line_error
+from conftest import (
+    assert_bad_files_reported_and_good_ones_kept,
+    assert_one_line_error,
+    mixed_music_folder,
+)
 
 from tagger import __version__
 from tagger.cli import main
@@ -70,26 +73,12 @@ def test_json_to_stdout_is_clean_json(song_mp3: Path) -> None:
 
 
 def test_a_folder_run_goes_on_past_bad_files(tmp_path: Path) -> None:
-    music = tmp_path / "music"
-    (music / "album").mkdir(parents=True)
-    write_audio(music / "album" / "one.flac", synth_song(3.0, 44100, seed=1), 44100)
-    write_audio(music / "two.ogg", chord(2.0, 48000), 48000)
-    (music / "broken.mp3").write_bytes(b"\xff\xfb" + os.urandom(3000))
-    (music / "empty.wav").touch()
-    write_audio(music / "silence.wav", 0 * chord(2.0, 44100), 44100)
+    music = mixed_music_folder(tmp_path)
     out = tmp_path / "tags.jsonl"
     pngs = tmp_path / "pictures"
     pngs.mkdir()
     result = run(str(music), "--json", str(out), "--png", str(pngs), "--quiet")
-    assert result.exit_code == 1
-    records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert sorted(r["title"] for r in records) == ["one", "two"]
-    errors = result.stderr.strip().splitlines()
-    assert any("broken.mp3" in line for line in errors)
-    assert any("empty.wav" in line and "empty" in line for line in errors)
-    assert any("silence.wav" in line and "silence" in line for line in errors)
-    assert "2 of 5 inputs tagged, 3 failed" in result.stderr
-    assert sorted(p.name for p in pngs.iterdir()) == ["one.png", "two.png"]
+    assert_bad_files_reported_and_good_ones_kept(result, out, pngs)
 
 
 @pytest.mark.parametrize("name", ["missing.mp3", "short.wav", "text.mp3", "empty.flac"])

@@ -4,14 +4,18 @@ import csv
 import hashlib
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from audio_fixtures import chord, synth_song, write_audio
 from click.testing import CliRunner, Result
-from conftest import assert_one_line_error, shared_data
+from conftest import (
+    assert_bad_files_reported_and_good_ones_kept,
+    assert_one_line_error,
+    mixed_music_folder,
+    shared_data,
+)
 
 from tagger.checkpoints import bundled_weights_path, card_path_for, load_checkpoint, sha256_of
 from tagger.cli import main
@@ -94,27 +98,13 @@ def test_emotion_tagger_matches_the_cli_and_marks_silence(tmp_path: Path) -> Non
 
 
 def test_a_folder_run_goes_on_past_bad_files(tmp_path: Path) -> None:
-    music = tmp_path / "music"
-    (music / "album").mkdir(parents=True)
-    write_audio(music / "album" / "one.flac", synth_song(3.0, 44100, seed=1), 44100)
-    write_audio(music / "two.ogg", chord(2.0, 48000), 48000)
-    (music / "broken.mp3").write_bytes(b"\xff\xfb" + os.urandom(3000))
-    (music / "empty.wav").touch()
-    write_audio(music / "silence.wav", 0 * chord(2.0, 44100), 44100)
+    music = mixed_music_folder(tmp_path)
     out, pngs = tmp_path / "emotion.jsonl", tmp_path / "pictures"
     pngs.mkdir()
     csv_out = tmp_path / "emotion.csv"
     result = run(str(music), "--json", str(out), "--csv", str(csv_out), "--png", str(pngs),
                  "--quiet")
-    assert result.exit_code == 1
-    records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert sorted(r["title"] for r in records) == ["one", "two"]
-    errors = result.stderr.strip().splitlines()
-    assert any("broken.mp3" in line for line in errors)
-    assert any("empty.wav" in line and "empty" in line for line in errors)
-    assert any("silence.wav" in line and "silence" in line for line in errors)
-    assert "2 of 5 inputs tagged, 3 failed" in result.stderr
-    assert sorted(p.name for p in pngs.iterdir()) == ["one.png", "two.png"]
+    assert_bad_files_reported_and_good_ones_kept(result, out, pngs)
     rows = list(csv.DictReader(io.StringIO(csv_out.read_text())))
     assert sum(r["scope"] == "song" for r in rows) == 2 and len(rows) == 2 + 3 + 2
 

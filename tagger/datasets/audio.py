@@ -25,7 +25,7 @@ from tagger.atomic import atomic_open
 from tagger.audio import AUDIO_EXTENSIONS
 from tagger.datasets import TRAIN, VALID, Dataset, Split
 from tagger.errors import DatasetError, TaggerError
-from tagger.features import FrontEndSpec, MelgramFrontEnd, file_segments, with_context
+from tagger.features import FrontEndSpec, MelgramFrontEnd, clip_with_context, file_segments
 
 SPLIT_FILE = "clips.csv"
 
@@ -149,8 +149,7 @@ def load_segment_sets(
             if on_clip:
                 on_clip(str(clip.path), error.message)
             continue
-        if spec.context_segments:
-            melgrams = with_context(torch.from_numpy(melgrams), spec.context_segments).numpy()
+        melgrams = clip_with_context(melgrams, spec.context_segments)
         parts.setdefault(clip.split, []).append((melgrams, classes.index(clip.label)))
         names.setdefault(clip.split, []).append(str(clip.path))
         groups.setdefault(clip.split, []).append(clip.group or str(clip.path))

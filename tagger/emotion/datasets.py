@@ -394,10 +394,8 @@ def load_emotion_sets(
 ) -> dict[str, EmotionSet]:
     """Melgrams of every clip (with the spec's context), grouped by split; unreadable clips
     are reported and skipped."""
-    import torch
-
     from tagger.datasets.audio import clip_melgrams
-    from tagger.features import MelgramFrontEnd, with_context
+    from tagger.features import MelgramFrontEnd, clip_with_context
 
     front_end = MelgramFrontEnd(spec)
     parts: dict[str, list[np.ndarray]] = {}
@@ -412,7 +410,7 @@ def load_emotion_sets(
             if on_clip:
                 on_clip(clip, error.message)
             continue
-        melgrams = with_context(torch.from_numpy(melgrams), spec.context_segments).numpy()
+        melgrams = clip_with_context(melgrams, spec.context_segments)
         parts.setdefault(clip.split, []).append(melgrams)
         kept.setdefault(clip.split, []).append(clip)
         if on_clip:

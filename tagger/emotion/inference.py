@@ -40,11 +40,4 @@ class EmotionTagger(AudioModel):
 def tag_emotion(source: str | Path, weights: Path | None = None, device: str = "auto"
             ) -> EmotionResult:
     """Emotion of one file or URL with the bundled model (or ``weights``): the Python API."""
-    tagger = EmotionTagger.load(weights, device)
-    text = str(source)
-    if text.startswith(("http://", "https://")):
-        from tagger.download import fetch_audio
-
-        fetched = fetch_audio(text)
-        return tagger.tag_file(fetched.path, source=text, title=fetched.title)
-    return tagger.tag_file(Path(source))
+    return EmotionTagger.load(weights, device).tag_source(source)

@@ -11,7 +11,12 @@ import csv
 from typing import Any
 
 from tagger.emotion.results import EmotionResult
-from tagger.render.records import output_stream, write_json_records
+from tagger.render.records import (
+    output_stream,
+    second_span,
+    song_header,
+    write_json_records,
+)
 
 SCHEMA = "genre-tag/emotion/1"
 
@@ -24,18 +29,13 @@ def emotion_record(result: EmotionResult) -> dict[str, Any]:
     seconds = []
     for i in range(result.n_seconds):
         seconds.append({
-            "start": round(float(result.starts[i]), 3),
-            "end": round(float(result.ends[i]), 3),
+            **second_span(result, i),
             **{t: _value(v) for t, v in zip(result.targets, result.values[i], strict=True)},
             "partial": bool(result.partial[i]),
             "silent": bool(result.silent[i]),
         })
     return {
-        "schema": SCHEMA,
-        "source": result.source,
-        "title": result.title,
-        "duration": round(result.duration, 3),
-        "model": result.model,
+        **song_header(result, SCHEMA),
         "targets": result.targets,
         "song": {t: round(v, 4) for t, v in result.song_values().items()},
         "seconds": seconds,

@@ -16,10 +16,20 @@ from pathlib import Path
 from typing import IO, Any
 
 from tagger.atomic import atomic_open
-from tagger.results import SongResult
+from tagger.results import SongResult, TimedResult
 
 SCHEMA = "genre-tag/song/1"
 STDOUT = "-"
+
+
+def song_header(result: TimedResult, schema: str) -> dict[str, Any]:
+    """The fields every song record of both schemas starts with."""
+    return {"schema": schema, "source": result.source, "title": result.title,
+            "duration": round(result.duration, 3), "model": result.model}
+
+
+def second_span(result: TimedResult, i: int) -> dict[str, float]:
+    return {"start": round(float(result.starts[i]), 3), "end": round(float(result.ends[i]), 3)}
 
 
 def song_record(result: SongResult) -> dict[str, Any]:
@@ -29,8 +39,7 @@ def song_record(result: SongResult) -> dict[str, Any]:
     for i in range(result.n_seconds):
         silent = bool(result.silent[i])
         seconds.append({
-            "start": round(float(result.starts[i]), 3),
-            "end": round(float(result.ends[i]), 3),
+            **second_span(result, i),
             "genre": winners[i],
             "probabilities": None if silent else {
                 genre: round(float(p), 4)
@@ -41,11 +50,7 @@ def song_record(result: SongResult) -> dict[str, Any]:
             "uncertain": bool(uncertain[i]),
         })
     return {
-        "schema": SCHEMA,
-        "source": result.source,
-        "title": result.title,
-        "duration": round(result.duration, 3),
-        "model": result.model,
+        **song_header(result, SCHEMA),
         "classes": result.classes,
         "uncertain_below": float(result.uncertain_below),
         "smooth_seconds": int(result.smooth_seconds),
