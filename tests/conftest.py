@@ -33,6 +33,21 @@ def mixed_music_folder(root: Path) -> Path:
     return music
 
 
+BAD_INPUTS = ["missing.mp3", "short.wav", "text.mp3", "empty.flac"]
+
+
+def bad_input(folder: Path, name: str) -> Path:
+    """One of ``BAD_INPUTS`` in ``folder``: missing, too short, not audio, or empty."""
+    path = folder / name
+    if name == "short.wav":
+        write_audio(path, chord(0.5, 44100), 44100)
+    elif name == "text.mp3":
+        path.write_text("hello\n" * 100)
+    elif name == "empty.flac":
+        path.touch()
+    return path
+
+
 def assert_bad_files_reported_and_good_ones_kept(result: Result, jsonl: Path,
                                                  pngs: Path) -> None:
     """A run over ``mixed_music_folder``: the two good songs written, each bad file named."""

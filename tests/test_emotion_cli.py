@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_fixtures import chord, synth_song, write_audio
+from audio_fixtures import synth_song, write_audio
 from click.testing import CliRunner, Result
 from conftest import (
+    BAD_INPUTS,
     assert_bad_files_reported_and_good_ones_kept,
     assert_one_line_error,
+    bad_input,
     mixed_music_folder,
     shared_data,
 )
@@ -109,15 +111,9 @@ def test_a_folder_run_goes_on_past_bad_files(tmp_path: Path) -> None:
     assert sum(r["scope"] == "song" for r in rows) == 2 and len(rows) == 2 + 3 + 2
 
 
-@pytest.mark.parametrize("name", ["missing.mp3", "short.wav", "text.mp3", "empty.flac"])
+@pytest.mark.parametrize("name", BAD_INPUTS)
 def test_bad_input_gets_one_line_and_a_failing_status(tmp_path: Path, name: str) -> None:
-    path = tmp_path / name
-    if name == "short.wav":
-        write_audio(path, chord(0.5, 44100), 44100)
-    elif name == "text.mp3":
-        path.write_text("hello\n" * 100)
-    elif name == "empty.flac":
-        path.touch()
+    path = bad_input(tmp_path, name)
     assert_one_line_error(run(str(path)), str(path))
 
 
