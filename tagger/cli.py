@@ -233,6 +233,7 @@ RUN_FLAGS = {
     "valid_share": "--valid-share", "max_frames": "--max-frames", "cache_dir": "--cache-dir",
     "name": "--name", "device": "--device", "threads": "--threads",
     "gradcam_examples": "--gradcam-examples", "context": "--context", "folds": "--folds",
+    "init_weights": "--init-weights",
 }
 
 
@@ -254,8 +255,9 @@ def retrain_command_line(options: dict[str, Any]) -> str:
         words += ["--hparam", f"{key}={json.dumps(value)}"]
     for key, value in train["augment"].items():
         words += ["--augment", f"{key}={value}"]
-    if train["overfit_batch"]:
-        words.append("--overfit-batch")
+    for key in ("overfit_batch", "freeze_backbone"):
+        if train[key]:
+            words.append("--" + key.replace("_", "-"))
     return shlex.join(words)
 
 
@@ -333,6 +335,12 @@ def list_architectures() -> None:
               help="emotion: the genre checkpoint (genre-cnn or tf-cnn) whose backbone, "
                    "settings and front end the emotion model starts from. "
                    "[default: the bundled genre model]")
+@click.option("--init-weights", type=click.Path(path_type=Path), metavar="CKPT",
+              help="genre: start from this checkpoint (or bundled model, e.g. musicnn-msd): "
+                   "its architecture, settings, front end and weights; the head is new.")
+@click.option("--freeze-backbone", is_flag=True, default=None,
+              help="With --init-weights: train only the head, on embeddings computed once "
+                   "(masks and augmentations do not apply).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="Repeat a run from its RUN_DIR/config.json (options given here override it).")
 @click.option("--format", "layout", type=click.Choice(["auto", *LAYOUTS]),
@@ -424,7 +432,7 @@ def retrain_command(ctx: click.Context, task: str, genre_weights: Path | None,
         explicit = {k: v for k, v in given.items()
                     if ctx.get_parameter_source(k) is click.core.ParameterSource.COMMANDLINE}
         for key, value in explicit.items():
-            if key in TRAIN_FLAGS or key in ("class_weights", "overfit_batch"):
+            if key in TRAIN_FLAGS or key in ("class_weights", "overfit_batch", "freeze_backbone"):
                 base["train"][key] = value
             else:
                 base[key] = value

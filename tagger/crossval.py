@@ -26,6 +26,7 @@ from tagger.training import (
     report_probabilities,
     train_classifier,
 )
+from tagger.transfer import Backbone
 
 
 def merge_splits(first: Split, second: Split) -> Split:
@@ -83,6 +84,7 @@ def fold_figures(probabilities: np.ndarray, split: Split, classes: list[str]) ->
 def cross_validate(
     config: TrainConfig, dataset: Dataset, k: int, device: torch.device,
     on_epoch: Callable[[int, EpochRecord], None] | None = None,
+    backbone: Backbone | None = None,
 ) -> dict[str, Any]:
     """Train once per fold on the other folds; the figures of every fold, their mean and
     standard deviation, and the pooled out-of-fold confusion matrices."""
@@ -96,11 +98,11 @@ def cross_validate(
                                              VALID: everything.subset(held_out)})
         outcome = train_classifier(config, fold_data, device,
                                    (lambda record, f=fold: on_epoch(f, record))
-                                   if on_epoch else None)
+                                   if on_epoch else None, backbone)
         if outcome.stopped == "interrupted":
             raise KeyboardInterrupt
-        probabilities = predict_probabilities(outcome.model, fold_data.splits[VALID].features,
-                                              device)
+        probabilities = predict_probabilities(outcome.model, fold_data.splits[VALID], device,
+                                              dataset.context)
         pooled[held_out] = probabilities
         per_fold.append(fold_figures(probabilities, fold_data.splits[VALID], dataset.classes))
     headline = {name: [fold[name]["accuracy"] for fold in per_fold] for name in per_fold[0]}

@@ -23,7 +23,6 @@ from tagger.checkpoints import LoadedModel, load_checkpoint, save_checkpoint
 from tagger.crossval import fold_figures
 from tagger.datasets import Dataset, Split, load_dataset
 from tagger.errors import DatasetError, ModelError
-from tagger.features import FrontEndSpec
 from tagger.training import predict_logits
 
 
@@ -37,10 +36,7 @@ def load_for_evaluation(
     if card.task != "genre" or card.front_end is None:
         raise ModelError("is not a genre model that tags audio", str(loaded.path),
                          "use a checkpoint written by 'genre-tag retrain' on audio")
-    spec = card.front_end
-    if spec.melgram_identity() != FrontEndSpec().melgram_identity():
-        raise ModelError("uses a front end the data layouts cannot compute", str(loaded.path))
-    dataset = load_dataset(data, layout, {**options, "context": spec.context_segments}, on_clip)
+    dataset = load_dataset(data, layout, {**options, "front_end": card.front_end}, on_clip)
     return loaded, dataset
 
 
@@ -59,7 +55,7 @@ def evaluate_checkpoint(
         if name not in dataset.splits:
             raise DatasetError(f"has no {name} split", str(data))
         split, labels, unknown = _relabelled(dataset, name, card.classes)
-        probabilities = softmax(predict_logits(loaded.model, split.features, device),
+        probabilities = softmax(predict_logits(loaded.model, split, device, dataset.context),
                                 temperature)
         figures = fold_figures(probabilities, split, card.classes)
         summary = {level: {"accuracy": round(report["accuracy"], 4),
@@ -83,7 +79,7 @@ def calibrate_checkpoint(
     if split not in dataset.splits:
         raise DatasetError(f"has no {split} split", str(data))
     held_out, labels, _ = _relabelled(dataset, split, card.classes)
-    report = calibrate(predict_logits(loaded.model, held_out.features, device), labels,
+    report = calibrate(predict_logits(loaded.model, held_out, device, dataset.context), labels,
                        uncertain_below)
     report["data"] = f"{data} ({split})"
     calibrated = replace(card, name=name or card.name,

@@ -42,6 +42,10 @@ class FrontEndSpec:
     # Each prediction also sees this many neighbouring segments on either side, their
     # melgrams joined along time (the first and last segments stand in beyond the ends).
     context_segments: int = 0
+    # How mel power becomes the model's input: "db" (decibels relative to each segment's
+    # maximum, floored top_db below it: the course's) or "log10" (log10(1 + 10000 * power):
+    # musicnn's, on an absolute scale, so loudness shows).
+    compression: str = "db"
 
     @property
     def n_frames(self) -> int:
@@ -123,6 +127,9 @@ def slaney_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: floa
     return weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]
 
 
+COMPRESSIONS = ("db", "log10")
+
+
 class MelgramFrontEnd(torch.nn.Module):
     """Batches of segments ``(B, segment_samples)`` to melgrams ``(B, frames, n_mels)`` in dB."""
 
@@ -131,6 +138,9 @@ class MelgramFrontEnd(torch.nn.Module):
         self.spec = spec
         if (spec.mel_scale, spec.mel_norm) != ("slaney", "slaney"):
             raise ValueError("only the Slaney mel scale and normalisation are implemented")
+        if spec.compression not in COMPRESSIONS:
+            raise ValueError(f"unknown compression {spec.compression!r} "
+                             f"(known: {', '.join(COMPRESSIONS)})")
         self.register_buffer("window", torch.hann_window(spec.n_fft, periodic=True))
         filterbank = slaney_mel_filterbank(spec.sample_rate, spec.n_fft, spec.n_mels,
                                            spec.f_min, spec.f_max)
@@ -148,6 +158,8 @@ class MelgramFrontEnd(torch.nn.Module):
         )
         power = spectrum.abs().pow(self.spec.power)  # (B, freqs, frames)
         mel = torch.matmul(power.transpose(1, 2), self.filterbank)  # (B, frames, mels)
+        if self.spec.compression == "log10":
+            return torch.log10(1.0 + 10000.0 * mel)
         amin = self.spec.amin
         db = 10.0 * torch.log10(mel.clamp(min=amin))
         reference = 10.0 * torch.log10(mel.amax(dim=(1, 2), keepdim=True).clamp(min=amin))
@@ -171,26 +183,26 @@ def clip_with_context(melgrams: np.ndarray, context: int) -> np.ndarray:
     return with_context(torch.from_numpy(melgrams), context).numpy()
 
 
-def stream_with_context(batches: Iterable[torch.Tensor], context: int) -> Iterator[torch.Tensor]:
-    """``with_context`` over a stream of melgram batches, holding back only ``context``
-    segments at a time; yields the same rows as ``with_context`` on the whole stream."""
-    if context == 0:
-        yield from batches
-        return
-    history: torch.Tensor | None = None  # the ``context`` segments before ``pending``
+def stream_runs(batches: Iterable[torch.Tensor],
+                margin: int) -> Iterator[tuple[torch.Tensor, int, int]]:
+    """Regroup a stream of segment batches ``(S, frames, mels)`` into runs that carry up to
+    ``margin`` neighbouring segments on either side of their new ones: yields
+    ``(run, start, count)``, where ``run[start : start + count]`` are the stream's next
+    ``count`` segments. Only at the stream's ends do neighbours fall short."""
+    before: torch.Tensor | None = None  # up to ``margin`` segments preceding ``pending``
     pending: torch.Tensor | None = None
     for batch in batches:
-        if history is None:
-            history = batch[:1].expand(context, -1, -1)
         pending = batch if pending is None else torch.cat([pending, batch])
-        ready = len(pending) - context
+        ready = len(pending) - margin
         if ready > 0:
-            joined = torch.cat([history, pending])
-            yield _windows(joined, context, ready)
-            history, pending = joined[ready : ready + context], pending[ready:]
-    if pending is not None and history is not None:
-        joined = torch.cat([history, pending, pending[-1:].expand(context, -1, -1)])
-        yield _windows(joined, context, len(pending))
+            head = pending[:0] if before is None else before
+            run = torch.cat([head, pending])
+            yield run, len(head), ready
+            end = len(head) + ready
+            before, pending = run[max(0, end - margin) : end], pending[ready:]
+    if pending is not None and len(pending):
+        head = pending[:0] if before is None else before
+        yield torch.cat([head, pending]), len(head), len(pending)
 
 
 def _windows(joined: torch.Tensor, context: int, count: int) -> torch.Tensor:

@@ -19,8 +19,8 @@ from tagger.checkpoints import (
 )
 from tagger.devices import select_device
 from tagger.errors import ModelError
-from tagger.features import MelgramFrontEnd, file_segments, stream_with_context
-from tagger.models import prepare_for_inference
+from tagger.features import MelgramFrontEnd, file_segments, stream_runs
+from tagger.models import Classifier, prepare_for_inference
 from tagger.results import SongResult, check_smoothing_window, smooth_probabilities
 
 
@@ -31,7 +31,8 @@ def _batches(segments: Iterable[Segment], size: int) -> Iterator[list[Segment]]:
 
 
 # The command that uses a checkpoint of each task.
-TASK_COMMANDS = {"genre": "genre-tag", "emotion": "genre-tag emotion"}
+TASK_COMMANDS = {"genre": "genre-tag", "emotion": "genre-tag emotion",
+                 "tags": "genre-tag retrain --init-weights"}
 
 
 class AudioModel:
@@ -136,7 +137,7 @@ class Tagger(AudioModel):
 
 
 def run_over_file(
-    path: Path, source: str, front_end: MelgramFrontEnd, model: torch.nn.Module,
+    path: Path, source: str, front_end: MelgramFrontEnd, model: Classifier,
     device: torch.device, batch_size: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The model's outputs for every segment of ``path`` (float32, one row per segment),
@@ -152,9 +153,11 @@ def run_over_file(
             silent.extend(s.silent for s in batch)
             yield front_end(torch.from_numpy(np.stack([s.samples for s in batch])).to(device))
 
+    context = spec.context_segments
     with torch.inference_mode():
-        for inputs in stream_with_context(melgrams(), spec.context_segments):
-            outputs.append(model(inputs).float().cpu().numpy())
+        for run, start, count in stream_runs(melgrams(),
+                                             model.run_margin(context, spec.n_frames)):
+            outputs.append(model.forward_run(run, start, count, context).float().cpu().numpy())
     return (np.concatenate(outputs).astype(np.float32), np.array(valid, dtype=np.float64),
             np.array(silent, dtype=bool))
 

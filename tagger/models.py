@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from tagger.features import with_context
+
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "none": nn.Identity,
     "relu": nn.ReLU,
@@ -58,12 +60,31 @@ class Classifier(nn.Module):
     body: nn.Module
     head: nn.Module
     gradcam_module: str | None = None
+    # Whether ``embed_run`` shares work between neighbouring segments (and so differs, at
+    # the edges of its windows, from embedding each row on its own).
+    reads_runs = False
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(x))
+
+    def run_margin(self, context: int, segment_frames: int) -> int:
+        """How many neighbouring segments on either side ``embed_run`` reads."""
+        return context
+
+    def embed_run(self, run: torch.Tensor, start: int, count: int,
+                  context: int) -> torch.Tensor:
+        """Embeddings of the consecutive segments ``run[start : start + count]`` (run:
+        ``(S, frames, mels)``), each seen with ``context`` neighbours on either side; the
+        run's first and last segments stand in beyond its ends."""
+        return self.embed(with_context(run, context)[start : start + count])
+
+    def forward_run(self, run: torch.Tensor, start: int, count: int,
+                    context: int) -> torch.Tensor:
+        """The outputs of ``embed_run``'s segments: how audio is tagged and evaluated."""
+        return self.head(self.embed_run(run, start, count, context))
 
 
 class ImageInput(nn.Module):
@@ -230,6 +251,110 @@ class TimeFrequencyCNN(Classifier):
         return self.dropout(torch.cat([sequence.mean(dim=2), sequence.amax(dim=2)], dim=1))
 
 
+class FrequencyPooledConv(nn.Module):
+    """musicnn's front-end block: conv over the whole image (time padded, frequency valid),
+    ReLU, BatchNorm, then max over frequency: ``(B, 1, T, F)`` to ``(B, C, T)``."""
+
+    def __init__(self, channels: int, kernel: tuple[int, int]) -> None:
+        super().__init__()
+        before = (kernel[0] - 1) // 2
+        self.time_padding = (0, 0, before, kernel[0] - 1 - before)
+        self.conv = nn.Conv2d(1, channels, kernel)
+        self.norm = nn.BatchNorm2d(channels, eps=1e-3)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        maps = self.conv(nn.functional.pad(image, self.time_padding))
+        return self.norm(torch.relu(maps)).amax(dim=3)
+
+
+class TemporalConv(nn.Module):
+    """musicnn's mid-end layer: 1-D conv (kernel 7, 'same'), ReLU, BatchNorm."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(in_channels, out_channels, 7, padding=3)
+        self.norm = nn.BatchNorm1d(out_channels, eps=1e-3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(torch.relu(self.conv(x)))
+
+
+class MusiCNN(Classifier):
+    """musicnn (Pons and Serra, 2019), layer for layer, so its published weights load.
+
+    Front end: timbral convs spanning 7 frames and 40% / 70% of the mel bands, and
+    temporal convs spanning 128, 64 and 32 frames of each band, each max-pooled over
+    frequency. Mid end: three 1-D convs over time with residual connections. Back end:
+    max and mean over time of every front- and mid-end channel, BatchNorm, a dense layer
+    (the embedding), then the head. TensorFlow's BatchNorm epsilon (1e-3) is kept.
+    """
+
+    gradcam_module = None
+    reads_runs = True
+    # How far a frame's maps reach on either side: the 128-frame temporal convs (64) and
+    # three kernel-7 mid-end layers (9).
+    RECEPTIVE_FRAMES = 73
+
+    def __init__(self, n_classes: int, input_shape: tuple[int, ...],
+                 timbral_channels: int = 204, temporal_channels: int = 51,
+                 midend_channels: int = 64, embedding: int = 200,
+                 dropout: float = 0.5) -> None:
+        super().__init__()
+        bands = input_shape[1]
+        self.input_norm = nn.BatchNorm2d(1, eps=1e-3)
+        self.frontend = nn.ModuleList(
+            [FrequencyPooledConv(timbral_channels, (7, int(share * bands)))
+             for share in (0.4, 0.7)]
+            + [FrequencyPooledConv(temporal_channels, (frames, 1)) for frames in (128, 64, 32)])
+        front = 2 * timbral_channels + 3 * temporal_channels
+        self.midend = nn.ModuleList([TemporalConv(front, midend_channels),
+                                     TemporalConv(midend_channels, midend_channels),
+                                     TemporalConv(midend_channels, midend_channels)])
+        pooled = 2 * (front + 3 * midend_channels)
+        self.pool_norm = nn.BatchNorm1d(pooled, eps=1e-3)
+        self.dropout = nn.Dropout(dropout)
+        self.dense = nn.Linear(pooled, embedding)
+        self.dense_norm = nn.BatchNorm1d(embedding, eps=1e-3)
+        self.head = nn.Linear(embedding, n_classes)
+
+    def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """Front- and mid-end channels over time: ``(B, T, F)`` to ``(B, C, T)``."""
+        image = self.input_norm(_as_image(x))
+        front = torch.cat([block(image) for block in self.frontend], dim=1)
+        layers = [self.midend[0](front)]
+        for block in self.midend[1:]:
+            layers.append(block(layers[-1]) + layers[-1])
+        return torch.cat([front, *layers], dim=1)
+
+    def embed_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The dense layer over pooled maps ``(B, 2C)``."""
+        hidden = self.dense(self.dropout(self.pool_norm(pooled)))
+        return self.dropout(self.dense_norm(torch.relu(hidden)))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embed_pooled(_max_mean_over_time(self.feature_maps(x)))
+
+    def run_margin(self, context: int, segment_frames: int) -> int:
+        return context + -(-self.RECEPTIVE_FRAMES // segment_frames)
+
+    def embed_run(self, run: torch.Tensor, start: int, count: int,
+                  context: int) -> torch.Tensor:
+        """The maps are computed once over the whole run and pooled over each segment's
+        window: three times less work than separate windows at context 1, and every frame
+        sees its real neighbours rather than zero padding. Windows end with the run."""
+        segments, frames, bands = run.shape
+        maps = self.feature_maps(run.reshape(1, segments * frames, bands))
+        pooled = [_max_mean_over_time(maps[:, :, max(0, s - context) * frames :
+                                           min(segments, s + context + 1) * frames])
+                  for s in range(start, start + count)]
+        return self.embed_pooled(torch.cat(pooled))
+
+
+def _max_mean_over_time(maps: torch.Tensor) -> torch.Tensor:
+    """``(B, C, T)`` to ``(B, 2C)``: max and mean of each channel, interleaved as musicnn's."""
+    return torch.stack([maps.amax(dim=2), maps.mean(dim=2)], dim=2).flatten(1)
+
+
 def _same_padding(kernel: int) -> nn.ZeroPad2d:
     """Keras' 'same' padding for an even kernel: the extra row and column go last."""
     before = (kernel - 1) // 2
@@ -373,6 +498,8 @@ ARCHITECTURES: dict[str, Architecture] = {
     "uoa-cnn": Architecture(UoaCNN, "course A: 4 conv k5 16-32-64-128, FC 1024-256-32-out"),
     "lse-cnn": Architecture(LseCNN, "course B: conv 4/8/16 @5x5 + pool, dense 50"),
     "tf-cnn": Architecture(TimeFrequencyCNN, "ours: frequency convs, then 1-D convs over time"),
+    "musicnn": Architecture(MusiCNN, "musicnn: timbral and temporal convs, residual 1-D "
+                                     "convs, max+mean pool, dense 200"),
     "parallel-cnn": Architecture(ParallelCNN, "course B: parallel conv 8x8/pool 4 and 4x4/pool 2"),
     "cnn-rnn": Architecture(CnnRnn, "course B: 2 convs, LSTM 128, LSTM 32, dense 200"),
     "lstm": Architecture(RecurrentClassifier, "course D: (bi)LSTM 2x64 over frames"),

@@ -191,7 +191,7 @@ def write_report(out_dir: Path, outcome: TrainingOutcome, dataset: Dataset,
         lines += [f"![confusion matrix, {split}](pictures/{name})", ""]
     shown = dataset.splits.get("test") or dataset.splits["valid"]
     shown_name = "test" if "test" in dataset.splits else "valid"
-    probabilities = predict_probabilities(outcome.model, shown.features, device)
+    probabilities = predict_probabilities(outcome.model, shown, device, dataset.context)
     for path in plot_gradcam(outcome.model, shown, probabilities, dataset.classes, examples,
                              pictures / "gradcam"):
         lines += [f"Grad-CAM, {shown_name}: ![{path.stem}](pictures/gradcam/{path.name})", ""]

@@ -26,6 +26,7 @@ from tagger.errors import TaggerError
 from tagger.models import ARCHITECTURES, architecture_defaults, build_model
 from tagger.reports import write_report
 from tagger.training import EpochRecord, TrainConfig, train_classifier, write_run
+from tagger.transfer import Backbone, load_backbone
 
 SWEEP_SETTINGS: dict[str, tuple[str, list[Any]]] = {
     "optimizers": ("optimizer", ["sgd", "adam", "adamw", "adagrad", "rmsprop"]),
@@ -46,6 +47,8 @@ class RetrainOptions:
     max_frames: int | None = None
     context: int = 0  # audio and sources layouts: neighbouring seconds on each side
     genres: list[str] | None = None  # sources layout: the vocabulary to keep
+    # Start from this checkpoint's backbone, architecture, settings and front end.
+    init_weights: Path | None = None
     folds: int = 0  # k-fold cross-validation over train + valid instead of one run (0: off)
     cache_dir: Path | None = None
     name: str = "genre-model"
@@ -57,7 +60,7 @@ class RetrainOptions:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("data", "out", "cache_dir"):
+        for key in ("data", "out", "cache_dir", "init_weights"):
             data[key] = str(data[key]) if data[key] is not None else None
         return data
 
@@ -65,7 +68,7 @@ class RetrainOptions:
     def from_dict(cls, data: dict[str, Any]) -> RetrainOptions:
         values = dict(data)
         values["train"] = TrainConfig.from_dict(values.get("train", {}))
-        for key in ("data", "out", "cache_dir"):
+        for key in ("data", "out", "cache_dir", "init_weights"):
             if values.get(key) is not None:
                 values[key] = Path(values[key])
         return cls(**values)
@@ -79,13 +82,17 @@ def read_config(path: Path) -> dict[str, Any]:
                           "pass the config.json of an earlier run") from error
 
 
-def load_data(options: RetrainOptions, console: Console) -> Dataset:
+def load_data(options: RetrainOptions, console: Console,
+              backbone: Backbone | None = None) -> Dataset:
     # The MFCC network reads the course's MFCC half unless told otherwise.
     features = options.features or ("mfccs" if options.train.architecture == "mfcc-ffn" else None)
     layout_options = {"valid_share": options.valid_share, "seed": options.train.seed,
                       "cache_dir": options.cache_dir, "features": features,
                       "max_frames": options.max_frames, "context": options.context,
                       "genres": options.genres}
+    if backbone is not None:  # its front end, and its context unless --context is given
+        layout_options["front_end"] = backbone.front_end
+        layout_options["context"] = options.context or backbone.front_end.context_segments
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   console=console, transient=True) as progress:
         task = progress.add_task("reading training data", total=None)
@@ -103,7 +110,7 @@ def load_data(options: RetrainOptions, console: Console) -> Dataset:
 
 
 def train_and_report(options: RetrainOptions, dataset: Dataset, command: str,
-                     console: Console) -> dict[str, Any]:
+                     console: Console, backbone: Backbone | None = None) -> dict[str, Any]:
     """One training run into ``options.out``; returns the card's evaluation summary."""
     device = select_device(options.device)
     config = options.train
@@ -136,11 +143,13 @@ def train_and_report(options: RetrainOptions, dataset: Dataset, command: str,
                           hint="genre-tag retrain --list-archs shows each one's settings") \
             from error
     with progress:
-        outcome = train_classifier(config, dataset, device, on_epoch)
+        outcome = train_classifier(config, dataset, device, on_epoch, backbone)
     if outcome.stopped != "completed":
         console.print(f"{outcome.stopped}: keeping epoch {outcome.kept_epoch}")
     provenance = {"data": str(options.data), "command": command, "device": str(device),
                   "torch": torch.__version__, "python": platform.python_version()}
+    if backbone is not None:
+        provenance["init"] = backbone.note
     card, evaluation = write_run(options.out, outcome, config, dataset, device, provenance,
                                  options.name)
     atomic_write_text(options.out / "config.json", json.dumps(options.to_dict(), indent=2) + "\n")
@@ -174,11 +183,20 @@ def run_retrain(options: RetrainOptions, command: str, sweep: str | None = None)
             options.train.architecture):
         raise TaggerError(f"{options.train.architecture} has no activation setting",
                           hint="sweep activations with --arch mfcc-ffn or uoa-cnn")
-    dataset = load_data(options, console)
+    backbone = None
+    if options.init_weights:
+        backbone = load_backbone(options.init_weights)
+        options = replace(options, train=replace(
+            options.train, architecture=backbone.architecture,
+            hyperparameters={**backbone.hyperparameters, **options.train.hyperparameters}))
+    elif options.train.freeze_backbone:
+        raise TaggerError("--freeze-backbone needs a backbone to freeze",
+                          hint="give --init-weights CKPT (e.g. musicnn-msd)")
+    dataset = load_data(options, console, backbone)
     if options.folds:
-        return run_folds(options, dataset, command, console)
+        return run_folds(options, dataset, command, console, backbone)
     if sweep is None:
-        train_and_report(options, dataset, command, console)
+        train_and_report(options, dataset, command, console, backbone)
         console.print(f"run folder: {options.out}  (tag with: genre-tag --weights "
                       f"{options.out} SONG)", highlight=False)
         return 0
@@ -221,7 +239,8 @@ def run_sweep(options: RetrainOptions, dataset: Dataset, command: str, sweep: st
     return 0
 
 
-def run_folds(options: RetrainOptions, dataset: Dataset, command: str, console: Console) -> int:
+def run_folds(options: RetrainOptions, dataset: Dataset, command: str, console: Console,
+              backbone: Backbone | None = None) -> int:
     """``--folds K``: k-fold figures over train + valid into ``folds.json`` and ``folds.md``."""
     from tagger.crossval import cross_validate, folds_markdown
 
@@ -235,7 +254,7 @@ def run_folds(options: RetrainOptions, dataset: Dataset, command: str, console: 
                       highlight=False)
 
     result = cross_validate(options.train, dataset, options.folds,
-                            select_device(options.device), on_epoch)
+                            select_device(options.device), on_epoch, backbone)
     result["command"] = command
     options.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(options.out / "folds.json", json.dumps(result, indent=2) + "\n")

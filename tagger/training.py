@@ -12,7 +12,7 @@ import copy
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from tagger.models import (
     count_parameters,
     prepare_for_inference,
 )
+from tagger.transfer import Backbone, copy_backbone
 
 
 @dataclass
@@ -63,6 +64,9 @@ class TrainConfig:
     epoch_rows: int = 0
     # Seconds whose top calibrated probability is below this are "uncertain".
     uncertain_below: float = 0.35
+    # Train only the head, on embeddings the (transferred) backbone computes once; the
+    # spectrogram masks and augmentations then do not apply.
+    freeze_backbone: bool = False
     seed: int = 0
     overfit_batch: bool = False
 
@@ -73,6 +77,8 @@ class TrainConfig:
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r} (one of {', '.join(choices)})")
         Augmentation.from_dict(self.augment)
+        if self.freeze_backbone and self.augment:
+            raise ValueError("augmentations need a trainable backbone (no --freeze-backbone)")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -174,23 +180,59 @@ def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer,
     return None, "never"
 
 
-def predict_logits(
-    model: nn.Module, features: np.ndarray, device: torch.device, batch_size: int = 256
-) -> np.ndarray:
-    """Logits of every row, from a copy of ``model`` with BatchNorm folded (about 2x faster)."""
-    model = prepare_for_inference(copy.deepcopy(model))
-    outputs = []
-    with torch.inference_mode():
-        for start in range(0, len(features), batch_size):
-            batch = torch.from_numpy(features[start : start + batch_size]).to(device)
-            outputs.append(model(batch).float().cpu().numpy())
+def _over_batches(step: Callable[[torch.Tensor], torch.Tensor], features: np.ndarray,
+                  device: torch.device, batch_size: int) -> np.ndarray:
+    outputs = [step(torch.from_numpy(features[start : start + batch_size]).to(device))
+               .float().cpu().numpy() for start in range(0, len(features), batch_size)]
     return np.concatenate(outputs)
 
 
-def predict_probabilities(
-    model: nn.Module, features: np.ndarray, device: torch.device, batch_size: int = 256
-) -> np.ndarray:
-    return softmax(predict_logits(model, features, device, batch_size))
+def _over_clip_runs(step: Callable[..., torch.Tensor], split: Split, device: torch.device,
+                    context: int) -> np.ndarray:
+    """``step`` (``forward_run`` or ``embed_run``) over each clip's rows as one run: its
+    consecutive seconds, the middle segment of each row."""
+    frames = split.features.shape[1] // (2 * context + 1)
+    middles = split.features[:, context * frames : (context + 1) * frames]
+    result: np.ndarray | None = None
+    for clip in np.unique(split.clip_ids):
+        rows = np.flatnonzero(split.clip_ids == clip)
+        values = step(torch.from_numpy(middles[rows]).to(device), 0, len(rows), context)
+        if result is None:
+            result = np.empty((len(split), values.shape[1]), dtype=np.float32)
+        result[rows] = values.float().cpu().numpy()
+    assert result is not None, "an empty split"
+    return result
+
+
+def _reads_runs(model: nn.Module) -> bool:
+    return isinstance(model, Classifier) and model.reads_runs
+
+
+def predict_logits(model: nn.Module, split: Split, device: torch.device, context: int = 0,
+                   batch_size: int = 256) -> np.ndarray:
+    """Logits of every row of ``split`` (whose rows hold ``context`` neighbouring seconds on
+    either side) as tagging computes them, from a copy of ``model`` with BatchNorm folded
+    (about 2x faster). A model that reads runs gets each clip's rows as one run."""
+    model = prepare_for_inference(copy.deepcopy(model))
+    with torch.inference_mode():
+        if _reads_runs(model):
+            return _over_clip_runs(model.forward_run, split, device, context)
+        return _over_batches(model, split.features, device, batch_size)
+
+
+def row_embeddings(model: Classifier, split: Split, device: torch.device, context: int = 0,
+                   batch_size: int = 256) -> np.ndarray:
+    """The embedding of every row of ``split``, computed as ``predict_logits`` does."""
+    model.eval()
+    with torch.inference_mode():
+        if _reads_runs(model):
+            return _over_clip_runs(model.embed_run, split, device, context)
+        return _over_batches(model.embed, split.features, device, batch_size)
+
+
+def predict_probabilities(model: nn.Module, split: Split, device: torch.device,
+                          context: int = 0) -> np.ndarray:
+    return softmax(predict_logits(model, split, device, context))
 
 
 def clip_level(probabilities: np.ndarray, split: Split) -> tuple[np.ndarray, np.ndarray]:
@@ -232,15 +274,26 @@ def train_classifier(
     dataset: Dataset,
     device: torch.device,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    backbone: Backbone | None = None,
 ) -> TrainingOutcome:
-    """Train ``config.architecture`` on ``dataset``; Ctrl-C stops and keeps the chosen epoch."""
+    """Train ``config.architecture`` on ``dataset`` (from ``backbone``'s weights, if given);
+    Ctrl-C stops and keeps the chosen epoch."""
     generator = seed_everything(config.seed)
     classes = dataset.classes
     model = build_model(config.architecture, len(classes), dataset.input_shape,
                         config.hyperparameters).to(device)
+    if backbone is not None:
+        copy_backbone(model, backbone)
     train, valid = dataset.splits[TRAIN], dataset.splits[VALID]
     masks = (config.freq_mask, config.time_mask)
     augmentation = Augmentation.from_dict(config.augment)
+    trainee: nn.Module = model
+    valid_context = dataset.context
+    if config.freeze_backbone:
+        train, valid = (replace(split, features=row_embeddings(model, split, device,
+                                                                dataset.context))
+                        for split in (train, valid))
+        trainee, masks, valid_context = model.head, (0, 0), 0
     epoch_rows = config.epoch_rows
     if config.overfit_batch:
         rows = torch.randperm(len(train), generator=generator)[: config.batch_size].numpy()
@@ -254,7 +307,7 @@ def train_classifier(
         label_smoothing=config.label_smoothing,
     )
     row_weights = balanced_row_weights(train, len(classes)) if epoch_rows else None
-    optimizer = make_optimizer(config, model)
+    optimizer = make_optimizer(config, trainee)
     steps_per_epoch = -(-(epoch_rows or len(train)) // config.batch_size)
     scheduler, step_when = make_scheduler(config, optimizer, steps_per_epoch)
     features = torch.from_numpy(train.features)
@@ -264,7 +317,7 @@ def train_classifier(
     try:
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
-            model.train()
+            trainee.train()
             if row_weights is None:
                 order = torch.randperm(len(train), generator=generator)
             else:
@@ -276,9 +329,9 @@ def train_classifier(
                 batch = augmentation(features[index], labels[index], generator)
                 batch = mask_spectrograms(batch, *masks, generator).to(device)
                 target = labels[index].to(device)
-                if len(index) == 1 and model.training and _has_batchnorm(model):
+                if len(index) == 1 and _has_batchnorm(trainee):
                     continue  # BatchNorm cannot train on a batch of one
-                logits = model(batch)
+                logits = trainee(batch)
                 loss = loss_fn(logits, target)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -287,7 +340,7 @@ def train_classifier(
                     scheduler.step()
                 total_loss += loss.item() * len(index)
                 correct += int((logits.argmax(1) == target).sum())
-            probabilities = predict_probabilities(model, valid.features, device)
+            probabilities = predict_probabilities(trainee, valid, device, valid_context)
             valid_loss = float(nn.functional.nll_loss(
                 torch.log(torch.from_numpy(probabilities).clamp(min=1e-9)),
                 torch.from_numpy(valid.labels)))
@@ -381,7 +434,7 @@ def write_run(out_dir: Path, outcome: TrainingOutcome, config: TrainConfig, data
               name: str) -> tuple[ModelCard, dict[str, Any]]:
     """Evaluate on every split; write the checkpoint, its card and metrics.json."""
     model = outcome.model
-    logits = {split: predict_logits(model, s.features, device)
+    logits = {split: predict_logits(model, s, device, dataset.context)
               for split, s in dataset.splits.items()}
     evaluation = {split: report_probabilities(softmax(logits[split]), s, dataset.classes,
                                               dataset.row_unit)

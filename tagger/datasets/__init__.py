@@ -69,6 +69,11 @@ class Dataset:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.splits[TRAIN].features.shape[1:])
 
+    @property
+    def context(self) -> int:
+        """How many neighbouring seconds on either side each row also holds."""
+        return self.front_end.context_segments if self.front_end else 0
+
 
 def detect_layout(root: Path) -> str:
     """Which layout ``root`` holds, from the files it has."""

@@ -13,7 +13,7 @@ import hashlib
 import json
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,14 @@ def _seeded_split(root: Path, genres: list[str], valid_share: float, seed: int) 
     return sorted(clips, key=lambda c: str(c.path))
 
 
+def front_end_option(options: dict[str, Any]) -> FrontEndSpec:
+    """The layout option ``front_end`` (default: the course's), with ``context`` neighbouring
+    seconds when that option is given."""
+    spec = options.get("front_end") or FrontEndSpec()
+    context = options.get("context")
+    return spec if context is None else replace(spec, context_segments=context)
+
+
 def _cache_key(path: Path, spec: FrontEndSpec) -> str:
     stat = path.stat()
     identity = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns,
@@ -169,9 +177,9 @@ def load_segment_sets(
 
 def load(root: Path, options: dict[str, Any],
          on_clip: Callable[[str, str | None], None] | None = None) -> Dataset:
-    """Options: ``valid_share``, ``seed``, ``cache_dir`` (None: the user cache folder) and
-    ``context`` (neighbouring seconds each example also sees)."""
-    spec = FrontEndSpec(context_segments=options.get("context", 0))
+    """Options: ``valid_share``, ``seed``, ``cache_dir`` (None: the user cache folder),
+    ``front_end`` and ``context`` (neighbouring seconds each example also sees)."""
+    spec = front_end_option(options)
     clips, classes = discover_clips(root, options.get("valid_share", 0.2), options.get("seed", 0))
     splits = load_segment_sets(clips, classes, spec,
                                options.get("cache_dir") or default_cache_dir(), on_clip)

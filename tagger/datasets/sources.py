@@ -32,10 +32,10 @@ from tagger.datasets.audio import (
     Clip,
     default_cache_dir,
     discover_clips,
+    front_end_option,
     load_segment_sets,
 )
 from tagger.errors import DatasetError
-from tagger.features import FrontEndSpec
 
 ALLMUSIC_GENRES = {"Blues": "blues", "Classical": "classical", "Country": "country",
                    "Electronic": "electronic", "Jazz": "jazz", "Rap": "hiphop",
@@ -135,9 +135,9 @@ def join_splits(parts: list[tuple[str, Split]]) -> Split:
 
 def load(root: Path, options: dict[str, Any],
          on_clip: Callable[[str, str | None], None] | None = None) -> Dataset:
-    """Options: ``valid_share``, ``seed``, ``cache_dir``, ``genres`` (a vocabulary to keep)
-    and ``context`` (neighbouring seconds each example also sees)."""
-    spec = FrontEndSpec(context_segments=options.get("context", 0))
+    """Options: ``valid_share``, ``seed``, ``cache_dir``, ``genres`` (a vocabulary to keep),
+    ``front_end`` and ``context`` (neighbouring seconds each example also sees)."""
+    spec = front_end_option(options)
     valid_share, seed = options.get("valid_share", 0.2), options.get("seed", 0)
     by_source, classes = discover_sources(root, valid_share, seed, options.get("genres"))
     cache_dir = options.get("cache_dir") or default_cache_dir()

@@ -1,0 +1,63 @@
+"""Transfer learning: start a genre model from another checkpoint's backbone.
+
+A backbone is everything of a checkpoint but its head: the architecture, its
+settings, the front end it was trained with (the new model must be fed the
+same features) and every tensor outside ``head.``. The bundled
+``musicnn-msd`` (musicnn's Million Song Dataset tagger) is one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tagger.checkpoints import bundled_weights_path, load_checkpoint, sha256_of
+from tagger.errors import ModelError
+from tagger.features import FrontEndSpec
+
+HEAD_PREFIX = "head."
+
+
+@dataclass(frozen=True)
+class Backbone:
+    architecture: str
+    hyperparameters: dict[str, Any]
+    front_end: FrontEndSpec
+    tensors: dict[str, torch.Tensor]
+    note: dict[str, Any]  # where it came from, for the new model's card
+
+
+def load_backbone(path: Path) -> Backbone:
+    """The backbone of the checkpoint at ``path`` (a file, card or run folder, or the name of
+    a bundled model such as ``musicnn-msd``)."""
+    bundled = bundled_weights_path(str(path))
+    loaded = load_checkpoint(bundled if not Path(path).exists() and bundled.is_file() else path)
+    card, where = loaded.card, str(loaded.path)
+    if card.front_end is None:
+        raise ModelError("was trained on precomputed features, not on audio", where,
+                         "start from a checkpoint trained on audio")
+    return Backbone(
+        architecture=card.architecture,
+        hyperparameters=dict(card.hyperparameters),
+        front_end=card.front_end,
+        tensors={k: v for k, v in loaded.model.state_dict().items()
+                 if not k.startswith(HEAD_PREFIX)},
+        note={"model": card.name, "task": card.task, "architecture": card.architecture,
+              "path": where, "sha256": sha256_of(loaded.path)},
+    )
+
+
+def copy_backbone(model: nn.Module, backbone: Backbone) -> int:
+    """Copy ``backbone``'s tensors into ``model`` (whose head stays new); returns how many."""
+    own = model.state_dict()
+    misfits = [k for k, v in backbone.tensors.items() if k not in own or own[k].shape != v.shape]
+    uncovered = [k for k in own if k not in backbone.tensors and not k.startswith(HEAD_PREFIX)]
+    if misfits or uncovered:
+        raise ModelError("its backbone does not fit the new model", backbone.note["path"],
+                         "settings given with --hparam may change the head only")
+    model.load_state_dict(backbone.tensors, strict=False)
+    return len(backbone.tensors)

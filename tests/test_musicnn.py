@@ -1,0 +1,104 @@
+"""musicnn: the converted weights, the shared-work runs, and transfer to a genre model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from audio_fixtures import chord, noise, write_audio
+from click.testing import CliRunner
+from safetensors import safe_open
+
+from tagger.checkpoints import bundled_weights_path, load_checkpoint
+from tagger.cli import main
+from tagger.features import stream_runs
+from tagger.models import MusiCNN
+
+REFERENCE = Path(__file__).parent / "data" / "musicnn-msd-reference.npz"
+SMALL = {"timbral_channels": 8, "temporal_channels": 4, "midend_channels": 8, "embedding": 16}
+
+
+def test_converted_weights_give_tensorflows_logits() -> None:
+    """tools/convert_musicnn.py saved the original graph's logits for synthetic inputs."""
+    reference = np.load(REFERENCE)
+    loaded = load_checkpoint(bundled_weights_path("musicnn-msd"))
+    assert loaded.card.task == "tags" and len(loaded.card.classes) == 50
+    assert loaded.card.front_end.compression == "log10"
+    with torch.no_grad():
+        logits = loaded.model(torch.from_numpy(reference["inputs"])).numpy()
+    np.testing.assert_allclose(logits, reference["logits"], atol=1e-4)
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 64])
+def test_streamed_runs_give_the_whole_songs_outputs(batch_size: int) -> None:
+    """Runs carry enough neighbours that a song tagged in pieces is tagged as if whole."""
+    torch.manual_seed(0)
+    frames, context = 30, 1
+    model = MusiCNN(3, (frames * 3, 96), **SMALL).eval()
+    seconds = torch.rand(11, frames, 96) * 3
+    margin = model.run_margin(context, frames)
+    assert margin == context + 3  # 73 frames of reach on either side
+    with torch.no_grad():
+        whole = model.forward_run(seconds, 0, len(seconds), context)
+        streamed = torch.cat([model.forward_run(run, start, count, context) for run, start, count
+                              in stream_runs(seconds.split(batch_size), margin)])
+    torch.testing.assert_close(streamed, whole, atol=1e-5, rtol=1e-4)
+    # Sharing the maps is not the same as separate windows: frames see real neighbours.
+    with torch.no_grad():
+        windows = model(torch.cat([seconds[4:7].reshape(1, -1, 96)]))
+    assert not torch.allclose(windows, whole[5:6], atol=1e-4)
+
+
+def test_a_tags_model_is_not_a_genre_tagger(song_mp3: Path) -> None:
+    result = CliRunner().invoke(main, [str(song_mp3), "--weights",
+                                       str(bundled_weights_path("musicnn-msd")), "--device", "cpu"])
+    assert result.exit_code != 0
+    assert "is a tags model, not a genre model" in result.output
+    assert "genre-tag retrain --init-weights" in result.output
+
+
+def test_frozen_transfer_trains_only_the_head(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    for genre in ("chords", "noise"):
+        (root / genre).mkdir(parents=True)
+    for i in range(5):
+        write_audio(root / "chords" / f"c{i}.flac", chord(4.0, 22050, root=110 * (1 + i / 5)),
+                    22050)
+        write_audio(root / "noise" / f"n{i}.flac", noise(4.0, 22050, seed=i), 22050)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, [
+        "retrain", "--data", str(root), "--out", str(out), "--init-weights", "musicnn-msd",
+        "--freeze-backbone", "--epochs", "5", "--lr", "0.01", "--device", "cpu",
+        "--gradcam-examples", "0"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "model.json").read_text())
+    assert card["architecture"] == "musicnn" and card["input_shape"] == [189, 96]
+    assert card["front_end"]["compression"] == "log10"
+    assert card["training"]["init"]["model"] == "musicnn-msd"
+    command = card["training"]["command"]
+    assert "--init-weights musicnn-msd" in command and command.endswith("--freeze-backbone")
+    assert card["evaluation"]["valid"]["per_clip_accuracy"] == 1.0
+    with (safe_open(str(out / "model.safetensors"), "pt") as trained,
+          safe_open(str(bundled_weights_path("musicnn-msd")), "pt") as original):
+        for key in original.keys():  # noqa: SIM118
+            if not key.startswith("head."):
+                assert torch.equal(trained.get_tensor(key), original.get_tensor(key)), key
+        assert trained.get_tensor("head.weight").shape == (2, 200)
+    probe = write_audio(tmp_path / "probe.wav", noise(3.0, 22050, seed=99), 22050)
+    result = CliRunner().invoke(main, [str(probe), "--weights", str(out), "--json", "-",
+                                       "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["summary"]["genre"] == "noise"
+
+
+def test_freezing_needs_a_backbone(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    for genre in ("a", "b"):
+        (root / genre).mkdir(parents=True)
+        write_audio(root / genre / "x.wav", noise(2.0, 22050, seed=1), 22050)
+    result = CliRunner().invoke(main, ["retrain", "--data", str(root), "--freeze-backbone",
+                                       "--out", str(tmp_path / "run")])
+    assert result.exit_code != 0 and "--init-weights" in result.output
