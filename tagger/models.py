@@ -463,6 +463,10 @@ class EmotionRegressor(Classifier):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(super().forward(x))
 
+    def forward_run(self, run: torch.Tensor, start: int, count: int,
+                    context: int) -> torch.Tensor:
+        return torch.sigmoid(super().forward_run(run, start, count, context))
+
 
 class EmotionCNN(EmotionRegressor, GenreCNN):
     """The genre CNN's backbone with a regression head: one 0-1 value per target."""
