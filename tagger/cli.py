@@ -279,6 +279,7 @@ def retrain_emotion(given: dict[str, Any], genre_weights: Path | None) -> int:
     """``retrain --task emotion``: the common options and the genre model to start from."""
     from tagger.checkpoints import bundled_weights_path
     from tagger.emotion import EMOTION_DEFAULTS
+    from tagger.emotion.model import EMOTION_START_MODEL
     from tagger.emotion.retrain import run_emotion_retrain
 
     if not given.get("data"):
@@ -296,7 +297,7 @@ def retrain_emotion(given: dict[str, Any], genre_weights: Path | None) -> int:
         "threads": given.get("threads") or 0,
         "cache_dir": given.get("cache_dir"),
         "device": given.get("device") or "auto",
-        "genre_weights": genre_weights or bundled_weights_path(),
+        "genre_weights": genre_weights or bundled_weights_path(EMOTION_START_MODEL),
     }
     flags = {"data_dir": "--data", "out_dir": "--out", "cache_dir": "--cache-dir"}
     words = ["genre-tag", "retrain", "--task", "emotion"]
@@ -334,7 +335,7 @@ def list_architectures() -> None:
 @click.option("--genre-weights", type=click.Path(path_type=Path), metavar="CKPT",
               help="emotion: the genre checkpoint (genre-cnn or tf-cnn) whose backbone, "
                    "settings and front end the emotion model starts from. "
-                   "[default: the bundled genre model]")
+                   "[default: the bundled genre-sources11]")
 @click.option("--init-weights", type=click.Path(path_type=Path), metavar="CKPT",
               help="genre: start from this checkpoint (or bundled model, e.g. musicnn-msd): "
                    "its architecture, settings, front end and weights; the head is new.")

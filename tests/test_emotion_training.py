@@ -13,7 +13,6 @@ from conftest import assert_one_line_error
 from emotion_fixtures import RATE, bright, make_4q, make_emotify, make_genre_checkpoint
 
 from tagger.checkpoints import (
-    DEFAULT_GENRE_MODEL,
     bundled_weights_path,
     load_checkpoint,
     sha256_of,
@@ -23,6 +22,7 @@ from tagger.emotion import TARGETS
 from tagger.emotion.datasets import TRAIN, VALID, EmotionClip, EmotionSet
 from tagger.emotion.model import (
     EMOTION_ARCHITECTURES,
+    EMOTION_START_MODEL,
     build_emotion_model,
     init_from_genre,
     starting_point,
@@ -85,12 +85,12 @@ def test_loss_weights_bring_the_targets_to_one_scale() -> None:
 
 
 def test_model_forward_backward_and_transfer_from_the_genre_model() -> None:
-    genre_model = load_checkpoint(bundled_weights_path())
+    genre_model = load_checkpoint(bundled_weights_path(EMOTION_START_MODEL))
     start = starting_point("genre")
     assert start.architecture == EMOTION_ARCHITECTURES[genre_model.card.architecture]
     assert start.spec == genre_model.card.front_end
-    assert start.note["model"] == DEFAULT_GENRE_MODEL
-    assert start.note["sha256"] == sha256_of(bundled_weights_path())
+    assert start.note["model"] == EMOTION_START_MODEL
+    assert start.note["sha256"] == sha256_of(bundled_weights_path(EMOTION_START_MODEL))
     model = build_emotion_model(3, start, {"head_hidden": 16})
     assert isinstance(model, EmotionRegressor)
     genre = genre_model.model.state_dict()
@@ -231,9 +231,9 @@ def test_retrain_task_emotion_writes_a_checkpoint_genre_tag_emotion_uses(
     assert card["name"] == "emotion-model" and card["training"]["epochs_run"] == 2
     assert card["training"]["command"].startswith("genre-tag retrain --task emotion --data")
     assert card["training"]["layouts"] == ["4q", "emotify"]
-    genre_card = load_checkpoint(bundled_weights_path()).card
-    assert card["training"]["init"]["model"] == DEFAULT_GENRE_MODEL
-    assert str(bundled_weights_path()) in card["training"]["command"]
+    genre_card = load_checkpoint(bundled_weights_path(EMOTION_START_MODEL)).card
+    assert card["training"]["init"]["model"] == EMOTION_START_MODEL
+    assert str(bundled_weights_path(EMOTION_START_MODEL)) in card["training"]["command"]
     assert card["architecture"] == EMOTION_ARCHITECTURES[genre_card.architecture]
     assert card["input_shape"] == list(genre_card.front_end.input_shape)
     assert set(card["evaluation"][VALID]["per_target"]) == set(TARGETS)

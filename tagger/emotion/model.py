@@ -26,6 +26,8 @@ from tagger.models import EmotionRegressor, architecture_defaults, build_model
 # The emotion architecture that fine-tunes each genre architecture's backbone.
 EMOTION_ARCHITECTURES: dict[str, str] = {"genre-cnn": "emotion-cnn", "tf-cnn": "emotion-tf-cnn"}
 SCRATCH_ARCHITECTURE = "emotion-cnn"
+# The bundled genre model emotion training starts from by default.
+EMOTION_START_MODEL = "genre-sources11"
 HEAD_PREFIX = "head."
 GENRE_HINT = f"pass --genre-weights with a {' or '.join(EMOTION_ARCHITECTURES)} genre model"
 
@@ -50,10 +52,10 @@ class StartingPoint:
 
 def starting_point(init: str, genre_weights: Path | None = None) -> StartingPoint:
     """``init`` "scratch": emotion-cnn on the default front end. "genre": everything from the
-    genre checkpoint ``genre_weights`` (default: the bundled genre model)."""
+    genre checkpoint ``genre_weights`` (default: the bundled ``EMOTION_START_MODEL``)."""
     if init == "scratch":
         return StartingPoint(SCRATCH_ARCHITECTURE, FrontEndSpec())
-    loaded = load_checkpoint(genre_weights or bundled_weights_path())
+    loaded = load_checkpoint(genre_weights or bundled_weights_path(EMOTION_START_MODEL))
     card, where = loaded.card, str(loaded.path)
     if card.task != "genre":
         raise ModelError(f"is a model of the {card.task} task, not a genre model", where,
