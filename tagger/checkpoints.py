@@ -25,7 +25,7 @@ from tagger.features import FrontEndSpec
 from tagger.models import build_model
 
 CARD_FORMAT = "genre-tag-card/1"
-DEFAULT_GENRE_MODEL = "genre-sources11"
+DEFAULT_GENRE_MODEL = "genre-musicnn11"
 
 
 @dataclass
@@ -114,8 +114,11 @@ def bundled_weights_path(name: str = DEFAULT_GENRE_MODEL) -> Path:
 
 
 def resolve_weights_path(path: Path) -> Path:
-    """Accept a .safetensors file, its .json card, or a run folder holding model.safetensors."""
+    """Accept a .safetensors file, its .json card, a run folder holding model.safetensors, or
+    the name of a bundled model (e.g. ``genre-sources11``)."""
     path = Path(path)
+    if not path.exists() and path.name == str(path) and bundled_weights_path(path.name).is_file():
+        return bundled_weights_path(path.name)
     if path.is_dir():
         path = path / "model.safetensors"
     elif path.suffix == ".json":

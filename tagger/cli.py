@@ -159,7 +159,8 @@ def tagging_options(what: str, weights_from: str) -> Callable[[Callable], Callab
                      help="Write one CSV row per second; - is stdout."),
         click.option("--quiet", "-q", is_flag=True, help=f"No {what} in the terminal."),
         click.option("--weights", type=click.Path(path_type=Path), metavar="CKPT",
-                     help=f"A checkpoint made by '{weights_from}' instead of the bundled model."),
+                     help=f"A checkpoint made by '{weights_from}', or a bundled model by "
+                          "name (e.g. genre-sources11, faster), instead of the default."),
         click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1),
                      help="Seconds per forward pass."),
         device_option,
@@ -241,7 +242,8 @@ def retrain_command_line(options: dict[str, Any]) -> str:
     """The retrain command with every setting spelled out, so a run can be repeated exactly."""
     words = ["genre-tag", "retrain"]
     for key, flag in RUN_FLAGS.items():
-        if options.get(key) is not None:
+        if options.get(key) is not None and not (key == "context" and options.get("init_weights")
+                                                  and not options[key]):
             words += [flag, str(options[key])]
     if options.get("genres"):
         words += ["--genres", ",".join(options["genres"])]
@@ -249,7 +251,8 @@ def retrain_command_line(options: dict[str, Any]) -> str:
         words.append("--tsne")
     train = options["train"]
     for key, flag in TRAIN_FLAGS.items():
-        words += [flag, str(train[key])]
+        if not (key == "architecture" and options.get("init_weights")):  # the backbone's
+            words += [flag, str(train[key])]
     words.append("--class-weights" if train["class_weights"] else "--no-class-weights")
     for key, value in train["hyperparameters"].items():
         words += ["--hparam", f"{key}={json.dumps(value)}"]

@@ -89,7 +89,7 @@ def gradcam(model: Classifier, inputs: torch.Tensor, targets: torch.Tensor) -> n
 def plot_gradcam(model: Classifier, split: Split, probabilities: np.ndarray,
                  classes: list[str], examples: int, folder: Path) -> list[Path]:
     """Per class, the first ``examples`` correctly and wrongly classified rows with their maps."""
-    if model.gradcam_module is None or split.features.ndim < 3:
+    if split.features.ndim < 3:
         return []
     folder.mkdir(parents=True, exist_ok=True)
     predicted = probabilities.argmax(1)
@@ -191,13 +191,18 @@ def write_report(out_dir: Path, outcome: TrainingOutcome, dataset: Dataset,
         lines += [f"![confusion matrix, {split}](pictures/{name})", ""]
     shown = dataset.splits.get("test") or dataset.splits["valid"]
     shown_name = "test" if "test" in dataset.splits else "valid"
-    probabilities = predict_probabilities(outcome.model, shown, device, dataset.context)
-    for path in plot_gradcam(outcome.model, shown, probabilities, dataset.classes, examples,
-                             pictures / "gradcam"):
-        lines += [f"Grad-CAM, {shown_name}: ![{path.stem}](pictures/gradcam/{path.name})", ""]
+    if examples and outcome.model.gradcam_module is not None:
+        probabilities = predict_probabilities(outcome.model, shown, device, dataset.context)
+        for path in plot_gradcam(outcome.model, shown, probabilities, dataset.classes, examples,
+                                 pictures / "gradcam"):
+            lines += [f"Grad-CAM, {shown_name}: ![{path.stem}](pictures/gradcam/{path.name})",
+                      ""]
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.permutation(len(shown))[:2000])
-    vectors = embeddings(outcome.model, shown.features[rows], device)
+    if shown_name in outcome.embedded:  # a frozen backbone's, computed for training
+        vectors = outcome.embedded[shown_name].features[rows]
+    else:
+        vectors = embeddings(outcome.model, shown.features[rows], device)
     plot_embeddings(pca_2d(vectors), shown.labels[rows], dataset.classes,
                     f"PCA of penultimate-layer embeddings ({shown_name})",
                     pictures / "embeddings-pca.png")

@@ -105,6 +105,9 @@ class TrainingOutcome:
     history: list[EpochRecord]
     kept_epoch: int
     stopped: str  # "completed", "early stopping" or "interrupted"
+    # With a frozen backbone: the train and valid splits as embeddings, which the head alone
+    # maps to the model's logits (so they need not be computed again).
+    embedded: dict[str, Split] = field(default_factory=dict)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -289,10 +292,12 @@ def train_classifier(
     augmentation = Augmentation.from_dict(config.augment)
     trainee: nn.Module = model
     valid_context = dataset.context
+    embedded: dict[str, Split] = {}
     if config.freeze_backbone:
         train, valid = (replace(split, features=row_embeddings(model, split, device,
                                                                 dataset.context))
                         for split in (train, valid))
+        embedded = {TRAIN: train, VALID: valid}
         trainee, masks, valid_context = model.head, (0, 0), 0
     epoch_rows = config.epoch_rows
     if config.overfit_batch:
@@ -386,7 +391,7 @@ def train_classifier(
     elif best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return TrainingOutcome(model, history, kept_epoch, stopped)
+    return TrainingOutcome(model, history, kept_epoch, stopped, embedded)
 
 
 def _has_batchnorm(model: nn.Module) -> bool:
@@ -434,7 +439,8 @@ def write_run(out_dir: Path, outcome: TrainingOutcome, config: TrainConfig, data
               name: str) -> tuple[ModelCard, dict[str, Any]]:
     """Evaluate on every split; write the checkpoint, its card and metrics.json."""
     model = outcome.model
-    logits = {split: predict_logits(model, s, device, dataset.context)
+    logits = {split: predict_logits(model.head, outcome.embedded[split], device)
+              if split in outcome.embedded else predict_logits(model, s, device, dataset.context)
               for split, s in dataset.splits.items()}
     evaluation = {split: report_probabilities(softmax(logits[split]), s, dataset.classes,
                                               dataset.row_unit)

@@ -191,3 +191,13 @@ def test_emotion_takes_no_genre_options(song_mp3: Path, option: str) -> None:
     result = CliRunner().invoke(main, ["emotion", str(song_mp3), option, "1"])
     assert result.exit_code == 2
     assert "No such option" in result.stderr and option in result.stderr
+
+
+def test_bundled_models_are_chosen_by_name(song_mp3: Path) -> None:
+    default = json.loads(run(str(song_mp3), "--json", "-").stdout)
+    fast = run(str(song_mp3), "--weights", "genre-sources11", "--json", "-")
+    assert fast.exit_code == 0, fast.output
+    assert default["model"] == "genre-musicnn11"
+    assert json.loads(fast.stdout)["model"] == "genre-sources11"
+    missing = run(str(song_mp3), "--weights", "genre-nonesuch")
+    assert missing.exit_code != 0 and "no model weights here" in missing.output
