@@ -50,13 +50,20 @@ def load_backbone(path: Path) -> Backbone:
     )
 
 
-def copy_backbone(model: nn.Module, backbone: Backbone) -> int:
-    """Copy ``backbone``'s tensors into ``model`` (whose head stays new); returns how many."""
+def copy_backbone_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], where: str,
+                          hint: str, what: str = "the new model") -> int:
+    """Copy a backbone's ``tensors`` (from the checkpoint at ``where``) into ``model``, whose
+    head stays new; returns how many. Every tensor must fit, and cover all but the head."""
     own = model.state_dict()
-    misfits = [k for k, v in backbone.tensors.items() if k not in own or own[k].shape != v.shape]
-    uncovered = [k for k in own if k not in backbone.tensors and not k.startswith(HEAD_PREFIX)]
+    misfits = [k for k, v in tensors.items() if k not in own or own[k].shape != v.shape]
+    uncovered = [k for k in own if k not in tensors and not k.startswith(HEAD_PREFIX)]
     if misfits or uncovered:
-        raise ModelError("its backbone does not fit the new model", backbone.note["path"],
-                         "settings given with --hparam may change the head only")
-    model.load_state_dict(backbone.tensors, strict=False)
-    return len(backbone.tensors)
+        raise ModelError(f"its backbone does not fit {what}", where, hint)
+    model.load_state_dict(tensors, strict=False)
+    return len(tensors)
+
+
+def copy_backbone(model: nn.Module, backbone: Backbone) -> int:
+    """Copy ``backbone`` into ``model``; returns the number of tensors copied."""
+    return copy_backbone_tensors(model, backbone.tensors, backbone.note["path"],
+                                 "settings given with --hparam may change the head only")

@@ -22,13 +22,13 @@ from tagger.checkpoints import bundled_weights_path, load_checkpoint, sha256_of
 from tagger.errors import ModelError
 from tagger.features import FrontEndSpec
 from tagger.models import EmotionRegressor, architecture_defaults, build_model
+from tagger.transfer import HEAD_PREFIX, copy_backbone_tensors
 
 # The emotion architecture that fine-tunes each genre architecture's backbone.
 EMOTION_ARCHITECTURES: dict[str, str] = {"genre-cnn": "emotion-cnn", "tf-cnn": "emotion-tf-cnn"}
 SCRATCH_ARCHITECTURE = "emotion-cnn"
 # The bundled genre model emotion training starts from by default.
 EMOTION_START_MODEL = "genre-sources11"
-HEAD_PREFIX = "head."
 GENRE_HINT = f"pass --genre-weights with a {' or '.join(EMOTION_ARCHITECTURES)} genre model"
 
 
@@ -91,14 +91,9 @@ def init_from_genre(model: EmotionRegressor, start: StartingPoint) -> int:
     """Copy the genre backbone of ``start`` (every tensor but the head's) into ``model``;
     returns the number of tensors copied."""
     assert start.backbone is not None, "a starting point from scratch has no backbone"
-    own = model.state_dict()
-    misfits = [k for k, v in start.backbone.items() if k not in own or own[k].shape != v.shape]
-    uncovered = [k for k in own if k not in start.backbone and not k.startswith(HEAD_PREFIX)]
-    if misfits or uncovered:
-        raise ModelError("its backbone does not fit the emotion model", start.note["path"],
-                         "the emotion settings may change the head only")
-    model.load_state_dict(start.backbone, strict=False)
-    return len(start.backbone)
+    return copy_backbone_tensors(model, start.backbone, start.note["path"],
+                                 "the emotion settings may change the head only",
+                                 "the emotion model")
 
 
 def backbone_and_head(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
