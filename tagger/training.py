@@ -26,6 +26,7 @@ from tagger.calibration import calibrate, softmax
 from tagger.checkpoints import ModelCard, save_checkpoint
 from tagger.choices import OPTIMIZERS, SCHEDULERS, SELECTIONS
 from tagger.datasets import TRAIN, VALID, Dataset, Split
+from tagger.features import stream_runs
 from tagger.metrics import classification_report
 from tagger.models import (
     Classifier,
@@ -183,6 +184,10 @@ def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer,
     return None, "never"
 
 
+# Seconds per run when a model reads runs: as many as tagging's default batch.
+RUN_SECONDS = 64
+
+
 def _over_batches(step: Callable[[torch.Tensor], torch.Tensor], features: np.ndarray,
                   device: torch.device, batch_size: int) -> np.ndarray:
     outputs = [step(torch.from_numpy(features[start : start + batch_size]).to(device))
@@ -190,16 +195,20 @@ def _over_batches(step: Callable[[torch.Tensor], torch.Tensor], features: np.nda
     return np.concatenate(outputs)
 
 
-def _over_clip_runs(step: Callable[..., torch.Tensor], split: Split, device: torch.device,
-                    context: int) -> np.ndarray:
-    """``step`` (``forward_run`` or ``embed_run``) over each clip's rows as one run: its
-    consecutive seconds, the middle segment of each row."""
+def _over_clip_runs(model: Classifier, step: Callable[..., torch.Tensor], split: Split,
+                    device: torch.device, context: int, batch_size: int) -> np.ndarray:
+    """``step`` (``model.forward_run`` or ``model.embed_run``) over each clip's rows taken as
+    its consecutive seconds (the middle segment of each row), in runs of ``batch_size``
+    seconds with their neighbours, as tagging streams a song."""
     frames = split.features.shape[1] // (2 * context + 1)
     middles = split.features[:, context * frames : (context + 1) * frames]
+    margin = model.run_margin(context, frames)
     result: np.ndarray | None = None
     for clip in np.unique(split.clip_ids):
         rows = np.flatnonzero(split.clip_ids == clip)
-        values = step(torch.from_numpy(middles[rows]).to(device), 0, len(rows), context)
+        seconds = torch.from_numpy(middles[rows]).to(device)
+        values = torch.cat([step(run, start, count, context) for run, start, count
+                            in stream_runs(seconds.split(batch_size), margin)])
         if result is None:
             result = np.empty((len(split), values.shape[1]), dtype=np.float32)
         result[rows] = values.float().cpu().numpy()
@@ -215,11 +224,12 @@ def predict_logits(model: nn.Module, split: Split, device: torch.device, context
                    batch_size: int = 256) -> np.ndarray:
     """Logits of every row of ``split`` (whose rows hold ``context`` neighbouring seconds on
     either side) as tagging computes them, from a copy of ``model`` with BatchNorm folded
-    (about 2x faster). A model that reads runs gets each clip's rows as one run."""
+    (about 2x faster). A model that reads runs gets each clip's rows as its seconds."""
     model = prepare_for_inference(copy.deepcopy(model))
     with torch.inference_mode():
         if _reads_runs(model):
-            return _over_clip_runs(model.forward_run, split, device, context)
+            return _over_clip_runs(model, model.forward_run, split, device, context,
+                                   RUN_SECONDS)
         return _over_batches(model, split.features, device, batch_size)
 
 
@@ -229,7 +239,8 @@ def row_embeddings(model: Classifier, split: Split, device: torch.device, contex
     model.eval()
     with torch.inference_mode():
         if _reads_runs(model):
-            return _over_clip_runs(model.embed_run, split, device, context)
+            return _over_clip_runs(model, model.embed_run, split, device, context,
+                                   RUN_SECONDS)
         return _over_batches(model.embed, split.features, device, batch_size)
 
 
