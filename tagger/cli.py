@@ -242,8 +242,7 @@ def retrain_command_line(options: dict[str, Any]) -> str:
     """The retrain command with every setting spelled out, so a run can be repeated exactly."""
     words = ["genre-tag", "retrain"]
     for key, flag in RUN_FLAGS.items():
-        if options.get(key) is not None and not (key == "context" and options.get("init_weights")
-                                                  and not options[key]):
+        if options.get(key) is not None:
             words += [flag, str(options[key])]
     if options.get("genres"):
         words += ["--genres", ",".join(options["genres"])]
@@ -251,8 +250,7 @@ def retrain_command_line(options: dict[str, Any]) -> str:
         words.append("--tsne")
     train = options["train"]
     for key, flag in TRAIN_FLAGS.items():
-        if not (key == "architecture" and options.get("init_weights")):  # the backbone's
-            words += [flag, str(train[key])]
+        words += [flag, str(train[key])]
     words.append("--class-weights" if train["class_weights"] else "--no-class-weights")
     for key, value in train["hyperparameters"].items():
         words += ["--hparam", f"{key}={json.dumps(value)}"]
@@ -452,7 +450,7 @@ def retrain_command(ctx: click.Context, task: str, genre_weights: Path | None,
             options = RetrainOptions.from_dict(base)
         except (TypeError, ValueError) as error:
             raise click.UsageError(str(error)) from error
-        return run_retrain(options, retrain_command_line(options.to_dict()), sweep)
+        return run_retrain(options, retrain_command_line, sweep)
 
     run_reporting_errors(debug, action)
 

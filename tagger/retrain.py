@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -90,9 +91,8 @@ def load_data(options: RetrainOptions, console: Console,
                       "cache_dir": options.cache_dir, "features": features,
                       "max_frames": options.max_frames, "context": options.context,
                       "genres": options.genres}
-    if backbone is not None:  # its front end, and its context unless --context is given
+    if backbone is not None:
         layout_options["front_end"] = backbone.front_end
-        layout_options["context"] = options.context or backbone.front_end.context_segments
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   console=console, transient=True) as progress:
         task = progress.add_task("reading training data", total=None)
@@ -175,7 +175,10 @@ def train_and_report(options: RetrainOptions, dataset: Dataset, command: str,
     return card.evaluation
 
 
-def run_retrain(options: RetrainOptions, command: str, sweep: str | None = None) -> int:
+def run_retrain(options: RetrainOptions, command_line: Callable[[dict[str, Any]], str],
+                sweep: str | None = None) -> int:
+    """Train (once, per fold or per sweep setting); ``command_line`` spells the options,
+    with what ``--init-weights`` decides filled in, as the command the card records."""
     console = Console(stderr=True)
     if options.threads:
         torch.set_num_threads(options.threads)
@@ -186,12 +189,15 @@ def run_retrain(options: RetrainOptions, command: str, sweep: str | None = None)
     backbone = None
     if options.init_weights:
         backbone = load_backbone(options.init_weights)
-        options = replace(options, train=replace(
-            options.train, architecture=backbone.architecture,
-            hyperparameters={**backbone.hyperparameters, **options.train.hyperparameters}))
+        options = replace(
+            options, context=options.context or backbone.front_end.context_segments,
+            train=replace(options.train, architecture=backbone.architecture,
+                          hyperparameters={**backbone.hyperparameters,
+                                           **options.train.hyperparameters}))
     elif options.train.freeze_backbone:
         raise TaggerError("--freeze-backbone needs a backbone to freeze",
                           hint="give --init-weights CKPT (e.g. musicnn-msd)")
+    command = command_line(options.to_dict())
     dataset = load_data(options, console, backbone)
     if options.folds:
         return run_folds(options, dataset, command, console, backbone)
@@ -200,11 +206,11 @@ def run_retrain(options: RetrainOptions, command: str, sweep: str | None = None)
         console.print(f"run folder: {options.out}  (tag with: genre-tag --weights "
                       f"{options.out} SONG)", highlight=False)
         return 0
-    return run_sweep(options, dataset, command, sweep, console)
+    return run_sweep(options, dataset, command, sweep, console, backbone)
 
 
 def run_sweep(options: RetrainOptions, dataset: Dataset, command: str, sweep: str,
-              console: Console) -> int:
+              console: Console, backbone: Backbone | None = None) -> int:
     setting, values = SWEEP_SETTINGS[sweep]
     rows = []
     for value in values:
@@ -216,7 +222,8 @@ def run_sweep(options: RetrainOptions, dataset: Dataset, command: str, sweep: st
             train = replace(train, **{setting: value})
         run = replace(options, train=train, out=options.out / "sweep" / f"{setting}-{value}",
                       name=f"{options.name}-{setting}-{value}")
-        summary = train_and_report(run, dataset, f"{command} (sweep {setting}={value})", console)
+        summary = train_and_report(run, dataset, f"{command} (sweep {setting}={value})", console,
+                                   backbone)
         metrics = json.loads((run.out / "metrics.json").read_text())
         seconds = [h["seconds"] for h in metrics["history"]]
         level = next(k for k in summary["valid"] if k.endswith("_accuracy")).removesuffix(

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tagger.checkpoints import load_checkpoint, sha256_of
+from tagger.checkpoints import LoadedModel, load_checkpoint, sha256_of
 from tagger.errors import ModelError
 from tagger.features import FrontEndSpec
 
@@ -34,7 +34,10 @@ class Backbone:
 def load_backbone(path: Path) -> Backbone:
     """The backbone of the checkpoint at ``path`` (a file, card or run folder, or the name of
     a bundled model such as ``musicnn-msd``)."""
-    loaded = load_checkpoint(path)
+    return backbone_of(load_checkpoint(path))
+
+
+def backbone_of(loaded: LoadedModel) -> Backbone:
     card, where = loaded.card, str(loaded.path)
     if card.front_end is None:
         raise ModelError("was trained on precomputed features, not on audio", where,

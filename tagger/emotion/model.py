@@ -18,11 +18,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from tagger.checkpoints import bundled_weights_path, load_checkpoint, sha256_of
+from tagger.checkpoints import bundled_weights_path, load_checkpoint
 from tagger.errors import ModelError
 from tagger.features import FrontEndSpec
 from tagger.models import EmotionRegressor, architecture_defaults, build_model
-from tagger.transfer import HEAD_PREFIX, copy_backbone_tensors
+from tagger.transfer import HEAD_PREFIX, backbone_of, copy_backbone_tensors
 
 # The emotion architecture that fine-tunes each genre architecture's backbone.
 EMOTION_ARCHITECTURES: dict[str, str] = {"genre-cnn": "emotion-cnn", "tf-cnn": "emotion-tf-cnn"}
@@ -66,14 +66,13 @@ def starting_point(init: str, genre_weights: Path | None = None) -> StartingPoin
     if card.front_end is None:
         raise ModelError("was trained on precomputed features, not on audio", where,
                          f"{GENRE_HINT} trained on audio")
+    backbone = backbone_of(loaded)
     return StartingPoint(
         architecture=EMOTION_ARCHITECTURES[card.architecture],
-        spec=card.front_end,
-        hyperparameters=dict(card.hyperparameters),
-        backbone={k: v for k, v in loaded.model.state_dict().items()
-                  if not k.startswith(HEAD_PREFIX)},
-        note={"from": "genre", "model": card.name, "architecture": card.architecture,
-              "classes": card.classes, "path": where, "sha256": sha256_of(loaded.path)},
+        spec=backbone.front_end,
+        hyperparameters=backbone.hyperparameters,
+        backbone=backbone.tensors,
+        note={"from": "genre", **backbone.note, "classes": card.classes},
     )
 
 
