@@ -32,6 +32,35 @@ def test_converted_weights_give_tensorflows_logits() -> None:
     np.testing.assert_allclose(logits, reference["logits"], atol=1e-4)
 
 
+def _with_random_norms(model: MusiCNN) -> MusiCNN:
+    """Give every BatchNorm running statistics and a scale of either sign."""
+    generator = torch.Generator().manual_seed(1)
+    for norm in model.modules():
+        if isinstance(norm, torch.nn.modules.batchnorm._BatchNorm):
+            size = norm.num_features
+            norm.weight.data = torch.randn(size, generator=generator)
+            norm.bias.data = torch.randn(size, generator=generator)
+            norm.running_mean = torch.randn(size, generator=generator)
+            norm.running_var = torch.rand(size, generator=generator) + 0.5
+    return model
+
+
+@pytest.mark.parametrize("frames", [5, 300, 1100])
+def test_eval_front_end_shortcut_matches_the_layers(frames: int) -> None:
+    """In eval mode the front end pools before ReLU and BatchNorm, a few seconds at a time;
+    it must give what the layers give one after another, for scales of either sign and
+    lengths shorter than a kernel or longer than a chunk."""
+    torch.manual_seed(0)
+    model = _with_random_norms(MusiCNN(3, (189, 96), **SMALL)).eval()
+    assert any((block.norm.weight < 0).any() for block in model.frontend)
+    x = torch.randn(2, frames, 96)
+    with torch.no_grad():
+        shortcut = model.feature_maps(x)
+        image = model.input_norm(x.unsqueeze(1))
+        layers = torch.cat([block(image) for block in model.frontend], dim=1)
+    torch.testing.assert_close(shortcut[:, : layers.shape[1]], layers, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("batch_size", [1, 4, 64])
 def test_streamed_runs_give_the_whole_songs_outputs(batch_size: int) -> None:
     """Runs carry enough neighbours that a song tagged in pieces is tagged as if whole."""
