@@ -242,8 +242,9 @@ def retrain_command_line(options: dict[str, Any]) -> str:
     """The retrain command with every setting spelled out, so a run can be repeated exactly."""
     words = ["genre-tag", "retrain"]
     for key, flag in RUN_FLAGS.items():
-        if options.get(key) is not None:
-            words += [flag, str(options[key])]
+        value = options.get(key)
+        for item in value if isinstance(value, list) else [] if value is None else [value]:
+            words += [flag, str(item)]
     if options.get("genres"):
         words += ["--genres", ",".join(options["genres"])]
     if options.get("tsne"):
@@ -314,10 +315,13 @@ def list_architectures() -> None:
     width = max(map(len, ARCHITECTURES))
     for name, architecture in ARCHITECTURES.items():
         shape = (26,) if name == "mfcc-ffn" else (21, 128)
-        parameters = count_parameters(build_model(name, 10, shape, {}))
+        try:
+            parameters = f"{count_parameters(build_model(name, 10, shape, {})):>9,}"
+        except ValueError:  # built only from its settings (joint: from its members)
+            parameters = f"{'-':>9}"
         settings = " ".join(f"{k}={json.dumps(v, separators=(',', ':'))}"
                             for k, v in architecture_defaults(name).items())
-        click.echo(f"{name:<{width}} input {' x '.join(map(str, shape)):<9} {parameters:>9,} "
+        click.echo(f"{name:<{width}} input {' x '.join(map(str, shape)):<9} {parameters} "
                    f"parameters  {architecture.summary}")
         click.echo(f"{'':<{width}} settings: {settings}" if settings
                    else f"{'':<{width}} (no settings)")
@@ -337,9 +341,11 @@ def list_architectures() -> None:
               help="emotion: the genre checkpoint (genre-cnn or tf-cnn) whose backbone, "
                    "settings and front end the emotion model starts from. "
                    "[default: the bundled genre-sources11]")
-@click.option("--init-weights", type=click.Path(path_type=Path), metavar="CKPT",
+@click.option("--init-weights", type=click.Path(path_type=Path), metavar="CKPT", multiple=True,
               help="genre: start from this checkpoint (or bundled model, e.g. musicnn-msd): "
-                   "its architecture, settings, front end and weights; the head is new.")
+                   "its architecture, settings, front end and weights; the head is new. "
+                   "Given twice or more: the backbones side by side (same front end), one "
+                   "head on their joined embeddings.")
 @click.option("--freeze-backbone", is_flag=True, default=None,
               help="With --init-weights: train only the head, on embeddings computed once "
                    "(masks and augmentations do not apply).")

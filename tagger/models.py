@@ -270,10 +270,11 @@ class FrequencyPooledConv(nn.Module):
 
     def pooled_frames(self, padded: torch.Tensor, start: int, count: int) -> torch.Tensor:
         """What eval-mode ``forward`` gives for frames ``start .. start + count`` of
-        ``padded``, an image with enough zero frames beyond both ends for this block's reach,
-        in one pass over the conv's maps instead of four. ReLU and an eval-mode BatchNorm are monotonic per channel, so
-        the max over frequency can be taken first: of the conv itself where the BatchNorm
-        scale is positive, of the conv with its sign flipped where it is negative."""
+        ``padded`` (an image with enough zero frames beyond both ends for this block's
+        reach), in one pass over the conv's maps instead of four. ReLU and an eval-mode
+        BatchNorm are monotonic per channel, so the max over frequency can be taken first:
+        of the conv itself where the BatchNorm scale is positive, of the conv with its sign
+        flipped where it is negative."""
         scale = self.norm.weight / torch.sqrt(self.norm.running_var + self.norm.eps)
         shift = self.norm.bias - self.norm.running_mean * scale
         sign = torch.where(scale < 0, -1.0, 1.0)
@@ -380,6 +381,43 @@ class MusiCNN(Classifier):
                                            min(segments, s + context + 1) * frames])
                   for s in range(start, start + count)]
         return self.embed_pooled(torch.cat(pooled))
+
+
+class JointBackbones(Classifier):
+    """Several backbones side by side on the same input and one head on their embeddings,
+    joined: what ``retrain --init-weights A --init-weights B`` trains. ``members`` gives each
+    backbone's architecture and settings (``{"architecture": ..., "hyperparameters": ...}``);
+    their own heads are dropped."""
+
+    gradcam_module = None
+
+    def __init__(self, n_classes: int, input_shape: tuple[int, ...],
+                 members: tuple[dict[str, Any], ...] = ()) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError("joint takes two or more members")
+        built = [build_model(member["architecture"], 1, input_shape,
+                             member.get("hyperparameters", {})) for member in members]
+        if not all(isinstance(member.head, nn.Linear) for member in built):
+            raise ValueError("joint members must end in a linear head")
+        width = sum(member.head.in_features for member in built)
+        for member in built:
+            member.head = nn.Identity()
+        self.members = nn.ModuleList(built)
+        self.reads_runs = any(member.reads_runs for member in built)
+        self.channels_last = all(member.channels_last for member in built)
+        self.head = nn.Linear(width, n_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([member.embed(x) for member in self.members], dim=1)
+
+    def run_margin(self, context: int, segment_frames: int) -> int:
+        return max(member.run_margin(context, segment_frames) for member in self.members)
+
+    def embed_run(self, run: torch.Tensor, start: int, count: int,
+                  context: int) -> torch.Tensor:
+        return torch.cat([member.embed_run(run, start, count, context)
+                          for member in self.members], dim=1)
 
 
 def _max_mean_over_time(maps: torch.Tensor) -> torch.Tensor:
@@ -536,6 +574,8 @@ ARCHITECTURES: dict[str, Architecture] = {
     "tf-cnn": Architecture(TimeFrequencyCNN, "ours: frequency convs, then 1-D convs over time"),
     "musicnn": Architecture(MusiCNN, "musicnn: timbral and temporal convs, residual 1-D "
                                      "convs, max+mean pool, dense 200"),
+    "joint": Architecture(JointBackbones, "backbones side by side, one head on their joined "
+                                         "embeddings (retrain --init-weights A --init-weights B)"),
     "parallel-cnn": Architecture(ParallelCNN, "course B: parallel conv 8x8/pool 4 and 4x4/pool 2"),
     "cnn-rnn": Architecture(CnnRnn, "course B: 2 convs, LSTM 128, LSTM 32, dense 200"),
     "lstm": Architecture(RecurrentClassifier, "course D: (bi)LSTM 2x64 over frames"),

@@ -27,7 +27,7 @@ from tagger.errors import TaggerError
 from tagger.models import ARCHITECTURES, architecture_defaults, build_model
 from tagger.reports import write_report
 from tagger.training import EpochRecord, TrainConfig, train_classifier, write_run
-from tagger.transfer import Backbone, load_backbone
+from tagger.transfer import Backbone, load_backbones
 
 SWEEP_SETTINGS: dict[str, tuple[str, list[Any]]] = {
     "optimizers": ("optimizer", ["sgd", "adam", "adamw", "adagrad", "rmsprop"]),
@@ -48,8 +48,9 @@ class RetrainOptions:
     max_frames: int | None = None
     context: int = 0  # audio and sources layouts: neighbouring seconds on each side
     genres: list[str] | None = None  # sources layout: the vocabulary to keep
-    # Start from this checkpoint's backbone, architecture, settings and front end.
-    init_weights: Path | None = None
+    # Start from these checkpoints' backbones (side by side when several), architecture,
+    # settings and front end.
+    init_weights: list[Path] = field(default_factory=list)
     folds: int = 0  # k-fold cross-validation over train + valid instead of one run (0: off)
     cache_dir: Path | None = None
     name: str = "genre-model"
@@ -61,17 +62,20 @@ class RetrainOptions:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("data", "out", "cache_dir", "init_weights"):
+        for key in ("data", "out", "cache_dir"):
             data[key] = str(data[key]) if data[key] is not None else None
+        data["init_weights"] = [str(path) for path in self.init_weights]
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RetrainOptions:
         values = dict(data)
         values["train"] = TrainConfig.from_dict(values.get("train", {}))
-        for key in ("data", "out", "cache_dir", "init_weights"):
+        for key in ("data", "out", "cache_dir"):
             if values.get(key) is not None:
                 values[key] = Path(values[key])
+        given = values.get("init_weights") or []
+        values["init_weights"] = [Path(p) for p in ([given] if isinstance(given, str) else given)]
         return cls(**values)
 
 
@@ -188,7 +192,7 @@ def run_retrain(options: RetrainOptions, command_line: Callable[[dict[str, Any]]
                           hint="sweep activations with --arch mfcc-ffn or uoa-cnn")
     backbone = None
     if options.init_weights:
-        backbone = load_backbone(options.init_weights)
+        backbone = load_backbones(options.init_weights)
         options = replace(
             options, context=options.context or backbone.front_end.context_segments,
             train=replace(options.train, architecture=backbone.architecture,

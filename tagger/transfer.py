@@ -3,7 +3,8 @@
 A backbone is everything of a checkpoint but its head: the architecture, its
 settings, the front end it was trained with (the new model must be fed the
 same features) and every tensor outside ``head.``. The bundled
-``musicnn-msd`` (musicnn's Million Song Dataset tagger) is one.
+``musicnn-msd`` and ``musicnn-mtt`` (musicnn's Million Song Dataset and
+MagnaTagATune taggers) are two; several backbones can also stand side by side.
 """
 
 from __future__ import annotations
@@ -35,6 +36,31 @@ def load_backbone(path: Path) -> Backbone:
     """The backbone of the checkpoint at ``path`` (a file, card or run folder, or the name of
     a bundled model such as ``musicnn-msd``)."""
     return backbone_of(load_checkpoint(path))
+
+
+def load_backbones(paths: list[Path]) -> Backbone:
+    """The backbone of one checkpoint, or of several side by side (``joint``): each keeps
+    its architecture, settings and tensors; they must share one front end."""
+    if len(paths) == 1:
+        return load_backbone(paths[0])
+    members = [load_backbone(path) for path in paths]
+    front_end = members[0].front_end
+    for member in members[1:]:
+        if member.front_end != front_end:
+            raise ModelError(f"hears audio through another front end than "
+                             f"{members[0].note['model']}", member.note["path"],
+                             "join backbones trained on the same features")
+    return Backbone(
+        architecture="joint",
+        hyperparameters={"members": [{"architecture": m.architecture,
+                                      "hyperparameters": m.hyperparameters} for m in members]},
+        front_end=front_end,
+        tensors={f"members.{i}.{name}": tensor for i, m in enumerate(members)
+                 for name, tensor in m.tensors.items()},
+        note={"model": " + ".join(m.note["model"] for m in members), "architecture": "joint",
+              "path": " + ".join(m.note["path"] for m in members),
+              "members": [m.note for m in members]},
+    )
 
 
 def backbone_of(loaded: LoadedModel) -> Backbone:

@@ -17,15 +17,18 @@ from tagger.cli import main
 from tagger.features import stream_runs
 from tagger.models import MusiCNN
 
-REFERENCE = Path(__file__).parent / "data" / "musicnn-msd-reference.npz"
+DATA = Path(__file__).parent / "data"
 SMALL = {"timbral_channels": 8, "temporal_channels": 4, "midend_channels": 8, "embedding": 16}
 
 
-def test_converted_weights_give_tensorflows_logits() -> None:
+@pytest.mark.parametrize(("name", "first_tag"), [("musicnn-msd", "rock"),
+                                                 ("musicnn-mtt", "guitar")])
+def test_converted_weights_give_tensorflows_logits(name: str, first_tag: str) -> None:
     """tools/convert_musicnn.py saved the original graph's logits for synthetic inputs."""
-    reference = np.load(REFERENCE)
-    loaded = load_checkpoint(bundled_weights_path("musicnn-msd"))
+    reference = np.load(DATA / f"{name}-reference.npz")
+    loaded = load_checkpoint(bundled_weights_path(name))
     assert loaded.card.task == "tags" and len(loaded.card.classes) == 50
+    assert loaded.card.classes[0] == first_tag
     assert loaded.card.front_end.compression == "log10"
     with torch.no_grad():
         logits = loaded.model(torch.from_numpy(reference["inputs"])).numpy()
@@ -89,7 +92,10 @@ def test_a_tags_model_is_not_a_genre_tagger(song_mp3: Path) -> None:
     assert "genre-tag retrain --init-weights" in result.output
 
 
-def test_frozen_transfer_trains_only_the_head(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backbones", [["musicnn-msd"], ["musicnn-msd", "musicnn-mtt"]])
+def test_frozen_transfer_trains_only_the_head(tmp_path: Path, backbones: list[str]) -> None:
+    """One backbone, or two side by side (``joint``): their tensors stay as they were, one
+    new head learns from their embeddings, and the result tags audio."""
     root = tmp_path / "data"
     for genre in ("chords", "noise"):
         (root / genre).mkdir(parents=True)
@@ -99,28 +105,47 @@ def test_frozen_transfer_trains_only_the_head(tmp_path: Path) -> None:
         write_audio(root / "noise" / f"n{i}.flac", noise(4.0, 22050, seed=i), 22050)
     out = tmp_path / "run"
     result = CliRunner().invoke(main, [
-        "retrain", "--data", str(root), "--out", str(out), "--init-weights", "musicnn-msd",
+        "retrain", "--data", str(root), "--out", str(out),
+        *(word for name in backbones for word in ("--init-weights", name)),
         "--freeze-backbone", "--epochs", "5", "--lr", "0.01", "--device", "cpu",
         "--gradcam-examples", "0"])
     assert result.exit_code == 0, result.output
     card = json.loads((out / "model.json").read_text())
-    assert card["architecture"] == "musicnn" and card["input_shape"] == [189, 96]
-    assert card["front_end"]["compression"] == "log10"
-    assert card["training"]["init"]["model"] == "musicnn-msd"
+    joint = len(backbones) > 1
+    assert card["architecture"] == ("joint" if joint else "musicnn")
+    assert card["input_shape"] == [189, 96] and card["front_end"]["compression"] == "log10"
+    assert card["training"]["init"]["model"] == " + ".join(backbones)
     command = card["training"]["command"]
-    assert "--init-weights musicnn-msd" in command and command.endswith("--freeze-backbone")
+    assert " ".join(f"--init-weights {name}" for name in backbones) in command
+    assert command.endswith("--freeze-backbone")
     assert card["evaluation"]["valid"]["per_clip_accuracy"] == 1.0
-    with (safe_open(str(out / "model.safetensors"), "pt") as trained,
-          safe_open(str(bundled_weights_path("musicnn-msd")), "pt") as original):
-        for key in original.keys():  # noqa: SIM118
-            if not key.startswith("head."):
-                assert torch.equal(trained.get_tensor(key), original.get_tensor(key)), key
-        assert trained.get_tensor("head.weight").shape == (2, 200)
+    with safe_open(str(out / "model.safetensors"), "pt") as trained:
+        for i, name in enumerate(backbones):
+            prefix = f"members.{i}." if joint else ""
+            with safe_open(str(bundled_weights_path(name)), "pt") as original:
+                for key in original.keys():  # noqa: SIM118
+                    if not key.startswith("head."):
+                        assert torch.equal(trained.get_tensor(prefix + key),
+                                           original.get_tensor(key)), key
+        assert trained.get_tensor("head.weight").shape == (2, 200 * len(backbones))
     probe = write_audio(tmp_path / "probe.wav", noise(3.0, 22050, seed=99), 22050)
     result = CliRunner().invoke(main, [str(probe), "--weights", str(out), "--json", "-",
                                        "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["summary"]["genre"] == "noise"
+
+
+def test_joined_backbones_must_share_a_front_end(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    for genre in ("a", "b"):
+        (root / genre).mkdir(parents=True)
+        write_audio(root / genre / "x.wav", noise(2.0, 22050, seed=1), 22050)
+    result = CliRunner().invoke(main, ["retrain", "--data", str(root), "--out",
+                                       str(tmp_path / "run"), "--init-weights", "musicnn-msd",
+                                       "--init-weights", "genre-sources11"])
+    assert result.exit_code != 0 and not (tmp_path / "run").exists()
+    assert "another front end than musicnn-msd" in result.output
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def test_freezing_needs_a_backbone(tmp_path: Path) -> None:

@@ -21,6 +21,6 @@ def test_installed_package_has_the_weights() -> None:
     from tagger.checkpoints import bundled_weights_path
 
     for name in ("genre-musicnn11", "genre-sources11", "genre-gtzan10", "emotion-4q-emotify",
-                 "musicnn-msd"):
+                 "musicnn-msd", "musicnn-mtt"):
         path = bundled_weights_path(name)
         assert path.is_file() and path.with_suffix(".json").is_file()

@@ -1,9 +1,10 @@
-"""Convert musicnn's MSD model (TensorFlow 1 checkpoint) to a genre-tag checkpoint.
+"""Convert musicnn's MSD or MTT model (TensorFlow 1 checkpoint) to a genre-tag checkpoint.
 
 musicnn (Jordi Pons and Xavier Serra, Music Technology Group, UPF; ISC licence)
 ships its weights in the ``musicnn`` wheel on PyPI. This script reads them with
-TensorFlow's checkpoint reader and writes ``weights/musicnn-msd.safetensors``:
-the 50 Million Song Dataset tags, the front end musicnn was trained with
+TensorFlow's checkpoint reader and writes ``weights/musicnn-msd.safetensors``
+(``--model MTT``: ``weights/musicnn-mtt.safetensors``): the 50 tags of the
+Million Song Dataset (or MagnaTagATune), the front end musicnn was trained with
 (16 kHz, 512-point FFT, hop 256, 96 Slaney mel bands, log10(1 + 10000 x)) and
 3-second inputs. With ``--reference FILE`` it also runs the original
 TensorFlow graph on a synthetic input and saves the input and logits, which
@@ -16,6 +17,8 @@ Needs TensorFlow and tf_keras beside genre-tag, in a separate environment::
     unzip -q /tmp/musicnn/musicnn-0.1.0-py3-none-any.whl -d /tmp/musicnn
     /tmp/tf/bin/python tools/convert_musicnn.py /tmp/musicnn weights/musicnn-msd.safetensors \\
         --reference tests/data/musicnn-msd-reference.npz
+    /tmp/tf/bin/python tools/convert_musicnn.py /tmp/musicnn weights/musicnn-mtt.safetensors \\
+        --model MTT --reference tests/data/musicnn-mtt-reference.npz
 """
 
 from __future__ import annotations
@@ -41,6 +44,20 @@ MSD_TAGS = [
     "catchy", "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb", "indie pop",
     "sad", "House", "happy",
 ]
+MTT_TAGS = [
+    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast",
+    "piano", "ambient", "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male",
+    "singing", "vocals", "no vocals", "harpsichord", "loud", "quiet", "flute", "woman",
+    "male vocal", "no vocal", "pop", "soft", "sitar", "solo", "man", "classic", "choir", "voice",
+    "new age", "dance", "male voice", "female vocal", "beats", "harp", "cello", "no voice",
+    "weird", "country", "metal", "female voice", "choral",
+]
+TAGGERS = {  # --model: (musicnn's name, our name, tags, what it was trained on)
+    "MSD": ("MSD_musicnn", "musicnn-msd", MSD_TAGS,
+            "the Million Song Dataset's 50 most frequent Last.fm tags"),
+    "MTT": ("MTT_musicnn", "musicnn-mtt", MTT_TAGS,
+            "the MagnaTagATune dataset's 50 most frequent tags"),
+}
 FRONT_END = FrontEndSpec(sample_rate=16000, segment_samples=16000, n_fft=512, hop_length=256,
                          n_mels=96, f_max=8000.0, pad_mode="reflect", compression="log10",
                          context_segments=1)
@@ -101,7 +118,8 @@ def synthetic_melgrams(count: int = 2) -> np.ndarray:
     return np.round(np.stack(inputs), 2).astype(np.float32)
 
 
-def tensorflow_logits(musicnn_dir: Path, checkpoint: str, inputs: np.ndarray) -> np.ndarray:
+def tensorflow_logits(musicnn_dir: Path, checkpoint: str, original: str,
+                      inputs: np.ndarray) -> np.ndarray:
     """Run musicnn's own TensorFlow graph on ``inputs``."""
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     sys.path.insert(0, str(musicnn_dir))
@@ -111,7 +129,7 @@ def tensorflow_logits(musicnn_dir: Path, checkpoint: str, inputs: np.ndarray) ->
     tf.compat.v1.disable_eager_execution()
     x = tf.compat.v1.placeholder(tf.float32, [None, TRAINED_FRAMES, 96])
     is_training = tf.compat.v1.placeholder(tf.bool)
-    logits = models.define_model(x, is_training, "MSD_musicnn", len(MSD_TAGS))[0]
+    logits = models.define_model(x, is_training, original, 50)[0]
     with tf.compat.v1.Session() as session:
         tf.compat.v1.train.Saver().restore(session, checkpoint)
         return session.run(logits, feed_dict={x: inputs, is_training: False})
@@ -121,27 +139,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("musicnn_dir", type=Path, help="the unpacked musicnn wheel")
     parser.add_argument("out", type=Path, help="the .safetensors file to write")
+    parser.add_argument("--model", choices=TAGGERS, default="MSD",
+                        help="which musicnn tagger to convert (default MSD)")
     parser.add_argument("--reference", type=Path, help="also save TensorFlow's logits here")
     args = parser.parse_args()
-    checkpoint = str(args.musicnn_dir / "musicnn" / "MSD_musicnn") + "/"
-    model = MusiCNN(len(MSD_TAGS), FRONT_END.input_shape)
+    original, name, tags, trained_on = TAGGERS[args.model]
+    checkpoint = str(args.musicnn_dir / "musicnn" / original) + "/"
+    model = MusiCNN(len(tags), FRONT_END.input_shape)
     model.load_state_dict(tensorflow_state(checkpoint), strict=True)
     model.eval()
     card = ModelCard(
-        name="musicnn-msd", task="tags", classes=MSD_TAGS, architecture="musicnn",
+        name=name, task="tags", classes=tags, architecture="musicnn",
         hyperparameters={}, front_end=FRONT_END, input_shape=FRONT_END.input_shape,
-        training={"source": "musicnn 0.1.0 (PyPI), MSD_musicnn: Pons and Serra, 'musicnn: "
+        training={"source": f"musicnn 0.1.0 (PyPI), {original}: Pons and Serra, 'musicnn: "
                             "pre-trained convolutional neural networks for music audio "
-                            "tagging', ISMIR 2019 LBD; trained on the Million Song Dataset's "
-                            "50 most frequent Last.fm tags",
+                            f"tagging', ISMIR 2019 LBD; trained on {trained_on}",
                   "licence": "ISC, Copyright (c) Music Technology Group, Universitat Pompeu "
                              "Fabra 2019",
-                  "command": "python tools/convert_musicnn.py MUSICNN_DIR OUT"})
+                  "command": "python tools/convert_musicnn.py MUSICNN_DIR OUT"
+                             + (f" --model {args.model}" if args.model != "MSD" else "")})
     save_checkpoint(model, card, args.out)
     print(f"wrote {args.out}")
     if args.reference:
         inputs = synthetic_melgrams()
-        expected = tensorflow_logits(args.musicnn_dir, checkpoint, inputs)
+        expected = tensorflow_logits(args.musicnn_dir, checkpoint, original, inputs)
         with torch.no_grad():
             ours = model(torch.from_numpy(inputs)).numpy()
         print(f"largest difference from TensorFlow's logits: {np.abs(ours - expected).max():.2e}")
