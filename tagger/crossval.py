@@ -21,7 +21,9 @@ from tagger.datasets import TRAIN, VALID, Dataset, Split
 from tagger.training import (
     EpochRecord,
     TrainConfig,
+    embed_rows,
     evaluate_by_source,
+    model_from_backbone,
     predict_probabilities,
     report_probabilities,
     train_classifier,
@@ -92,17 +94,26 @@ def cross_validate(
     folds = group_folds(everything, k, config.seed)
     pooled = np.zeros((len(everything), len(dataset.classes)))
     per_fold = []
+    # A frozen backbone embeds each clip the same way whichever fold holds it: embed once.
+    embedded = (embed_rows(model_from_backbone(config, dataset, device, backbone), everything,
+                           device, dataset.context)
+                if config.freeze_backbone and backbone is not None else None)
     for fold, held_out in enumerate(folds):
         training = np.setdiff1d(np.arange(len(everything)), held_out)
         fold_data = replace(dataset, splits={TRAIN: everything.subset(training),
                                              VALID: everything.subset(held_out)})
-        outcome = train_classifier(config, fold_data, device,
-                                   (lambda record, f=fold: on_epoch(f, record))
-                                   if on_epoch else None, backbone)
+        outcome = train_classifier(
+            config, fold_data, device,
+            (lambda record, f=fold: on_epoch(f, record)) if on_epoch else None, backbone,
+            {TRAIN: embedded.subset(training), VALID: embedded.subset(held_out)}
+            if embedded is not None else None)
         if outcome.stopped == "interrupted":
             raise KeyboardInterrupt
-        probabilities = predict_probabilities(outcome.model, fold_data.splits[VALID], device,
-                                              dataset.context)
+        probabilities = (
+            predict_probabilities(outcome.model.head, outcome.embedded[VALID], device)
+            if outcome.embedded else
+            predict_probabilities(outcome.model, fold_data.splits[VALID], device,
+                                  dataset.context))
         pooled[held_out] = probabilities
         per_fold.append(fold_figures(probabilities, fold_data.splits[VALID], dataset.classes))
     headline = {name: [fold[name]["accuracy"] for fold in per_fold] for name in per_fold[0]}

@@ -244,6 +244,19 @@ def row_embeddings(model: Classifier, split: Split, device: torch.device, contex
         return _over_batches(model.embed, split.features, device, batch_size)
 
 
+def embed_rows(model: Classifier, split: Split, device: torch.device, context: int = 0) -> Split:
+    """``split`` with its rows' embeddings as features, for training a head alone."""
+    return replace(split, features=row_embeddings(model, split, device, context))
+
+
+def model_from_backbone(config: TrainConfig, dataset: Dataset, device: torch.device,
+                        backbone: Backbone) -> Classifier:
+    model = build_model(config.architecture, len(dataset.classes), dataset.input_shape,
+                        config.hyperparameters).to(device)
+    copy_backbone(model, backbone)
+    return model
+
+
 def predict_probabilities(model: nn.Module, split: Split, device: torch.device,
                           context: int = 0) -> np.ndarray:
     return softmax(predict_logits(model, split, device, context))
@@ -289,26 +302,25 @@ def train_classifier(
     device: torch.device,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     backbone: Backbone | None = None,
+    embedded: dict[str, Split] | None = None,
 ) -> TrainingOutcome:
     """Train ``config.architecture`` on ``dataset`` (from ``backbone``'s weights, if given);
-    Ctrl-C stops and keeps the chosen epoch."""
+    Ctrl-C stops and keeps the chosen epoch. With a frozen backbone, ``embedded`` may give
+    the splits' embeddings already computed (by ``embed_rows``)."""
     generator = seed_everything(config.seed)
     classes = dataset.classes
-    model = build_model(config.architecture, len(classes), dataset.input_shape,
-                        config.hyperparameters).to(device)
-    if backbone is not None:
-        copy_backbone(model, backbone)
+    model = (model_from_backbone(config, dataset, device, backbone) if backbone is not None
+             else build_model(config.architecture, len(classes), dataset.input_shape,
+                              config.hyperparameters).to(device))
     train, valid = dataset.splits[TRAIN], dataset.splits[VALID]
     masks = (config.freq_mask, config.time_mask)
     augmentation = Augmentation.from_dict(config.augment)
     trainee: nn.Module = model
     valid_context = dataset.context
-    embedded: dict[str, Split] = {}
     if config.freeze_backbone:
-        train, valid = (replace(split, features=row_embeddings(model, split, device,
-                                                                dataset.context))
-                        for split in (train, valid))
-        embedded = {TRAIN: train, VALID: valid}
+        embedded = embedded or {name: embed_rows(model, split, device, dataset.context)
+                                for name, split in ((TRAIN, train), (VALID, valid))}
+        train, valid = embedded[TRAIN], embedded[VALID]
         trainee, masks, valid_context = model.head, (0, 0), 0
     epoch_rows = config.epoch_rows
     if config.overfit_batch:
@@ -402,7 +414,7 @@ def train_classifier(
     elif best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return TrainingOutcome(model, history, kept_epoch, stopped, embedded)
+    return TrainingOutcome(model, history, kept_epoch, stopped, embedded or {})
 
 
 def _has_batchnorm(model: nn.Module) -> bool:

@@ -92,17 +92,21 @@ def test_a_tags_model_is_not_a_genre_tagger(song_mp3: Path) -> None:
     assert "genre-tag retrain --init-weights" in result.output
 
 
+def _chords_and_noise(root: Path, clips: int = 5) -> Path:
+    for genre in ("chords", "noise"):
+        (root / genre).mkdir(parents=True)
+    for i in range(clips):
+        write_audio(root / "chords" / f"c{i}.flac", chord(4.0, 22050, root=110 * (1 + i / 5)),
+                    22050)
+        write_audio(root / "noise" / f"n{i}.flac", noise(4.0, 22050, seed=i), 22050)
+    return root
+
+
 @pytest.mark.parametrize("backbones", [["musicnn-msd"], ["musicnn-msd", "musicnn-mtt"]])
 def test_frozen_transfer_trains_only_the_head(tmp_path: Path, backbones: list[str]) -> None:
     """One backbone, or two side by side (``joint``): their tensors stay as they were, one
     new head learns from their embeddings, and the result tags audio."""
-    root = tmp_path / "data"
-    for genre in ("chords", "noise"):
-        (root / genre).mkdir(parents=True)
-    for i in range(5):
-        write_audio(root / "chords" / f"c{i}.flac", chord(4.0, 22050, root=110 * (1 + i / 5)),
-                    22050)
-        write_audio(root / "noise" / f"n{i}.flac", noise(4.0, 22050, seed=i), 22050)
+    root = _chords_and_noise(tmp_path / "data")
     out = tmp_path / "run"
     result = CliRunner().invoke(main, [
         "retrain", "--data", str(root), "--out", str(out),
@@ -133,6 +137,20 @@ def test_frozen_transfer_trains_only_the_head(tmp_path: Path, backbones: list[st
                                        "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["summary"]["genre"] == "noise"
+
+
+def test_frozen_folds_embed_once_and_score_every_clip(tmp_path: Path) -> None:
+    root = _chords_and_noise(tmp_path / "data", clips=6)
+    out = tmp_path / "folds"
+    result = CliRunner().invoke(main, [
+        "retrain", "--data", str(root), "--out", str(out), "--init-weights", "musicnn-msd",
+        "--freeze-backbone", "--folds", "3", "--epochs", "5", "--lr", "0.01",
+        "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    folds = json.loads((out / "folds.json").read_text())
+    assert folds["folds"] == 3 and len(folds["per_fold"]["per_clip"]) == 3
+    assert folds["pooled"]["per_clip"]["n"] == 12
+    assert folds["pooled"]["per_clip"]["accuracy"] == 1.0
 
 
 def test_joined_backbones_must_share_a_front_end(tmp_path: Path) -> None:
