@@ -47,7 +47,8 @@ def test_bundled_model_card_is_complete_and_matches_its_weights() -> None:
     assert len(card["classes"]) == 11 and {"rock", "electronic"} <= set(card["classes"])
     assert card["calibration"]["temperature"] > 0 and card["calibration"]["uncertain_below"] > 0
     assert card["front_end"]["sample_rate"] == 16000 and card["front_end"]["n_mels"] == 96
-    assert card["architecture"] == "musicnn" and card["training"]["init"]["model"] == "musicnn-msd"
+    assert card["architecture"] == "joint"
+    assert card["training"]["init"]["model"] == "musicnn-msd + musicnn-mtt"
     assert card["training"]["command"].startswith("genre-tag retrain")
     assert 0 < card["evaluation"]["valid"]["per_clip_accuracy"] <= 1
     assert weights.stat().st_size < 20 * 2**20
@@ -206,6 +207,6 @@ def test_bundled_model_hears_real_music() -> None:
     result = evaluate_checkpoint(bundled_weights_path(), root, "audio", {},
                                  torch.device("cpu"))["splits"]["valid"]
     assert result["summary"]["per_clip"]["n"] == 73
-    assert result["summary"]["per_clip"]["accuracy"] >= 0.7
+    assert result["summary"]["per_clip"]["accuracy"] >= 0.75
     classical = result["reports"]["per_clip"]["per_class"]["classical"]
     assert classical["recall"] == 1.0 and classical["support"] == 19
