@@ -338,9 +338,9 @@ def list_architectures() -> None:
                    "takes --genre-weights --data --out --name --epochs --batch-size --lr "
                    "--weight-decay --seed --valid-share --threads --cache-dir --device.")
 @click.option("--genre-weights", type=click.Path(path_type=Path), metavar="CKPT",
-              help="emotion: the genre checkpoint (genre-cnn or tf-cnn) whose backbone, "
-                   "settings and front end the emotion model starts from. "
-                   "[default: the bundled genre-sources11]")
+              help="emotion: the genre checkpoint (genre-cnn, tf-cnn, musicnn or joint) whose "
+                   "backbone, settings and front end the emotion model starts from; musicnn "
+                   "backbones stay frozen. [default: the bundled genre-musicnn11]")
 @click.option("--init-weights", type=click.Path(path_type=Path), metavar="CKPT", multiple=True,
               help="genre: start from this checkpoint (or bundled model, e.g. musicnn-msd): "
                    "its architecture, settings, front end and weights; the head is new. "

@@ -559,6 +559,28 @@ class EmotionTimeFrequencyCNN(EmotionRegressor, TimeFrequencyCNN):
         self.use_regression_head(head_hidden, dropout)
 
 
+class EmotionMusiCNN(EmotionRegressor, MusiCNN):
+    """musicnn's backbone with a regression head: one 0-1 value per target."""
+
+    def __init__(self, n_classes: int, input_shape: tuple[int, ...],
+                 timbral_channels: int = 204, temporal_channels: int = 51,
+                 midend_channels: int = 64, embedding: int = 200, dropout: float = 0.5,
+                 head_hidden: int = 64, head_dropout: float = 0.3) -> None:
+        super().__init__(n_classes, input_shape, timbral_channels, temporal_channels,
+                         midend_channels, embedding, dropout)
+        self.use_regression_head(head_hidden, head_dropout)
+
+
+class EmotionJointBackbones(EmotionRegressor, JointBackbones):
+    """Joined backbones with a regression head: one 0-1 value per target."""
+
+    def __init__(self, n_classes: int, input_shape: tuple[int, ...],
+                 members: tuple[dict[str, Any], ...] = (), head_hidden: int = 64,
+                 head_dropout: float = 0.3) -> None:
+        super().__init__(n_classes, input_shape, members)
+        self.use_regression_head(head_hidden, head_dropout)
+
+
 @dataclass(frozen=True)
 class Architecture:
     factory: Callable[..., Classifier]
@@ -584,6 +606,10 @@ ARCHITECTURES: dict[str, Architecture] = {
                                             "head (retrain --task emotion)", task="emotion"),
     "emotion-tf-cnn": Architecture(EmotionTimeFrequencyCNN, "emotion: tf-cnn backbone, sigmoid "
                                    "regression head (retrain --task emotion)", task="emotion"),
+    "emotion-musicnn": Architecture(EmotionMusiCNN, "emotion: musicnn backbone, sigmoid "
+                                                     "regression head", task="emotion"),
+    "emotion-joint": Architecture(EmotionJointBackbones, "emotion: joined backbones, sigmoid "
+                                                         "regression head", task="emotion"),
 }
 
 

@@ -29,6 +29,7 @@ from tagger.emotion.model import (
 )
 from tagger.emotion.training import (
     EmotionConfig,
+    as_split,
     evaluate_model,
     loss_weights,
     multitask_loss,
@@ -39,6 +40,7 @@ from tagger.emotion.training import (
 from tagger.errors import ModelError
 from tagger.features import FrontEndSpec
 from tagger.models import EmotionRegressor, EmotionTimeFrequencyCNN
+from tagger.training import predict_logits
 
 SPEC = FrontEndSpec()
 CONTEXT_SPEC = FrontEndSpec(context_segments=1)
@@ -154,7 +156,7 @@ def test_transfer_from_a_tf_cnn_with_context_copies_its_backbone(tf_genre: Path)
         init_from_genre(build_emotion_model(3, start, {"time_channels": 16}), start)
 
 
-def synthetic_sets(seed: int = 0) -> dict[str, EmotionSet]:
+def synthetic_sets(seed: int = 0, shape: tuple[int, int] = (21, 128)) -> dict[str, EmotionSet]:
     """Clips whose melgrams carry their valence in their loudness pattern, some targets missing."""
     rng = np.random.default_rng(seed)
     sets = {}
@@ -166,8 +168,8 @@ def synthetic_sets(seed: int = 0) -> dict[str, EmotionSet]:
             clips.append(EmotionClip(key=f"x:{split}{i}", dataset="x", path=Path("x"),
                                      group=f"{split}{i}", targets=(level, 1 - level, dance),
                                      split=split))
-            grams = rng.normal(-40, 5, (3, 21, 128)).astype(np.float32)
-            grams[:, :, :64] += 30 * level
+            grams = rng.normal(-40, 5, (3, *shape)).astype(np.float32)
+            grams[:, :, : shape[1] // 2] += 30 * level
             melgrams.append(grams)
             ids += [i] * 3
         sets[split] = EmotionSet(np.concatenate(melgrams), np.array(ids), clips)
@@ -180,9 +182,9 @@ def test_training_is_seeded_learns_and_round_trips(tmp_path: Path) -> None:
                            hyperparameters={"head_hidden": 16}, init="scratch")
     device = torch.device("cpu")
     start = starting_point("scratch")
-    model, history, init = train_emotion(config, sets, start, device)
-    _, history_again, _ = train_emotion(config, sets, start, device)
-    assert init == {"from": "scratch"}
+    model, history, init, embedded = train_emotion(config, sets, start, device)
+    _, history_again, _, _ = train_emotion(config, sets, start, device)
+    assert init == {"from": "scratch"} and embedded == {}
     assert [h.train_loss for h in history] == [h.train_loss for h in history_again]
     report, outputs = evaluate_model(model, config, sets, device)
     assert report[VALID]["per_target"]["valence"]["spearman"] > 0.5
@@ -199,15 +201,47 @@ def test_training_is_seeded_learns_and_round_trips(tmp_path: Path) -> None:
     assert len(metrics["history"]) == 3 and outputs[VALID][0].shape == (18, 3)
 
 
-def test_a_single_target_model_trains_on_the_clips_that_have_it() -> None:
+def test_a_single_target_model_trains_on_the_clips_that_have_it(tmp_path: Path) -> None:
     config = EmotionConfig(targets=("danceability",), epochs=1, batch_size=8,
                            seconds_per_clip=2, hyperparameters={"head_hidden": 8},
                            init="genre")
-    model, history, init = train_emotion(config, synthetic_sets(), starting_point("genre"),
-                                         torch.device("cpu"))
+    genre = make_genre_checkpoint(tmp_path / "genre.safetensors", "genre-cnn", {}, SPEC)
+    model, history, init, _ = train_emotion(config, synthetic_sets(),
+                                            starting_point("genre", genre), torch.device("cpu"))
     assert init["from"] == "genre" and model.head[-1].out_features == 1
     assert set(history[0].valid_spearman) == {"danceability"}
     assert math.isfinite(history[0].train_loss)
+
+
+MUSICNN_SPEC = FrontEndSpec(sample_rate=16000, segment_samples=16000, n_fft=512,
+                            hop_length=256, n_mels=96, f_max=8000.0, pad_mode="reflect",
+                            compression="log10", context_segments=1)
+SMALL_MUSICNN = {"timbral_channels": 8, "temporal_channels": 4, "midend_channels": 8,
+                 "embedding": 16}
+
+
+def test_a_musicnn_backbone_stays_frozen_and_is_scored_as_it_tags(tmp_path: Path) -> None:
+    """musicnn shares work between neighbouring seconds: its emotion model trains the head
+    alone on embeddings computed clip by clip, and is scored through the same runs that
+    tagging streams."""
+    genre = make_genre_checkpoint(tmp_path / "musicnn.safetensors", "musicnn", SMALL_MUSICNN,
+                                  MUSICNN_SPEC)
+    start = starting_point("genre", genre)
+    assert start.architecture == "emotion-musicnn"
+    sets = synthetic_sets(shape=MUSICNN_SPEC.input_shape)
+    config = EmotionConfig(epochs=8, batch_size=8, lr=1e-2, seconds_per_clip=3,
+                           hyperparameters={"head_hidden": 16})
+    device = torch.device("cpu")
+    model, history, init, embedded = train_emotion(config, sets, start, device)
+    assert init["frozen"] and embedded[TRAIN].shape == (36, 16)
+    genre_state = load_checkpoint(genre).model.state_dict()
+    for key, value in model.state_dict().items():
+        if not key.startswith("head."):
+            assert torch.equal(value, genre_state[key]), key
+    report, outputs = evaluate_model(model, config, sets, device, embedded=embedded)
+    assert report[VALID]["per_target"]["valence"]["spearman"] > 0.5
+    streamed = predict_logits(model, as_split(sets[VALID]), device, 1)
+    np.testing.assert_allclose(outputs[VALID][0], streamed, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +320,7 @@ def test_a_genre_model_without_an_emotion_variant_is_refused_before_any_data(
     result = CliRunner().invoke(main, ["retrain", "--task", "emotion", "--data", str(tmp_path),
                                        "--genre-weights", str(genre)])
     assert_one_line_error(result, str(genre), "uoa-cnn has no emotion variant",
-                          "--genre-weights", "genre-cnn or tf-cnn")
+                          "--genre-weights", "genre-cnn, tf-cnn, musicnn, joint")
     result = CliRunner().invoke(main, ["retrain", "--data", str(tmp_path),
                                        "--genre-weights", str(genre)])
     assert result.exit_code == 2 and "--genre-weights is for --task emotion" in result.stderr

@@ -192,9 +192,10 @@ def main(data_dir: Path, out_dir: Path, epochs: int, seed: int, valid_share: flo
             config = EmotionConfig(targets=targets, init=init, epochs=epochs, seed=seed)
             sets, _ = data_through(starts[init].spec)
             started = time.perf_counter()
-            model, history, _ = train_emotion(config, sets, starts[init], device)
+            model, history, _, embedded = train_emotion(config, sets, starts[init], device)
             elapsed = time.perf_counter() - started
-            report, _ = evaluate_model(model, config, {VALID: sets[VALID]}, device)
+            report, _ = evaluate_model(model, config, {VALID: sets[VALID]}, device,
+                                       embedded=embedded)
             rows.append({"name": name, "valid": report[VALID]["per_target"],
                          "training_seconds": round(elapsed, 1),
                          "history": [h.valid_spearman for h in history]})

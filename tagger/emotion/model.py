@@ -25,11 +25,12 @@ from tagger.models import EmotionRegressor, architecture_defaults, build_model
 from tagger.transfer import HEAD_PREFIX, backbone_of, copy_backbone_tensors
 
 # The emotion architecture that fine-tunes each genre architecture's backbone.
-EMOTION_ARCHITECTURES: dict[str, str] = {"genre-cnn": "emotion-cnn", "tf-cnn": "emotion-tf-cnn"}
+EMOTION_ARCHITECTURES: dict[str, str] = {"genre-cnn": "emotion-cnn", "tf-cnn": "emotion-tf-cnn",
+                                         "musicnn": "emotion-musicnn", "joint": "emotion-joint"}
 SCRATCH_ARCHITECTURE = "emotion-cnn"
 # The bundled genre model emotion training starts from by default.
-EMOTION_START_MODEL = "genre-sources11"
-GENRE_HINT = f"pass --genre-weights with a {' or '.join(EMOTION_ARCHITECTURES)} genre model"
+EMOTION_START_MODEL = "genre-musicnn11"
+GENRE_HINT = f"pass --genre-weights with a {', '.join(EMOTION_ARCHITECTURES)} genre model"
 
 
 @dataclass(frozen=True)

@@ -110,9 +110,10 @@ def run_emotion_retrain(
                       f"valid loss {record.valid_loss:.3f}  valid Spearman {scores}  "
                       f"{record.seconds:.1f}s", highlight=False)
 
-    model, history, init = train_emotion(config, sets, start, chosen, on_epoch)
+    model, history, init, embedded = train_emotion(config, sets, start, chosen, on_epoch)
     evaluation, _ = evaluate_model(model, config, sets, chosen,
-                                   seconds_per_clip={TRAIN: TRAIN_EVAL_SECONDS})
+                                   seconds_per_clip={TRAIN: TRAIN_EVAL_SECONDS},
+                                   embedded=embedded)
     provenance = {
         "data": str(data_dir),
         "layouts": layouts,

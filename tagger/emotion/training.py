@@ -24,6 +24,7 @@ from torch import nn
 from tagger.atomic import atomic_write_text
 from tagger.checkpoints import ModelCard, save_checkpoint
 from tagger.emotion import TARGETS
+from tagger.datasets import Split
 from tagger.emotion.datasets import TRAIN, VALID, EmotionSet, average_ranks
 from tagger.emotion.model import (
     StartingPoint,
@@ -32,7 +33,7 @@ from tagger.emotion.model import (
     init_from_genre,
 )
 from tagger.models import count_parameters
-from tagger.training import mask_spectrograms, seed_everything
+from tagger.training import mask_spectrograms, row_embeddings, seed_everything
 
 
 @dataclass
@@ -201,15 +202,27 @@ def _evenly_spaced(rows: np.ndarray, count: int) -> np.ndarray:
     return rows[np.linspace(0, len(rows) - 1, count).round().astype(int)]
 
 
+def as_split(emotion_set: EmotionSet) -> Split:
+    """The set's seconds grouped by clip, as the genre code's run-aware predictions take
+    them (labels unused)."""
+    return Split(emotion_set.melgrams, np.zeros(len(emotion_set), dtype=np.int64),
+                 emotion_set.clip_ids, [clip.key for clip in emotion_set.clips])
+
+
 def train_emotion(
     config: EmotionConfig,
     sets: dict[str, EmotionSet],
     start: StartingPoint,
     device: torch.device,
     on_epoch: Callable[[EmotionEpoch], None] | None = None,
-) -> tuple[nn.Module, list[EmotionEpoch], dict[str, Any]]:
+) -> tuple[nn.Module, list[EmotionEpoch], dict[str, Any], dict[str, np.ndarray]]:
     """Train for a fixed number of epochs from ``start`` (``sets`` went through its front
-    end) and return the last model, its history and a note on its initialisation."""
+    end) and return the last model, its history, a note on its initialisation and, for a
+    frozen backbone, every split's embeddings (which the head alone maps to outputs).
+
+    Backbones that share work between neighbouring seconds (musicnn) stay frozen: each
+    second is embedded once, clip by clip as tagging streams a song, and the head learns
+    from those embeddings."""
     generator = seed_everything(config.seed)
     rng = np.random.default_rng(config.seed)
     columns = target_columns(config)
@@ -218,6 +231,12 @@ def train_emotion(
     if start.backbone is not None:
         init["tensors_copied"] = init_from_genre(model, start)
     model.to(device)
+    embedded: dict[str, np.ndarray] = {}
+    if model.reads_runs:
+        init["frozen"] = True
+        embedded = {name: row_embeddings(model, as_split(emotion_set), device,
+                                         start.spec.context_segments)
+                    for name, emotion_set in sets.items()}
     train, valid = sets[TRAIN], sets[VALID]
     train_targets = train.targets[:, columns]
     usable = np.flatnonzero(~np.isnan(train_targets).all(axis=1))
@@ -229,19 +248,33 @@ def train_emotion(
     weights = torch.from_numpy(loss_weights(train_targets[usable])).to(device)
     backbone, head = backbone_and_head(model)
     backbone_lr = config.lr * (config.backbone_lr_scale if start.backbone is not None else 1.0)
-    optimizer = torch.optim.AdamW([{"params": backbone, "lr": backbone_lr},
-                                   {"params": head, "lr": config.lr}],
-                                  weight_decay=config.weight_decay)
+    groups = [{"params": head, "lr": config.lr}]
+    if not embedded:
+        groups.insert(0, {"params": backbone, "lr": backbone_lr})
+    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
     per_epoch = sum(min(config.seconds_per_clip, len(train_rows[i])) for i in usable)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=[backbone_lr, config.lr],
+        optimizer, max_lr=[group["lr"] for group in groups],
         total_steps=config.epochs * -(-per_epoch // config.batch_size))
-    melgrams = torch.from_numpy(train.melgrams)
+    inputs = torch.from_numpy(embedded[TRAIN] if embedded else train.melgrams)
+    trainee: nn.Module = model.head if embedded else model
+
+    def outputs(index: torch.Tensor) -> torch.Tensor:
+        if embedded:
+            return torch.sigmoid(model.head(inputs[index].to(device)))
+        return model(mask_spectrograms(inputs[index], config.freq_mask, config.time_mask,
+                                       generator).to(device))
+
+    def valid_predictions() -> np.ndarray:
+        if embedded:
+            return predict_from_embeddings(model, embedded[VALID][valid_rows], device)
+        return predict_seconds(model, valid.melgrams[valid_rows], device)[0]
+
     second_targets = torch.from_numpy(train_targets[train.clip_ids])
     history = []
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
-        model.train()
+        trainee.train()
         chosen = np.concatenate([
             rng.choice(train_rows[i], min(config.seconds_per_clip, len(train_rows[i])),
                        replace=False) for i in usable])
@@ -249,15 +282,13 @@ def train_emotion(
         total = 0.0
         for start in range(0, len(chosen), config.batch_size):
             index = chosen[start : start + config.batch_size]
-            batch = mask_spectrograms(melgrams[index], config.freq_mask, config.time_mask,
-                                      generator).to(device)
-            loss = multitask_loss(model(batch), second_targets[index].to(device), weights)
+            loss = multitask_loss(outputs(index), second_targets[index].to(device), weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             total += loss.item() * len(index)
-        predictions, _ = predict_seconds(model, valid.melgrams[valid_rows], device)
+        predictions = valid_predictions()
         valid_loss = float(multitask_loss(
             torch.from_numpy(predictions),
             torch.from_numpy(valid_targets[valid.clip_ids[valid_rows]]), weights.cpu()))
@@ -273,7 +304,15 @@ def train_emotion(
         if on_epoch:
             on_epoch(record)
     model.eval()
-    return model, history, init
+    return model, history, init, embedded
+
+
+def predict_from_embeddings(model: nn.Module, embeddings: np.ndarray,
+                            device: torch.device) -> np.ndarray:
+    """The outputs of an emotion model's head on its backbone's ``embeddings``."""
+    model.eval()
+    with torch.inference_mode():
+        return torch.sigmoid(model.head(torch.from_numpy(embeddings).to(device))).cpu().numpy()
 
 
 def subsample_seconds(emotion_set: EmotionSet, per_clip: int | None) -> EmotionSet:
@@ -287,19 +326,27 @@ def subsample_seconds(emotion_set: EmotionSet, per_clip: int | None) -> EmotionS
 def evaluate_model(
     model: nn.Module, config: EmotionConfig, sets: dict[str, EmotionSet], device: torch.device,
     seconds_per_clip: dict[str, int | None] | None = None, with_embeddings: bool = False,
+    embedded: dict[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray | None]]]:
     """Spearman per target of each split's clip means, over every second of every clip.
 
     ``seconds_per_clip`` limits a split to that many evenly spaced seconds per
-    clip (cheaper; the report says so). Returns the report and, per split, the
-    per-second predictions (and embeddings when asked for).
+    clip (cheaper; the report says so). A frozen backbone's ``embedded`` splits
+    (from ``train_emotion``) are scored whole through the head. Returns the
+    report and, per split, the per-second predictions (and embeddings when asked
+    for).
     """
     report, outputs = {}, {}
     for split, full_set in sets.items():
-        per_clip = (seconds_per_clip or {}).get(split)
-        emotion_set = subsample_seconds(full_set, per_clip)
-        predictions, embeddings = predict_seconds(model, emotion_set.melgrams, device,
-                                                  with_embeddings=with_embeddings)
+        if embedded and split in embedded:
+            per_clip, emotion_set = None, full_set
+            embeddings = embedded[split]
+            predictions = predict_from_embeddings(model, embeddings, device)
+        else:
+            per_clip = (seconds_per_clip or {}).get(split)
+            emotion_set = subsample_seconds(full_set, per_clip)
+            predictions, embeddings = predict_seconds(model, emotion_set.melgrams, device,
+                                                      with_embeddings=with_embeddings)
         means = clip_means(predictions, emotion_set.clip_ids, len(emotion_set.clips))
         report[split] = {"clips": len(emotion_set.clips), "seconds": len(emotion_set),
                          "seconds_per_clip": per_clip or "all",
