@@ -35,18 +35,20 @@ def test_bundled_emotion_card_is_complete_and_matches_its_weights() -> None:
     card = json.loads(card_path_for(weights).read_text())
     assert card["sha256"] == sha256_of(weights)
     assert card["task"] == "emotion" and card["classes"] == list(TARGETS)
-    assert card["architecture"] == "emotion-cnn"
-    assert card["front_end"]["sample_rate"] == 8000 and card["front_end"]["n_mels"] == 128
+    assert card["architecture"] == "emotion-joint"
+    assert card["front_end"]["sample_rate"] == 16000 and card["front_end"]["n_mels"] == 96
     command = card["training"]["command"]
     assert command.startswith("genre-tag retrain --task emotion --data")
-    assert card["training"]["init"]["model"] == "genre-gtzan10"
+    init = card["training"]["init"]
+    assert init["model"] == "genre-musicnn11" and init["frozen"]
+    assert init["sha256"] == sha256_of(bundled_weights_path("genre-musicnn11"))
     assert card["training"]["layouts"] == ["4q", "emotify"]
     valid = card["evaluation"]["valid"]["per_target"]
     for target in TARGETS:
         assert -1 <= valid[target]["spearman"] <= 1 and valid[target]["clips"] > 0
     assert valid["valence"]["per_dataset"]["4q"]["clips"] > 100
     assert (weights.with_suffix(".md")).is_file()
-    assert weights.stat().st_size < 5 * 2**20
+    assert weights.stat().st_size < 20 * 2**20
     loaded = load_checkpoint(weights)
     assert loaded.card.name == DEFAULT_EMOTION_MODEL
 

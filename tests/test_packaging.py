@@ -20,7 +20,7 @@ def test_every_subpackage_is_listed_in_pyproject() -> None:
 def test_installed_package_has_the_weights() -> None:
     from tagger.checkpoints import bundled_weights_path
 
-    for name in ("genre-musicnn11", "genre-sources11", "genre-gtzan10", "emotion-4q-emotify",
-                 "musicnn-msd", "musicnn-mtt"):
+    for name in ("genre-musicnn11", "genre-sources11", "genre-gtzan10", "emotion-musicnn",
+                 "emotion-4q-emotify", "musicnn-msd", "musicnn-mtt"):
         path = bundled_weights_path(name)
         assert path.is_file() and path.with_suffix(".json").is_file()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 TARGETS = ("valence", "energy", "danceability")
-DEFAULT_EMOTION_MODEL = "emotion-4q-emotify"
+DEFAULT_EMOTION_MODEL = "emotion-musicnn"
 
 # Defaults of the genre retrain options that ``retrain --task emotion`` replaces when not given.
 EMOTION_DEFAULTS: dict[str, Any] = {
