@@ -232,7 +232,7 @@ def test_a_musicnn_backbone_stays_frozen_and_is_scored_as_it_tags(tmp_path: Path
     config = EmotionConfig(epochs=8, batch_size=8, lr=1e-2, seconds_per_clip=3,
                            hyperparameters={"head_hidden": 16})
     device = torch.device("cpu")
-    model, history, init, embedded = train_emotion(config, sets, start, device)
+    model, _, init, embedded = train_emotion(config, sets, start, device)
     assert init["frozen"] and embedded[TRAIN].shape == (36, 16)
     genre_state = load_checkpoint(genre).model.state_dict()
     for key, value in model.state_dict().items():

@@ -23,8 +23,8 @@ from torch import nn
 
 from tagger.atomic import atomic_write_text
 from tagger.checkpoints import ModelCard, save_checkpoint
-from tagger.emotion import TARGETS
 from tagger.datasets import Split
+from tagger.emotion import TARGETS
 from tagger.emotion.datasets import TRAIN, VALID, EmotionSet, average_ranks
 from tagger.emotion.model import (
     StartingPoint,
