@@ -153,24 +153,19 @@ def test_frozen_folds_embed_once_and_score_every_clip(tmp_path: Path) -> None:
     assert folds["pooled"]["per_clip"]["accuracy"] == 1.0
 
 
-def test_joined_backbones_must_share_a_front_end(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("options", "message"), [
+    (["--freeze-backbone"], "--freeze-backbone needs a backbone to freeze"),
+    (["--init-weights", "musicnn-msd", "--init-weights", "genre-sources11"],
+     "another front end than musicnn-msd"),
+])
+def test_backbone_options_are_refused_before_training(tmp_path: Path, options: list[str],
+                                                      message: str) -> None:
     root = tmp_path / "data"
     for genre in ("a", "b"):
         (root / genre).mkdir(parents=True)
         write_audio(root / genre / "x.wav", noise(2.0, 22050, seed=1), 22050)
-    result = CliRunner().invoke(main, ["retrain", "--data", str(root), "--out",
-                                       str(tmp_path / "run"), "--init-weights", "musicnn-msd",
-                                       "--init-weights", "genre-sources11"])
-    assert result.exit_code != 0 and not (tmp_path / "run").exists()
-    assert "another front end than musicnn-msd" in result.output
-    assert len(result.output.strip().splitlines()) == 1
-
-
-def test_freezing_needs_a_backbone(tmp_path: Path) -> None:
-    root = tmp_path / "data"
-    for genre in ("a", "b"):
-        (root / genre).mkdir(parents=True)
-        write_audio(root / genre / "x.wav", noise(2.0, 22050, seed=1), 22050)
-    result = CliRunner().invoke(main, ["retrain", "--data", str(root), "--freeze-backbone",
+    result = CliRunner().invoke(main, ["retrain", "--data", str(root), *options,
                                        "--out", str(tmp_path / "run")])
-    assert result.exit_code != 0 and "--init-weights" in result.output
+    assert result.exit_code != 0 and not (tmp_path / "run").exists()
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
