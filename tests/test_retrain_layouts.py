@@ -114,11 +114,21 @@ def test_bad_layouts_name_what_is_missing(tmp_path: Path) -> None:
     assert code == 1 and "3.fused.full.npy" in stderr
 
 
+# Architectures built only from their settings: joined backbones need their members.
+MEMBERS = {"members": [
+    {"architecture": "genre-cnn", "hyperparameters": {"channels": [8, 16]}},
+    {"architecture": "musicnn", "hyperparameters": {"timbral_channels": 8,
+                                                    "temporal_channels": 4,
+                                                    "midend_channels": 8, "embedding": 16}},
+]}
+SETTINGS = {"joint": MEMBERS, "emotion-joint": MEMBERS}
+
+
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
 def test_every_architecture_learns_on_its_input_shape(name: str) -> None:
     shape = (26,) if name == "mfcc-ffn" else (21, 128)
     torch.manual_seed(0)
-    model = build_model(name, 4, shape, {})
+    model = build_model(name, 4, shape, SETTINGS.get(name, {}))
     features, labels = separable(32, shape, seed=0)
     x, y = torch.from_numpy(features), torch.from_numpy(labels).long()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -227,7 +237,7 @@ def test_inference_preparation_keeps_the_outputs(name: str) -> None:
 
     shape = (26,) if name == "mfcc-ffn" else (21, 128)
     torch.manual_seed(0)
-    model = build_model(name, 4, shape, {})
+    model = build_model(name, 4, shape, SETTINGS.get(name, {}))
     with torch.no_grad():  # give BatchNorm layers statistics of their own
         for _ in range(3):
             model(torch.randn(16, *shape) * 5)
