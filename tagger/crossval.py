@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tagger.calibration import softmax
 from tagger.datasets import TRAIN, VALID, Dataset, Split
 from tagger.training import (
     EpochRecord,
@@ -24,7 +25,6 @@ from tagger.training import (
     embed_rows,
     evaluate_by_source,
     model_from_backbone,
-    predict_probabilities,
     report_probabilities,
     train_classifier,
 )
@@ -109,11 +109,8 @@ def cross_validate(
             if embedded is not None else None)
         if outcome.stopped == "interrupted":
             raise KeyboardInterrupt
-        probabilities = (
-            predict_probabilities(outcome.model.head, outcome.embedded[VALID], device)
-            if outcome.embedded else
-            predict_probabilities(outcome.model, fold_data.splits[VALID], device,
-                                  dataset.context))
+        probabilities = softmax(outcome.logits(VALID, fold_data.splits[VALID], device,
+                                               dataset.context))
         pooled[held_out] = probabilities
         per_fold.append(fold_figures(probabilities, fold_data.splits[VALID], dataset.classes))
     headline = {name: [fold[name]["accuracy"] for fold in per_fold] for name in per_fold[0]}

@@ -110,6 +110,13 @@ class TrainingOutcome:
     # maps to the model's logits (so they need not be computed again).
     embedded: dict[str, Split] = field(default_factory=dict)
 
+    def logits(self, name: str, split: Split, device: torch.device, context: int) -> np.ndarray:
+        """Logits of ``split`` (the dataset's split ``name``): from the head alone where its
+        embeddings were computed for training, else through the whole model."""
+        if name in self.embedded:
+            return predict_logits(self.model.head, self.embedded[name], device)
+        return predict_logits(self.model, split, device, context)
+
 
 def seed_everything(seed: int) -> torch.Generator:
     torch.manual_seed(seed)
@@ -462,8 +469,7 @@ def write_run(out_dir: Path, outcome: TrainingOutcome, config: TrainConfig, data
               name: str) -> tuple[ModelCard, dict[str, Any]]:
     """Evaluate on every split; write the checkpoint, its card and metrics.json."""
     model = outcome.model
-    logits = {split: predict_logits(model.head, outcome.embedded[split], device)
-              if split in outcome.embedded else predict_logits(model, s, device, dataset.context)
+    logits = {split: outcome.logits(split, s, device, dataset.context)
               for split, s in dataset.splits.items()}
     evaluation = {split: report_probabilities(softmax(logits[split]), s, dataset.classes,
                                               dataset.row_unit)

@@ -11,6 +11,9 @@ from click.testing import Result
 from tagger.inference import Tagger
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# musicnn's layout at a size that trains in a test.
+SMALL_MUSICNN = {"timbral_channels": 8, "temporal_channels": 4, "midend_channels": 8,
+                 "embedding": 16}
 
 
 def shared_data(subfolder: str) -> Path:

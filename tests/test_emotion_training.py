@@ -9,7 +9,7 @@ import pytest
 import torch
 from audio_fixtures import write_audio
 from click.testing import CliRunner
-from conftest import assert_one_line_error
+from conftest import SMALL_MUSICNN, assert_one_line_error
 from emotion_fixtures import RATE, bright, make_4q, make_emotify, make_genre_checkpoint
 
 from tagger.checkpoints import (
@@ -213,22 +213,16 @@ def test_a_single_target_model_trains_on_the_clips_that_have_it(tmp_path: Path) 
     assert math.isfinite(history[0].train_loss)
 
 
-MUSICNN_SPEC = FrontEndSpec(sample_rate=16000, segment_samples=16000, n_fft=512,
-                            hop_length=256, n_mels=96, f_max=8000.0, pad_mode="reflect",
-                            compression="log10", context_segments=1)
-SMALL_MUSICNN = {"timbral_channels": 8, "temporal_channels": 4, "midend_channels": 8,
-                 "embedding": 16}
-
-
 def test_a_musicnn_backbone_stays_frozen_and_is_scored_as_it_tags(tmp_path: Path) -> None:
     """musicnn shares work between neighbouring seconds: its emotion model trains the head
     alone on embeddings computed clip by clip, and is scored through the same runs that
     tagging streams."""
+    spec = load_checkpoint(bundled_weights_path("musicnn-msd")).card.front_end
     genre = make_genre_checkpoint(tmp_path / "musicnn.safetensors", "musicnn", SMALL_MUSICNN,
-                                  MUSICNN_SPEC)
+                                  spec)
     start = starting_point("genre", genre)
     assert start.architecture == "emotion-musicnn"
-    sets = synthetic_sets(shape=MUSICNN_SPEC.input_shape)
+    sets = synthetic_sets(shape=spec.input_shape)
     config = EmotionConfig(epochs=8, batch_size=8, lr=1e-2, seconds_per_clip=3,
                            hyperparameters={"head_hidden": 16})
     device = torch.device("cpu")

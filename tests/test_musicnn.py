@@ -10,6 +10,7 @@ import pytest
 import torch
 from audio_fixtures import chord, noise, write_audio
 from click.testing import CliRunner
+from conftest import SMALL_MUSICNN
 from safetensors import safe_open
 
 from tagger.checkpoints import bundled_weights_path, load_checkpoint
@@ -18,7 +19,6 @@ from tagger.features import stream_runs
 from tagger.models import MusiCNN
 
 DATA = Path(__file__).parent / "data"
-SMALL = {"timbral_channels": 8, "temporal_channels": 4, "midend_channels": 8, "embedding": 16}
 
 
 @pytest.mark.parametrize(("name", "first_tag"), [("musicnn-msd", "rock"),
@@ -54,7 +54,7 @@ def test_eval_front_end_shortcut_matches_the_layers(frames: int) -> None:
     it must give what the layers give one after another, for scales of either sign and
     lengths shorter than a kernel or longer than a chunk."""
     torch.manual_seed(0)
-    model = _with_random_norms(MusiCNN(3, (189, 96), **SMALL)).eval()
+    model = _with_random_norms(MusiCNN(3, (189, 96), **SMALL_MUSICNN)).eval()
     assert any((block.norm.weight < 0).any() for block in model.frontend)
     x = torch.randn(2, frames, 96)
     with torch.no_grad():
@@ -69,7 +69,7 @@ def test_streamed_runs_give_the_whole_songs_outputs(batch_size: int) -> None:
     """Runs carry enough neighbours that a song tagged in pieces is tagged as if whole."""
     torch.manual_seed(0)
     frames, context = 30, 1
-    model = MusiCNN(3, (frames * 3, 96), **SMALL).eval()
+    model = MusiCNN(3, (frames * 3, 96), **SMALL_MUSICNN).eval()
     seconds = torch.rand(11, frames, 96) * 3
     margin = model.run_margin(context, frames)
     assert margin == context + 3  # 73 frames of reach on either side

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import shared_data
+from conftest import SMALL_MUSICNN, shared_data
 
 from tagger.cli import main
 from tagger.datasets import TEST, TRAIN, VALID, detect_layout, load_dataset
@@ -117,9 +117,7 @@ def test_bad_layouts_name_what_is_missing(tmp_path: Path) -> None:
 # Architectures built only from their settings: joined backbones need their members.
 MEMBERS = {"members": [
     {"architecture": "genre-cnn", "hyperparameters": {"channels": [8, 16]}},
-    {"architecture": "musicnn", "hyperparameters": {"timbral_channels": 8,
-                                                    "temporal_channels": 4,
-                                                    "midend_channels": 8, "embedding": 16}},
+    {"architecture": "musicnn", "hyperparameters": SMALL_MUSICNN},
 ]}
 SETTINGS = {"joint": MEMBERS, "emotion-joint": MEMBERS}
 
