@@ -304,6 +304,8 @@ class MusiCNN(Classifier):
     frequency. Mid end: three 1-D convs over time with residual connections. Back end:
     max and mean over time of every front- and mid-end channel, BatchNorm, a dense layer
     (the embedding), then the head. TensorFlow's BatchNorm epsilon (1e-3) is kept.
+    ``head_pooled``: the head also reads the BatchNormed max and mean of every channel
+    (1,506 values for musicnn's sizes) beside the dense layer's output.
     """
 
     gradcam_module = None
@@ -317,9 +319,10 @@ class MusiCNN(Classifier):
     def __init__(self, n_classes: int, input_shape: tuple[int, ...],
                  timbral_channels: int = 204, temporal_channels: int = 51,
                  midend_channels: int = 64, embedding: int = 200,
-                 dropout: float = 0.5) -> None:
+                 dropout: float = 0.5, head_pooled: bool = False) -> None:
         super().__init__()
         bands = input_shape[1]
+        self.head_pooled = head_pooled
         self.input_norm = nn.BatchNorm2d(1, eps=1e-3)
         self.frontend = nn.ModuleList(
             [FrequencyPooledConv(timbral_channels, (7, int(share * bands)))
@@ -334,7 +337,7 @@ class MusiCNN(Classifier):
         self.dropout = nn.Dropout(dropout)
         self.dense = nn.Linear(pooled, embedding)
         self.dense_norm = nn.BatchNorm1d(embedding, eps=1e-3)
-        self.head = nn.Linear(embedding, n_classes)
+        self.head = nn.Linear(embedding + (pooled if head_pooled else 0), n_classes)
 
     def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
         """Front- and mid-end channels over time: ``(B, T, F)`` to ``(B, C, T)``."""
@@ -360,9 +363,10 @@ class MusiCNN(Classifier):
         return torch.cat(chunks, dim=2)
 
     def embed_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
-        """The dense layer over pooled maps ``(B, 2C)``."""
-        hidden = self.dense(self.dropout(self.pool_norm(pooled)))
-        return self.dropout(self.dense_norm(torch.relu(hidden)))
+        """The dense layer over pooled maps ``(B, 2C)``, and those maps if ``head_pooled``."""
+        normed = self.pool_norm(pooled)
+        embedding = self.dropout(self.dense_norm(torch.relu(self.dense(self.dropout(normed)))))
+        return torch.cat([embedding, normed], dim=1) if self.head_pooled else embedding
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.embed_pooled(_max_mean_over_time(self.feature_maps(x)))
@@ -387,17 +391,25 @@ class JointBackbones(Classifier):
     """Several backbones side by side on the same input and one head on their embeddings,
     joined: what ``retrain --init-weights A --init-weights B`` trains. ``members`` gives each
     backbone's architecture and settings (``{"architecture": ..., "hyperparameters": ...}``);
-    their own heads are dropped."""
+    their own heads are dropped. ``head_pooled`` is passed on to the members that take it
+    (musicnn); ``head_dropout`` drops out the joined embeddings in training."""
 
     gradcam_module = None
 
     def __init__(self, n_classes: int, input_shape: tuple[int, ...],
-                 members: tuple[dict[str, Any], ...] = ()) -> None:
+                 members: tuple[dict[str, Any], ...] = (), head_pooled: bool = False,
+                 head_dropout: float = 0.0) -> None:
         super().__init__()
         if len(members) < 2:
             raise ValueError("joint takes two or more members")
+        pooling = [head_pooled and "head_pooled" in architecture_defaults(member["architecture"])
+                   for member in members]
+        if head_pooled and not any(pooling):
+            raise ValueError("head_pooled needs a member that takes it (musicnn)")
         built = [build_model(member["architecture"], 1, input_shape,
-                             member.get("hyperparameters", {})) for member in members]
+                             {**member.get("hyperparameters", {}),
+                              **({"head_pooled": True} if pools else {})})
+                 for member, pools in zip(members, pooling, strict=True)]
         if not all(isinstance(member.head, nn.Linear) for member in built):
             raise ValueError("joint members must end in a linear head")
         width = sum(member.head.in_features for member in built)
@@ -406,7 +418,8 @@ class JointBackbones(Classifier):
         self.members = nn.ModuleList(built)
         self.reads_runs = any(member.reads_runs for member in built)
         self.channels_last = all(member.channels_last for member in built)
-        self.head = nn.Linear(width, n_classes)
+        self.head: nn.Module = (nn.Sequential(nn.Dropout(head_dropout), nn.Linear(width, n_classes))
+                                if head_dropout else nn.Linear(width, n_classes))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([member.embed(x) for member in self.members], dim=1)

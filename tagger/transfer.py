@@ -21,6 +21,8 @@ from tagger.errors import ModelError
 from tagger.features import FrontEndSpec
 
 HEAD_PREFIX = "head."
+# Settings named so describe a model's head, which a model started from its backbone replaces.
+HEAD_SETTING_PREFIX = "head_"
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,8 @@ def backbone_of(loaded: LoadedModel) -> Backbone:
                          "start from a checkpoint trained on audio")
     return Backbone(
         architecture=card.architecture,
-        hyperparameters=dict(card.hyperparameters),
+        hyperparameters={key: value for key, value in card.hyperparameters.items()
+                         if not key.startswith(HEAD_SETTING_PREFIX)},
         front_end=card.front_end,
         tensors={k: v for k, v in loaded.model.state_dict().items()
                  if not k.startswith(HEAD_PREFIX)},

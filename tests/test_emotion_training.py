@@ -213,13 +213,16 @@ def test_a_single_target_model_trains_on_the_clips_that_have_it(tmp_path: Path) 
     assert math.isfinite(history[0].train_loss)
 
 
-def test_a_musicnn_backbone_stays_frozen_and_is_scored_as_it_tags(tmp_path: Path) -> None:
+@pytest.mark.parametrize("genre_head", [{}, {"head_pooled": True}])
+def test_a_musicnn_backbone_stays_frozen_and_is_scored_as_it_tags(
+    tmp_path: Path, genre_head: dict[str, bool]
+) -> None:
     """musicnn shares work between neighbouring seconds: its emotion model trains the head
     alone on embeddings computed clip by clip, and is scored through the same runs that
-    tagging streams."""
+    tagging streams. The genre model's head settings are not the emotion model's."""
     spec = load_checkpoint(bundled_weights_path("musicnn-msd")).card.front_end
-    genre = make_genre_checkpoint(tmp_path / "musicnn.safetensors", "musicnn", SMALL_MUSICNN,
-                                  spec)
+    genre = make_genre_checkpoint(tmp_path / "musicnn.safetensors", "musicnn",
+                                  {**SMALL_MUSICNN, **genre_head}, spec)
     start = starting_point("genre", genre)
     assert start.architecture == "emotion-musicnn"
     sets = synthetic_sets(shape=spec.input_shape)

@@ -16,7 +16,7 @@ from safetensors import safe_open
 from tagger.checkpoints import bundled_weights_path, load_checkpoint
 from tagger.cli import main
 from tagger.features import stream_runs
-from tagger.models import MusiCNN
+from tagger.models import MusiCNN, build_model
 
 DATA = Path(__file__).parent / "data"
 
@@ -84,6 +84,31 @@ def test_streamed_runs_give_the_whole_songs_outputs(batch_size: int) -> None:
     assert not torch.allclose(windows, whole[5:6], atol=1e-4)
 
 
+def test_a_head_on_pooled_maps_reads_them_beside_the_embedding() -> None:
+    """``head_pooled`` appends the BatchNormed max and mean of every channel to the dense
+    layer's output, which stays as it was; a joint passes it to the members that take it."""
+    torch.manual_seed(0)
+    plain = _with_random_norms(MusiCNN(3, (189, 96), **SMALL_MUSICNN)).eval()
+    pooling = MusiCNN(3, (189, 96), **SMALL_MUSICNN, head_pooled=True).eval()
+    pooling.load_state_dict({k: v for k, v in plain.state_dict().items()
+                             if not k.startswith("head.")}, strict=False)
+    normed: list[torch.Tensor] = []
+    plain.pool_norm.register_forward_hook(lambda _, inputs, output: normed.append(output))
+    x = torch.rand(2, 189, 96) * 3
+    with torch.no_grad():
+        embedding, wide = plain.embed(x), pooling.embed(x)
+    width = embedding.shape[1]
+    assert wide.shape == (2, width + normed[0].shape[1]) == (2, pooling.head.in_features)
+    torch.testing.assert_close(wide[:, :width], embedding)
+    torch.testing.assert_close(wide[:, width:], normed[0])
+    members = [{"architecture": "musicnn", "hyperparameters": SMALL_MUSICNN},
+               {"architecture": "genre-cnn", "hyperparameters": {}}]
+    joint = build_model("joint", 3, (189, 96), {"members": members, "head_pooled": True})
+    assert joint.members[0].head_pooled
+    with pytest.raises(ValueError, match="head_pooled needs a member that takes it"):
+        build_model("joint", 3, (189, 96), {"members": members[1:] * 2, "head_pooled": True})
+
+
 def test_a_tags_model_is_not_a_genre_tagger(song_mp3: Path) -> None:
     result = CliRunner().invoke(main, [str(song_mp3), "--weights",
                                        str(bundled_weights_path("musicnn-msd")), "--device", "cpu"])
@@ -102,15 +127,24 @@ def _chords_and_noise(root: Path, clips: int = 5) -> Path:
     return root
 
 
-@pytest.mark.parametrize("backbones", [["musicnn-msd"], ["musicnn-msd", "musicnn-mtt"]])
-def test_frozen_transfer_trains_only_the_head(tmp_path: Path, backbones: list[str]) -> None:
-    """One backbone, or two side by side (``joint``): their tensors stay as they were, one
-    new head learns from their embeddings, and the result tags audio."""
+@pytest.mark.parametrize(("backbones", "head", "head_key", "head_inputs"), [
+    (["musicnn-msd"], [], "head.weight", 200),
+    (["musicnn-msd", "musicnn-mtt"], [], "head.weight", 400),
+    (["musicnn-msd", "musicnn-mtt"], ["head_pooled=true", "head_dropout=0.5"], "head.1.weight",
+     2 * (200 + 1506)),
+])
+def test_frozen_transfer_trains_only_the_head(tmp_path: Path, backbones: list[str],
+                                              head: list[str], head_key: str,
+                                              head_inputs: int) -> None:
+    """One backbone, or two side by side (``joint``), the head reading their pooled maps
+    too or not: their tensors stay as they were, one new head learns from their
+    embeddings, and the result tags audio."""
     root = _chords_and_noise(tmp_path / "data")
     out = tmp_path / "run"
     result = CliRunner().invoke(main, [
         "retrain", "--data", str(root), "--out", str(out),
         *(word for name in backbones for word in ("--init-weights", name)),
+        *(word for setting in head for word in ("--hparam", setting)),
         "--freeze-backbone", "--epochs", "5", "--lr", "0.01", "--device", "cpu",
         "--gradcam-examples", "0"])
     assert result.exit_code == 0, result.output
@@ -122,6 +156,7 @@ def test_frozen_transfer_trains_only_the_head(tmp_path: Path, backbones: list[st
     command = card["training"]["command"]
     assert " ".join(f"--init-weights {name}" for name in backbones) in command
     assert command.endswith("--freeze-backbone")
+    assert all(f"--hparam {setting}" in command for setting in head)
     assert card["evaluation"]["valid"]["per_clip_accuracy"] == 1.0
     with safe_open(str(out / "model.safetensors"), "pt") as trained:
         for i, name in enumerate(backbones):
@@ -131,7 +166,7 @@ def test_frozen_transfer_trains_only_the_head(tmp_path: Path, backbones: list[st
                     if not key.startswith("head."):
                         assert torch.equal(trained.get_tensor(prefix + key),
                                            original.get_tensor(key)), key
-        assert trained.get_tensor("head.weight").shape == (2, 200 * len(backbones))
+        assert trained.get_tensor(head_key).shape == (2, head_inputs)
     probe = write_audio(tmp_path / "probe.wav", noise(3.0, 22050, seed=99), 22050)
     result = CliRunner().invoke(main, [str(probe), "--weights", str(out), "--json", "-",
                                        "--device", "cpu"])
