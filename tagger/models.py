@@ -402,14 +402,14 @@ class JointBackbones(Classifier):
         super().__init__()
         if len(members) < 2:
             raise ValueError("joint takes two or more members")
-        pooling = [head_pooled and "head_pooled" in architecture_defaults(member["architecture"])
-                   for member in members]
-        if head_pooled and not any(pooling):
+        built = []
+        for member in members:
+            settings = dict(member.get("hyperparameters", {}))
+            if head_pooled and "head_pooled" in architecture_defaults(member["architecture"]):
+                settings["head_pooled"] = True
+            built.append(build_model(member["architecture"], 1, input_shape, settings))
+        if head_pooled and not any(getattr(member, "head_pooled", False) for member in built):
             raise ValueError("head_pooled needs a member that takes it (musicnn)")
-        built = [build_model(member["architecture"], 1, input_shape,
-                             {**member.get("hyperparameters", {}),
-                              **({"head_pooled": True} if pools else {})})
-                 for member, pools in zip(members, pooling, strict=True)]
         if not all(isinstance(member.head, nn.Linear) for member in built):
             raise ValueError("joint members must end in a linear head")
         width = sum(member.head.in_features for member in built)
