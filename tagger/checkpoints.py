@@ -23,9 +23,9 @@ from tagger.atomic import atomic_write_bytes, atomic_write_text
 from tagger.errors import ModelError
 from tagger.features import FrontEndSpec
 from tagger.models import build_model
+from tagger.tasks import DEFAULT_GENRE_MODEL
 
 CARD_FORMAT = "genre-tag-card/1"
-DEFAULT_GENRE_MODEL = "genre-musicnn11"
 
 
 @dataclass

@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-TARGETS = ("valence", "energy", "danceability")
-DEFAULT_EMOTION_MODEL = "emotion-musicnn"
+from tagger.tasks import DEFAULT_EMOTION_MODEL, TARGETS
 
 # Defaults of the genre retrain options that ``retrain --task emotion`` replaces when not given.
 EMOTION_DEFAULTS: dict[str, Any] = {
