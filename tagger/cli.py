@@ -84,7 +84,10 @@ class DefaultCommandGroup(click.Group):
 
 
 def fail(message: str) -> NoReturn:
-    click.echo(f"genre-tag: error: {message}", err=True)
+    """Print ``message`` as one line on stderr (whatever names it holds) and exit."""
+    from tagger.names import printable
+
+    click.echo(f"genre-tag: error: {printable(message)}", err=True)
     sys.exit(EXIT_FAILED)
 
 
@@ -182,6 +185,9 @@ def tag_request(given: dict[str, Any]) -> Any:
 
     if not given["paths"] and not given["urls"]:
         raise click.UsageError("give at least one audio file, folder or --url")
+    if given["json_path"] == given["csv_path"] == "-":
+        raise click.UsageError("--json - and --csv - would mix on standard output: write one "
+                               "of them to a file")
     download = DownloadSettings(
         cache_max_bytes=int(given.pop("cache_max")), max_items=given.pop("max_items"),
         max_duration=given.pop("max_duration") or None, cookies=given.pop("cookies"),

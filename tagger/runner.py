@@ -4,8 +4,10 @@ each, render, report failures.
 URLs are expanded first (a playlist or channel page gives one input per
 entry), so one progress bar counts every song. One bad file, URL or entry is
 reported on one line and the rest go on; the exit status is non-zero when
-anything failed. What differs between the commands (the model and the four
-renderers) comes in a ``Job``.
+anything failed. Outputs are checked before any work (none may be an input
+or the output of two options), and each song's JSON/CSV records are written
+as it finishes. What differs between the commands (the model, its views and
+its records) comes in a ``Job``.
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ from typing import Any, Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
+from tagger.atomic import is_stream_device, output_target
 from tagger.audio import AUDIO_EXTENSIONS, find_audio_files
 from tagger.download import DownloadSettings, MediaEntry
 from tagger.errors import AudioError, OutputError, TaggerError
+from tagger.names import file_name_for, printable
+from tagger.render.records import STDOUT, RecordFormat, RecordOutputs
 from tagger.results import SongResult
 
 EXIT_OK, EXIT_SOME_FAILED = 0, 1
@@ -58,20 +64,19 @@ def no_tag_options(request: TagRequest) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Job:
-    """What one command does with each song: its model, its four renderers and the
-    keyword arguments of ``tag_file`` that come from the request."""
+    """What one command does with each song: its model, its terminal view, its PNG, its
+    JSON/CSV records and the keyword arguments of ``tag_file`` that come from the request."""
 
     load: Callable[[TagRequest], FileTagger]
     show: Callable[[Any, Console, TagRequest], None]
     write_png: Callable[[Any, Path], None]
-    write_json: Callable[[list[Any], str], None]
-    write_csv: Callable[[list[Any], str], None]
+    records: RecordFormat
     tag_options: Callable[[TagRequest], dict[str, Any]] = no_tag_options
 
 
 @dataclass
 class Outcome:
-    results: list[Any] = field(default_factory=list)
+    tagged: int = 0
     failures: list[str] = field(default_factory=list)
 
 
@@ -93,31 +98,109 @@ def collect_files(paths: list[Path], outcome: Outcome) -> list[Path]:
     return files
 
 
-def png_target(request: TagRequest, result: Any, n_songs: int) -> Path | None:
-    """The PNG file for one song: the given path, or a file in that folder for several songs."""
-    if request.png_path is None:
+FileIdentity = tuple[int, int]
+
+
+def file_identity(path: Path) -> FileIdentity | None:
+    """The device and inode of ``path`` (links followed); None when there is no such file."""
+    try:
+        info = os.stat(path)
+    except OSError:
         return None
-    if n_songs == 1 and not request.png_path.is_dir():
-        return request.png_path
-    safe_title = "".join(c if c.isalnum() or c in "-_. " else "_" for c in result.title)
-    return request.png_path / f"{safe_title.strip() or 'song'}.png"
+    return info.st_dev, info.st_ino
 
 
-def check_output_paths(request: TagRequest) -> None:
-    """Fail before any work when an output's folder does not exist or cannot be written."""
-    for target in (request.json_path, request.csv_path):
-        if target and target != "-":
-            folder = Path(target).parent
-            if Path(target).is_dir():
-                raise OutputError("is a folder, not a file", target, "give a file name")
-            if not folder.is_dir() or not os.access(folder, os.W_OK):
-                raise OutputError("cannot write here: the folder is missing or read-only", target,
-                                  "choose another output path")
+@dataclass
+class TakenPaths:
+    """Paths no PNG of the run may be written to: the inputs (by device and inode, so hard
+    and symbolic links count) and the other outputs (by resolved path)."""
+
+    inputs: set[FileIdentity] = field(default_factory=set)
+    outputs: set[str] = field(default_factory=set)
+
+    def __contains__(self, path: Path) -> bool:
+        return (file_identity(path) in self.inputs
+                or os.path.realpath(path) in self.outputs)
+
+
+def check_output_paths(request: TagRequest, inputs: list[Path]) -> TakenPaths:
+    """Fail before any work when an output cannot be written, is one of the inputs, or is
+    given to two options; return the paths the run must not write a PNG to."""
+    taken = TakenPaths({identity for path in inputs if (identity := file_identity(path))})
+    png = request.png_path
+    options = {"--json": request.json_path, "--csv": request.csv_path,
+               "--png": None if png is None or png.is_dir() else str(png)}
+    claimed: dict[FileIdentity | str, str] = {}
+    for option, target in options.items():
+        if not target or target == STDOUT:
+            continue
+        path = Path(target)
+        output_target(path)  # refuses a folder, a block device, a socket
+        folder = path.parent
+        if option != "--png" and (not folder.is_dir() or not os.access(folder, os.W_OK)):
+            raise OutputError("cannot write here: the folder is missing or read-only", target,
+                              "choose another output path")
+        identity = file_identity(path)
+        if identity in taken.inputs:
+            raise OutputError(f"is one of the inputs, which {option} would overwrite", target,
+                              "give another output path")
+        if is_stream_device(path):
+            continue  # /dev/null may take every output
+        key = identity or os.path.realpath(path)
+        if key in claimed:
+            raise OutputError(f"is given to both {claimed[key]} and {option}", target,
+                              "give each output its own file")
+        claimed[key] = option
+        taken.outputs.add(os.path.realpath(path))
+    return taken
+
+
+def check_png_folder(png: Path | None, n_songs: int) -> None:
+    """With several songs ``--png`` is a folder: refuse a file, or a new name ending .png."""
+    if png is None or n_songs < 2 or png.is_dir():
+        return
+    if png.exists() or png.suffix.lower() == ".png":
+        raise OutputError(f"{n_songs} songs are tagged, so --png needs a folder for one PNG "
+                          "per song, not a file", str(png),
+                          "give a folder name; it is made when missing")
+
+
+class PngTargets:
+    """Where each song's PNG goes: ``--png`` itself for a single song (unless it is a
+    folder), else ``TITLE.png`` in that folder. A name that an earlier song of the run
+    took (whatever its case), or that is an input or another output, gets a number:
+    ``TITLE (2).png``."""
+
+    def __init__(self, png: Path | None, n_songs: int, taken: TakenPaths) -> None:
+        self.png = png
+        self.single_file = png is not None and n_songs == 1 and not png.is_dir()
+        self.taken = taken
+        self.given: set[str] = set()
+
+    def target(self, title: str) -> Path | None:
+        if self.png is None or self.single_file:
+            return self.png
+        number = 1
+        while True:
+            name = file_name_for(title, ".png", number)
+            path = self.png / name
+            if name.casefold() not in self.given and path not in self.taken:
+                self.given.add(name.casefold())
+                return path
+            number += 1
+
+
+def print_error(console: Console, message: str) -> None:
+    """``message`` on one line of ``console``, as it is: no markup, control characters
+    escaped."""
+    line = Text("genre-tag: error:", style="red")
+    line.append(f" {printable(message)}")
+    console.print(line, highlight=False, soft_wrap=True)
 
 
 def genre_job() -> Job:
     from tagger.inference import Tagger
-    from tagger.render.records import write_csv, write_json
+    from tagger.render.records import GENRE_RECORDS
     from tagger.render.terminal import render_song
 
     def write_png(result: SongResult, path: Path) -> None:
@@ -128,7 +211,7 @@ def genre_job() -> Job:
     return Job(
         load=lambda r: Tagger.load(r.weights, r.device, r.batch_size),
         show=lambda result, console, r: render_song(result, console, r.top),
-        write_png=write_png, write_json=write_json, write_csv=write_csv,
+        write_png=write_png, records=GENRE_RECORDS,
         tag_options=lambda r: {"uncertain_below": r.uncertain_below,
                                "smooth_seconds": r.smooth_seconds},
     )
@@ -138,100 +221,117 @@ def run_tagging(request: TagRequest) -> int:
     return run_job(request, genre_job())
 
 
-def run_job(request: TagRequest, job: Job) -> int:
-    from tagger.download import expand_url, fetch_entry, forget
+def expand_urls(request: TagRequest, progress: Progress,
+                report: Callable[[str], None]) -> list[MediaEntry]:
+    """The songs of every ``--url``: a playlist or channel page gives one per entry."""
+    from tagger.download import expand_url
 
-    check_output_paths(request)
-    console = Console()
+    entries: list[MediaEntry] = []
+    for url in request.urls:
+        listing = progress.add_task(f"reading {printable(url)[:50]}", total=None, detail="")
+        try:
+            entries += expand_url(url, request.download)
+        except TaggerError as error:
+            report(error.message)
+        finally:
+            progress.remove_task(listing)
+    return entries
+
+
+def tag_songs(request: TagRequest, job: Job, entries: list[MediaEntry], files: list[Path],
+              progress: Progress, finish: Callable[[Any], None],
+              report: Callable[[str], None]) -> None:
+    """Download and tag each entry, then tag each file, giving every result to ``finish``;
+    a song that fails is reported and the rest go on (an output that fails stops the run)."""
+    from tagger.download import fetch_entry, forget
+
+    tagger = job.load(request)
+    options = job.tag_options(request)
+    n_songs = len(entries) + len(files)
+    songs = progress.add_task("tagging", total=n_songs, detail=f"0/{n_songs}")
+    done_songs = 0
+
+    def advance() -> None:
+        nonlocal done_songs
+        done_songs += 1
+        progress.update(songs, completed=done_songs, detail=f"{done_songs}/{n_songs}")
+
+    def show_download(task: TaskID, done: int, total: int | None) -> None:
+        size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+        progress.update(task, completed=done, total=total, detail=size)
+
+    for entry in entries:
+        download = progress.add_task(f"downloading {printable(entry.title)[:40]}", total=None,
+                                     detail="")
+        try:
+            fetched = fetch_entry(entry, request.download,
+                                  lambda done, total, task=download:
+                                  show_download(task, done, total))
+            try:
+                finish(tagger.tag_file(fetched.path, source=entry.key, title=fetched.title,
+                                       **options))
+            except AudioError as error:
+                forget(entry.key, request.download.cache_dir)
+                raise AudioError(error.what, entry.key, error.hint) from error
+        except OutputError:
+            raise
+        except TaggerError as error:
+            report(error.message)
+        finally:
+            progress.remove_task(download)
+        advance()
+    for path in files:
+        progress.update(songs, description=f"tagging {printable(path.name)[:40]}")
+        try:
+            finish(tagger.tag_file(path, **options))
+        except OutputError:
+            raise
+        except TaggerError as error:
+            report(error.message)
+        advance()
+
+
+def run_job(request: TagRequest, job: Job) -> int:
+    """Tag every input of ``request``. Each song's records are written as it finishes, so a
+    run that is interrupted or fails keeps the songs it finished."""
     errors = Console(stderr=True)
     outcome = Outcome()
     files = collect_files(request.paths, outcome)
-    to_stdout = "-" in (request.json_path, request.csv_path)
-    show = not request.quiet and not to_stdout
+    taken = check_output_paths(request, files)
+    for message in outcome.failures:
+        print_error(errors, message)
 
     def report(message: str) -> None:
         outcome.failures.append(message)
-        errors.print(f"[red]genre-tag: error:[/] {message}", highlight=False, soft_wrap=True)
-
-    for message in list(outcome.failures):
-        errors.print(f"[red]genre-tag: error:[/] {message}", highlight=False, soft_wrap=True)
+        print_error(errors, message)
 
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
-        TimeRemainingColumn(), console=errors, transient=True,
-        disable=len(files) < 2 and not request.urls,
+        TextColumn("{task.description}", markup=False), BarColumn(),
+        TextColumn("{task.fields[detail]}", markup=False), TimeRemainingColumn(),
+        console=errors, transient=True, disable=len(files) < 2 and not request.urls,
     )
     with progress:
-        entries: list[MediaEntry] = []
-        for url in request.urls:
-            listing = progress.add_task(f"reading {url[:50]}", total=None, detail="")
-            try:
-                entries += expand_url(url, request.download)
-            except TaggerError as error:
-                report(error.message)
-            finally:
-                progress.remove_task(listing)
+        entries = expand_urls(request, progress, report)
         unusable_inputs = len(outcome.failures)
         n_songs = len(files) + len(entries)
-
-        def finish(result: Any) -> None:
-            outcome.results.append(result)
-            if show:
-                job.show(result, console, request)
-            if (target := png_target(request, result, n_songs)) is not None:
-                job.write_png(result, target)
-
+        check_png_folder(request.png_path, n_songs)
         if n_songs:
-            tagger = job.load(request)
-            options = job.tag_options(request)
-            songs = progress.add_task("tagging", total=n_songs, detail=f"0/{n_songs}")
-            done_songs = 0
+            console = Console()
+            show = not request.quiet and STDOUT not in (request.json_path, request.csv_path)
+            png_targets = PngTargets(request.png_path, n_songs, taken)
+            with RecordOutputs(job.records, request.json_path, request.csv_path,
+                               single_song=n_songs == 1) as records:
 
-            def advance() -> None:
-                nonlocal done_songs
-                done_songs += 1
-                progress.update(songs, completed=done_songs, detail=f"{done_songs}/{n_songs}")
+                def finish(result: Any) -> None:
+                    records.add(result)
+                    outcome.tagged += 1
+                    if show:
+                        job.show(result, console, request)
+                    if (target := png_targets.target(result.title)) is not None:
+                        job.write_png(result, target)
 
-            def show_download(task: TaskID, done: int, total: int | None) -> None:
-                size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
-                progress.update(task, completed=done, total=total, detail=size)
-
-            for entry in entries:
-                download = progress.add_task(f"downloading {entry.title[:40]}", total=None,
-                                             detail="")
-                try:
-                    fetched = fetch_entry(entry, request.download,
-                                          lambda done, total, task=download:
-                                          show_download(task, done, total))
-                    try:
-                        finish(tagger.tag_file(fetched.path, source=entry.key,
-                                               title=fetched.title, **options))
-                    except AudioError as error:
-                        forget(entry.key, request.download.cache_dir)
-                        raise AudioError(error.what, entry.key, error.hint) from error
-                except OutputError:
-                    raise
-                except TaggerError as error:
-                    report(error.message)
-                finally:
-                    progress.remove_task(download)
-                advance()
-            for path in files:
-                progress.update(songs, description=f"tagging {path.name[:40]}")
-                try:
-                    finish(tagger.tag_file(path, **options))
-                except OutputError:
-                    raise
-                except TaggerError as error:
-                    report(error.message)
-                advance()
-
-    if outcome.results:
-        if request.json_path:
-            job.write_json(outcome.results, request.json_path)
-        if request.csv_path:
-            job.write_csv(outcome.results, request.csv_path)
+                tag_songs(request, job, entries, files, progress, finish, report)
     if outcome.failures and n_songs + unusable_inputs > 1:
-        errors.print(f"{len(outcome.results)} of {n_songs + unusable_inputs} inputs tagged, "
+        errors.print(f"{outcome.tagged} of {n_songs + unusable_inputs} inputs tagged, "
                      f"{len(outcome.failures)} failed", highlight=False)
     return EXIT_SOME_FAILED if outcome.failures else EXIT_OK

@@ -10,12 +10,7 @@ from rich.console import Console
 from tagger.emotion import TARGETS
 from tagger.emotion.results import EmotionResult
 from tagger.render.emotion_picture import write_emotion_png
-from tagger.render.emotion_records import (
-    SCHEMA,
-    emotion_record,
-    write_emotion_csv,
-    write_emotion_json,
-)
+from tagger.render.emotion_records import EMOTION_RECORDS, SCHEMA, emotion_record
 from tagger.render.emotion_terminal import (
     MAX_BLOCKS,
     describe,
@@ -23,6 +18,7 @@ from tagger.render.emotion_terminal import (
     render_emotion,
     sparkline_layout,
 )
+from tagger.render.records import RecordOutputs
 
 
 def make_result(seconds: int, title: str = "song", silent: tuple[int, ...] = ()
@@ -82,10 +78,12 @@ def test_record_schema_and_silence_as_null(tmp_path) -> None:
     second = record["seconds"][2]
     assert second["silent"] and all(second[t] is None for t in TARGETS)
     assert record["song"]["energy"] == round(float(np.nanmean(result.values[:, 1])), 4)
-    write_emotion_json([result, make_result(3, "other")], str(tmp_path / "x.jsonl"))
+    with RecordOutputs(EMOTION_RECORDS, str(tmp_path / "x.jsonl"), str(tmp_path / "x.csv"),
+                       single_song=False) as outputs:
+        outputs.add(result)
+        outputs.add(make_result(3, "other"))
     lines = (tmp_path / "x.jsonl").read_text().splitlines()
     assert [json.loads(line)["title"] for line in lines] == ["song", "other"]
-    write_emotion_csv([result], str(tmp_path / "x.csv"))
     rows = (tmp_path / "x.csv").read_text().splitlines()
     assert rows[0] == "source,title,scope,start,end,partial,silent,valence,energy,danceability"
     assert rows[1].split(",")[2:5] == ["song", "0.000", "4.500"]

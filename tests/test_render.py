@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 
 from tagger.render.picture import timeline_figure, write_png
-from tagger.render.records import SCHEMA, song_record, write_csv, write_json
+from tagger.render.records import GENRE_RECORDS, SCHEMA, RecordOutputs, song_record
 from tagger.render.style import UNCERTAIN_COLOUR, genre_keys
 from tagger.render.terminal import UNCERTAIN_KEY, render_song, timeline_layout
 from tagger.results import SongResult
@@ -35,6 +35,18 @@ def make_result(seconds: int, title: str = "song", seed: int = 0,
                       classes=CLASSES, segment_seconds=1.0,
                       probabilities=probabilities.astype(np.float32), valid_seconds=valid,
                       silent=silent_mask, uncertain_below=uncertain_below)
+
+
+def write_json(results: list[SongResult], target: str) -> None:
+    with RecordOutputs(GENRE_RECORDS, target, None, single_song=len(results) == 1) as outputs:
+        for result in results:
+            outputs.add(result)
+
+
+def write_csv(results: list[SongResult], target: str) -> None:
+    with RecordOutputs(GENRE_RECORDS, None, target, single_song=len(results) == 1) as outputs:
+        for result in results:
+            outputs.add(result)
 
 
 def test_song_record_schema() -> None:

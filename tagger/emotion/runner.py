@@ -9,7 +9,7 @@ from tagger.runner import Job, TagRequest, run_job
 
 def emotion_job() -> Job:
     from tagger.emotion.inference import EmotionTagger
-    from tagger.render.emotion_records import write_emotion_csv, write_emotion_json
+    from tagger.render.emotion_records import EMOTION_RECORDS
     from tagger.render.emotion_terminal import render_emotion
 
     def write_png(result: object, path: Path) -> None:
@@ -20,7 +20,7 @@ def emotion_job() -> Job:
     return Job(
         load=lambda r: EmotionTagger.load(r.weights, r.device, r.batch_size),
         show=lambda result, console, _: render_emotion(result, console),
-        write_png=write_png, write_json=write_emotion_json, write_csv=write_emotion_csv,
+        write_png=write_png, records=EMOTION_RECORDS,
     )
 
 

@@ -10,6 +10,7 @@ from matplotlib.ticker import FuncFormatter, MultipleLocator
 
 from tagger.atomic import atomic_open
 from tagger.emotion.results import EmotionResult
+from tagger.names import printable
 from tagger.render.emotion_terminal import describe, target_colour
 from tagger.render.picture import tick_step
 from tagger.units import clock
@@ -42,8 +43,8 @@ def write_emotion_png(result: EmotionResult, path: Path) -> None:
     last.xaxis.set_major_locator(MultipleLocator(tick_step(result.n_seconds, int(width))))
     last.xaxis.set_major_formatter(FuncFormatter(lambda x, _: clock(x)))
     last.set_xlabel("time (mm:ss)")
-    axes_list[0].set_title(f"{result.title} — emotion per second ({result.model}); "
-                           "dashed: song value")
+    axes_list[0].set_title(f"{printable(result.title)} — emotion per second ({result.model}); "
+                           "dashed: song value", parse_math=False)
     figure.tight_layout()
     with atomic_open(path, "wb", encoding=None) as stream:
         figure.savefig(stream, format="png")

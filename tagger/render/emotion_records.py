@@ -7,22 +7,19 @@ second.
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 from tagger.emotion.results import EmotionResult
 from tagger.render.records import (
-    output_stream,
+    RecordFormat,
+    csv_names,
+    csv_number,
+    rounded,
     second_span,
     song_header,
-    write_json_records,
 )
 
 SCHEMA = "genre-tag/emotion/1"
-
-
-def _value(value: float) -> float | None:
-    return None if value != value else round(float(value), 4)  # NaN: silent
 
 
 def emotion_record(result: EmotionResult) -> dict[str, Any]:
@@ -30,40 +27,36 @@ def emotion_record(result: EmotionResult) -> dict[str, Any]:
     for i in range(result.n_seconds):
         seconds.append({
             **second_span(result, i),
-            **{t: _value(v) for t, v in zip(result.targets, result.values[i], strict=True)},
+            **{t: rounded(v, 4) for t, v in zip(result.targets, result.values[i], strict=True)},
             "partial": bool(result.partial[i]),
             "silent": bool(result.silent[i]),
         })
     return {
         **song_header(result, SCHEMA),
         "targets": result.targets,
-        "song": {t: round(v, 4) for t, v in result.song_values().items()},
+        "song": {t: rounded(v, 4) for t, v in result.song_values().items()},
         "seconds": seconds,
     }
-
-
-def write_emotion_json(results: list[EmotionResult], target: str) -> None:
-    """One indented JSON object for a single song, JSON Lines for several."""
-    write_json_records([emotion_record(result) for result in results], target)
 
 
 def emotion_csv_header(targets: list[str]) -> list[str]:
     return ["source", "title", "scope", "start", "end", "partial", "silent", *targets]
 
 
-def write_emotion_csv(results: list[EmotionResult], target: str) -> None:
-    """Per song one ``scope=song`` row (the song values), then one ``scope=second`` row a second."""
-    with output_stream(target) as stream:
-        writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(emotion_csv_header(results[0].targets))
-        for result in results:
-            song = result.song_values()
-            writer.writerow([result.source, result.title, "song", "0.000",
-                             f"{result.duration:.3f}", 0, 0,
-                             *[f"{song[t]:.4f}" for t in result.targets]])
-            for i in range(result.n_seconds):
-                values = ([""] * len(result.targets) if result.silent[i]
-                          else [f"{v:.4f}" for v in result.values[i]])
-                writer.writerow([result.source, result.title, "second",
-                                 f"{result.starts[i]:.3f}", f"{result.ends[i]:.3f}",
-                                 int(result.partial[i]), int(result.silent[i]), *values])
+def emotion_csv_rows(result: EmotionResult) -> list[list[Any]]:
+    """One ``scope=song`` row (the song values), then one ``scope=second`` row a second."""
+    song = result.song_values()
+    rows: list[list[Any]] = [[*csv_names(result), "song", "0.000",
+                              csv_number(result.duration, 3), 0, 0,
+                              *[csv_number(song[t], 4) for t in result.targets]]]
+    for i in range(result.n_seconds):
+        values = ([""] * len(result.targets) if result.silent[i]
+                  else [csv_number(v, 4) for v in result.values[i]])
+        rows.append([*csv_names(result), "second", csv_number(result.starts[i], 3),
+                     csv_number(result.ends[i], 3), int(result.partial[i]),
+                     int(result.silent[i]), *values])
+    return rows
+
+
+EMOTION_RECORDS = RecordFormat(emotion_record, lambda result: emotion_csv_header(result.targets),
+                               emotion_csv_rows)

@@ -15,6 +15,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MultipleLocator
 
 from tagger.atomic import atomic_open
+from tagger.names import printable
 from tagger.render.style import UNCERTAIN_COLOUR, genre_colours
 from tagger.results import SongResult
 from tagger.units import clock
@@ -64,7 +65,8 @@ def timeline_figure(result: SongResult) -> Figure:
     axes.xaxis.set_major_formatter(FuncFormatter(lambda x, _: clock(x)))
     axes.set_xlabel("time (mm:ss)")
     smoothing = f", smoothed over {result.smooth_seconds} s" if result.smooth_seconds > 1 else ""
-    axes.set_title(f"{result.title} — genre per second ({result.model}{smoothing})")
+    axes.set_title(f"{printable(result.title)} — genre per second ({result.model}{smoothing})",
+                   parse_math=False)
     figure.colorbar(image, ax=axes, pad=0.01, fraction=0.03, label="probability")
     figure.tight_layout()
     return figure

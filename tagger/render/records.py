@@ -1,35 +1,62 @@
-"""Machine-readable output: JSON / JSON Lines and CSV, with a stable schema.
+"""Machine-readable output: JSON / JSON Lines and CSV, with a stable schema, written as each
+song finishes.
 
 Schema ``genre-tag/song/1`` (documented in the README): per song its
 source, title, duration, model, classes, uncertain threshold, smoothing,
-summary and one record per second.
+summary and one record per second. Names are valid Unicode (see
+``tagger.names``) and numbers finite: a value that is not is null in JSON and
+empty in CSV.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
+import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from types import TracebackType
+from typing import Any, Protocol, Self
 
-from tagger.atomic import atomic_open
+from tagger.atomic import record_file
+from tagger.names import name_bytes, unicode_text
 from tagger.results import SongResult, TimedResult
 
 SCHEMA = "genre-tag/song/1"
 STDOUT = "-"
 
 
+def rounded(value: float, digits: int) -> float | None:
+    """``value`` rounded to ``digits``, or None when it is not a finite number."""
+    return round(float(value), digits) if math.isfinite(value) else None
+
+
+def csv_number(value: float, digits: int) -> str:
+    """``value`` with ``digits`` decimals, or an empty cell when it is not a finite number."""
+    return f"{value:.{digits}f}" if math.isfinite(value) else ""
+
+
 def song_header(result: TimedResult, schema: str) -> dict[str, Any]:
-    """The fields every song record of both schemas starts with."""
-    return {"schema": schema, "source": result.source, "title": result.title,
-            "duration": round(result.duration, 3), "model": result.model}
+    """The fields every song record of both schemas starts with; ``source_bytes`` (base64)
+    only when the source is a file name that is not valid UTF-8."""
+    header: dict[str, Any] = {"schema": schema, "source": unicode_text(result.source)}
+    if (raw := name_bytes(result.source)) is not None:
+        header["source_bytes"] = raw
+    return {**header, "title": unicode_text(result.title),
+            "duration": rounded(result.duration, 3), "model": result.model}
 
 
-def second_span(result: TimedResult, i: int) -> dict[str, float]:
-    return {"start": round(float(result.starts[i]), 3), "end": round(float(result.ends[i]), 3)}
+def csv_names(result: TimedResult) -> list[str]:
+    """The source and title cells of a CSV row."""
+    return [unicode_text(result.source), unicode_text(result.title)]
+
+
+def second_span(result: TimedResult, i: int) -> dict[str, float | None]:
+    return {"start": rounded(result.starts[i], 3), "end": rounded(result.ends[i], 3)}
 
 
 def song_record(result: SongResult) -> dict[str, Any]:
@@ -42,7 +69,7 @@ def song_record(result: SongResult) -> dict[str, Any]:
             **second_span(result, i),
             "genre": winners[i],
             "probabilities": None if silent else {
-                genre: round(float(p), 4)
+                genre: rounded(p, 4)
                 for genre, p in zip(result.classes, result.probabilities[i], strict=True)
             },
             "partial": bool(result.partial[i]),
@@ -56,10 +83,10 @@ def song_record(result: SongResult) -> dict[str, Any]:
         "smooth_seconds": int(result.smooth_seconds),
         "summary": {
             "genre": result.song_genre(),
-            "uncertain_share": round(result.uncertain_share(), 4),
+            "uncertain_share": rounded(result.uncertain_share(), 4),
             "genres": [
-                {"genre": s.genre, "share_of_seconds": round(s.share_of_seconds, 4),
-                 "mean_probability": round(s.mean_probability, 4)}
+                {"genre": s.genre, "share_of_seconds": rounded(s.share_of_seconds, 4),
+                 "mean_probability": rounded(s.mean_probability, 4)}
                 for s in result.summary()
             ],
         },
@@ -67,50 +94,107 @@ def song_record(result: SongResult) -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def output_stream(target: str) -> Iterator[IO[str]]:
-    if target == STDOUT:
-        yield sys.stdout
-        sys.stdout.flush()
-    else:
-        with atomic_open(Path(target), "w") as stream:
-            yield stream
-
-
-def write_json_records(records: list[dict[str, Any]], target: str) -> None:
-    """One indented JSON object for a single song, JSON Lines for several."""
-    with output_stream(target) as stream:
-        if len(records) == 1:
-            json.dump(records[0], stream, indent=2, ensure_ascii=False)
-            stream.write("\n")
-        else:
-            for record in records:
-                stream.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-def write_json(results: list[SongResult], target: str) -> None:
-    write_json_records([song_record(result) for result in results], target)
-
-
 def csv_header(classes: list[str]) -> list[str]:
     return ["source", "title", "start", "end", "genre", "partial", "silent", "uncertain",
             *[f"p_{genre}" for genre in classes]]
 
 
-def write_csv(results: list[SongResult], target: str) -> None:
-    """One row per second of every song, with one probability column per genre."""
-    with output_stream(target) as stream:
-        writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(csv_header(results[0].classes))
-        for result in results:
-            winners, uncertain = result.winners(), result.uncertain
-            for i in range(result.n_seconds):
-                probabilities = (
-                    [""] * len(result.classes) if result.silent[i]
-                    else [f"{p:.4f}" for p in result.probabilities[i]]
-                )
-                writer.writerow([
-                    result.source, result.title, f"{result.starts[i]:.3f}",
-                    f"{result.ends[i]:.3f}", winners[i] or "", int(result.partial[i]),
-                    int(result.silent[i]), int(uncertain[i]), *probabilities,
-                ])
+def song_csv_rows(result: SongResult) -> list[list[Any]]:
+    """One row per second, with one probability column per genre."""
+    winners, uncertain = result.winners(), result.uncertain
+    rows = []
+    for i in range(result.n_seconds):
+        probabilities = (
+            [""] * len(result.classes) if result.silent[i]
+            else [csv_number(p, 4) for p in result.probabilities[i]]
+        )
+        rows.append([
+            *csv_names(result), csv_number(result.starts[i], 3),
+            csv_number(result.ends[i], 3), winners[i] or "", int(result.partial[i]),
+            int(result.silent[i]), int(uncertain[i]), *probabilities,
+        ])
+    return rows
+
+
+@dataclass(frozen=True)
+class RecordFormat:
+    """How one command's results become JSON records and CSV rows."""
+
+    record: Callable[[Any], dict[str, Any]]
+    csv_header: Callable[[Any], list[str]]
+    csv_rows: Callable[[Any], list[list[Any]]]
+
+
+GENRE_RECORDS = RecordFormat(song_record, lambda result: csv_header(result.classes),
+                             song_csv_rows)
+
+
+def json_text(record: dict[str, Any], indent: int | None = None) -> str:
+    """``record`` as strict JSON (no NaN or Infinity tokens) and a final newline."""
+    return json.dumps(record, indent=indent, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def csv_text(rows: list[list[Any]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+class RecordSink(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+
+class StandardOutput:
+    """Records on standard output, as UTF-8 whatever its encoding, flushed one by one."""
+
+    def write(self, data: bytes) -> None:
+        sys.stdout.flush()
+        if (raw := getattr(sys.stdout, "buffer", None)) is not None:
+            raw.write(data)
+            raw.flush()
+        else:
+            sys.stdout.write(data.decode("utf-8"))
+            sys.stdout.flush()
+
+
+class RecordOutputs:
+    """The ``--json`` and ``--csv`` outputs of one run, each song's records written whole
+    as it finishes: one indented JSON object when ``single_song``, JSON Lines otherwise.
+
+    Use it as a context manager: on leaving, however the run ends, each file
+    gets the records written so far (see ``tagger.atomic.RecordFile``).
+    """
+
+    def __init__(self, record_format: RecordFormat, json_target: str | None,
+                 csv_target: str | None, single_song: bool) -> None:
+        self.format = record_format
+        self.targets = {"json": json_target, "csv": csv_target}
+        self.single_song = single_song
+        self.sinks: dict[str, RecordSink] = {}
+        self.csv_started = False
+        self.stack = contextlib.ExitStack()
+
+    def __enter__(self) -> Self:
+        with self.stack as stack:
+            for kind, target in self.targets.items():
+                if target:
+                    self.sinks[kind] = (StandardOutput() if target == STDOUT
+                                        else stack.enter_context(record_file(Path(target))))
+            self.stack = stack.pop_all()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stack.close()
+
+    def add(self, result: Any) -> None:
+        """Write the records of one song."""
+        if "json" in self.sinks:
+            text = json_text(self.format.record(result), 2 if self.single_song else None)
+            self.sinks["json"].write(text.encode("utf-8"))
+        if "csv" in self.sinks:
+            rows = self.format.csv_rows(result)
+            if not self.csv_started:
+                rows = [self.format.csv_header(result), *rows]
+            self.sinks["csv"].write(csv_text(rows).encode("utf-8"))
+            self.csv_started = True

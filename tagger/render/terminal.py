@@ -12,6 +12,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from tagger.names import printable
 from tagger.render.style import UNCERTAIN_COLOUR, genre_colours, genre_keys
 from tagger.results import SongResult, TimedResult
 from tagger.units import clock
@@ -113,9 +114,10 @@ def summary_table(result: SongResult, top: int) -> Table:
 
 
 def heading(result: TimedResult) -> Text:
-    """The song's title, duration, model and count of silent seconds."""
+    """The song's title (literally, on one line), duration, model and count of silent
+    seconds."""
     text = Text()
-    text.append(result.title, style="bold")
+    text.append(printable(result.title), style="bold")
     text.append(f"  {clock(result.duration)} ({result.duration:.1f} s), "
                 f"model {result.model}", style="dim")
     silent = int(result.silent.sum())
