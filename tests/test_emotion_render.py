@@ -90,3 +90,20 @@ def test_record_schema_and_silence_as_null(tmp_path) -> None:
     assert rows[4].endswith(",0,1,,,")  # the silent second
     write_emotion_png(result, tmp_path / "x.png")
     assert (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_non_finite_values_are_null_in_json_and_empty_in_csv(tmp_path) -> None:
+    result = make_result(4)
+    result.values[1, 0] = np.inf
+    with RecordOutputs(EMOTION_RECORDS, str(tmp_path / "x.json"), str(tmp_path / "x.csv"),
+                       single_song=True) as outputs:
+        outputs.add(result)
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"{token} in JSON")
+
+    record = json.loads((tmp_path / "x.json").read_text(), parse_constant=refuse)
+    assert record["seconds"][1]["valence"] is None and record["song"]["valence"] is None
+    rows = (tmp_path / "x.csv").read_text().splitlines()
+    assert rows[1].split(",")[7] == "" and rows[3].split(",")[7] == ""
+    assert "inf" not in (tmp_path / "x.csv").read_text()

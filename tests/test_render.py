@@ -205,3 +205,28 @@ def test_plain_output_without_colour_still_shows_genres_by_letter() -> None:
 def test_genre_keys_are_distinct() -> None:
     keys = genre_keys([*CLASSES, "rock_metal_hardrock", "rap", "r&b"])
     assert len(set(keys.values())) == len(keys)
+
+
+def test_non_finite_numbers_are_null_in_json_and_empty_in_csv(tmp_path: Path) -> None:
+    result = make_result(4)
+    result.probabilities[1, :] = np.nan
+    result.probabilities[2, 0] = np.inf
+    write_json([result], str(tmp_path / "out.json"))
+    write_csv([result], str(tmp_path / "out.csv"))
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"{token} in JSON")
+
+    record = json.loads((tmp_path / "out.json").read_text(), parse_constant=refuse)
+    assert set(record["seconds"][1]["probabilities"].values()) == {None}
+    assert record["seconds"][2]["probabilities"]["blues"] is None
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "out.csv").read_text())))
+    assert {rows[1][f"p_{genre}"] for genre in CLASSES} == {""} and rows[2]["p_blues"] == ""
+    assert "nan" not in (tmp_path / "out.csv").read_text().lower()
+
+
+def test_titles_are_drawn_literally_in_the_png(tmp_path: Path) -> None:
+    title = "Money $\\frac{ mix$ \udce9\nlive"  # mathtext, a byte that is not UTF-8, a newline
+    write_png(make_result(5, title=title), tmp_path / "song.png")
+    drawn = timeline_figure(make_result(5, title=title)).axes[0].get_title()
+    assert drawn.startswith("Money $\\frac{ mix$ \\xe9\\nlive — genre per second")
