@@ -12,10 +12,14 @@ its records) comes in a ``Job``.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any, Protocol
 
 from rich.console import Console
@@ -291,9 +295,33 @@ def tag_songs(request: TagRequest, job: Job, entries: list[MediaEntry], files: l
         advance()
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Take SIGTERM (``kill``, ``timeout``) as Ctrl-C, so that a terminated run still puts
+    the records of its finished songs in place. Signals reach the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signal_number: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_job(request: TagRequest, job: Job) -> int:
     """Tag every input of ``request``. Each song's records are written as it finishes, so a
-    run that is interrupted or fails keeps the songs it finished."""
+    run that is interrupted (Ctrl-C, SIGTERM) or fails keeps the songs it finished."""
+    with sigterm_as_interrupt():
+        return tag_inputs(request, job)
+
+
+def tag_inputs(request: TagRequest, job: Job) -> int:
+    """``run_job`` itself: returns the exit status."""
     errors = Console(stderr=True)
     outcome = Outcome()
     files = collect_files(request.paths, outcome)
@@ -308,7 +336,8 @@ def run_job(request: TagRequest, job: Job) -> int:
     progress = Progress(
         TextColumn("{task.description}", markup=False), BarColumn(),
         TextColumn("{task.fields[detail]}", markup=False), TimeRemainingColumn(),
-        console=errors, transient=True, disable=len(files) < 2 and not request.urls,
+        console=errors, transient=True,
+        disable=not errors.is_terminal or (len(files) < 2 and not request.urls),
     )
     with progress:
         entries = expand_urls(request, progress, report)

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -188,40 +189,53 @@ def test_a_newline_in_a_bad_file_name_keeps_the_error_on_one_line(tmp_path: Path
     assert_one_line_error(run(str(tmp_path / "missing\r\n.mp3")), "missing\\r\\n.mp3")
 
 
+def terminate() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)  # as `kill` or `timeout` would
+
+
+def interrupt() -> None:
+    raise KeyboardInterrupt  # as Ctrl-C would
+
+
+def crash() -> None:
+    raise RuntimeError("a bug")
+
+
 @pytest.fixture
 def stop_on_second_song(monkeypatch: pytest.MonkeyPatch):
-    """Make the second song tagged raise the exception the test sets."""
+    """Stop the second song tagged with the ``stop`` function the test sets."""
     tag_file = Tagger.tag_file
-    state = {"calls": 0, "raise": KeyboardInterrupt}
+    state = {"calls": 0, "stop": interrupt}
 
     def stopping(self: Tagger, *args: object, **kwargs: object) -> object:
         state["calls"] += 1
         if state["calls"] == 2:
-            raise state["raise"]()
+            state["stop"]()
         return tag_file(self, *args, **kwargs)
 
     monkeypatch.setattr(Tagger, "tag_file", stopping)
     return state
 
 
-@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
+@pytest.mark.parametrize("stop", [interrupt, terminate, crash])
 def test_a_run_that_stops_keeps_the_songs_it_finished(tmp_path: Path, stop_on_second_song,
-                                                      stop: type[BaseException]) -> None:
-    stop_on_second_song["raise"] = stop
+                                                      stop) -> None:
+    stop_on_second_song["stop"] = stop
     music = tmp_path / "music"
     songs(music, "1.wav", "2.wav", "3.wav")
     out, table = tmp_path / "tags.jsonl", tmp_path / "tags.csv"
     out.write_text("an earlier run\n")
     result = run(str(music), "--json", str(out), "--csv", str(table), "--quiet")
-    if stop is KeyboardInterrupt:
-        assert result.exit_code == 130 and "interrupted" in result.stderr
-    else:
+    if stop is crash:
         assert isinstance(result.exception, RuntimeError)
+    else:
+        assert result.exit_code == 130 and "interrupted" in result.stderr
     lines = out.read_text().splitlines()
     assert [strict_json(line)["title"] for line in lines] == ["1"]
     rows = list(csv.DictReader(io.StringIO(table.read_text())))
     assert {row["title"] for row in rows} == {"1"} and len(rows) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["music", "tags.csv", "tags.jsonl"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_a_run_that_finishes_no_song_leaves_an_earlier_file_alone(
@@ -257,3 +271,4 @@ except OutputError as error:
                                check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert "File too large" in completed.stdout
     assert [strict_json(line)["song"] for line in target.read_text().splitlines()] == [1]
+
