@@ -113,6 +113,22 @@ def test_a_folder_run_goes_on_past_bad_files(tmp_path: Path) -> None:
     assert sum(r["scope"] == "song" for r in rows) == 2 and len(rows) == 2 + 3 + 2
 
 
+def test_a_name_that_is_not_utf8_is_written_as_strict_json(tmp_path: Path) -> None:
+    import base64
+    import os
+
+    song = write_audio(tmp_path / os.fsdecode(b"ni\xf1a.wav"), synth_song(2.0, 44100), 44100)
+    result = run(str(song), "--json", "-")
+    assert result.exit_code == 0, result.output
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"{token} in JSON")
+
+    record = json.loads(result.stdout, parse_constant=refuse)
+    assert record["title"] == "ni\ufffda"
+    assert base64.b64decode(record["source_bytes"]) == os.fsencode(song)
+
+
 @pytest.mark.parametrize("name", BAD_INPUTS)
 def test_bad_input_gets_one_line_and_a_failing_status(tmp_path: Path, name: str) -> None:
     path = bad_input(tmp_path, name)
