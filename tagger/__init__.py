@@ -15,20 +15,17 @@ try:
 except metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+source"
 
-__all__ = ["EmotionTagger", "SongResult", "Tagger", "__version__", "tag", "tag_emotion"]
+__all__ = ["EmotionResult", "EmotionTagger", "SongResult", "Tagger", "__version__", "tag",
+           "tag_emotion"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("tag", "Tagger"):
+    if name in ("tag", "Tagger", "tag_emotion", "EmotionTagger"):
         from tagger import inference
 
         return getattr(inference, name)
-    if name in ("tag_emotion", "EmotionTagger"):
-        from tagger.emotion import inference as emotion_inference
+    if name in ("SongResult", "EmotionResult"):
+        from tagger import results
 
-        return getattr(emotion_inference, name)
-    if name == "SongResult":
-        from tagger.results import SongResult
-
-        return SongResult
+        return getattr(results, name)
     raise AttributeError(f"module 'tagger' has no attribute {name!r}")

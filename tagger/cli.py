@@ -222,7 +222,7 @@ def tag_command(debug: bool, **given: Any) -> None:
 def emotion_command(debug: bool, **given: Any) -> None:
     """Valence, energy and danceability (0-1) per second and per song."""
     request = tag_request({**given, "debug": debug})
-    from tagger.emotion.runner import run_emotion
+    from tagger.runner import run_emotion
 
     run_reporting_errors(debug, lambda: run_emotion(request))
 

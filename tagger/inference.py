@@ -1,4 +1,5 @@
-"""Tagging: audio in, per-second genre probabilities out, in bounded memory."""
+"""Tagging: audio in, per-second genre probabilities or emotion values out, in bounded
+memory."""
 
 from __future__ import annotations
 
@@ -11,17 +12,18 @@ import numpy as np
 import torch
 
 from tagger.audio import Segment
-from tagger.checkpoints import (
-    DEFAULT_GENRE_MODEL,
-    LoadedModel,
-    bundled_weights_path,
-    load_checkpoint,
-)
+from tagger.checkpoints import LoadedModel, bundled_weights_path, load_checkpoint
 from tagger.devices import select_device
 from tagger.errors import ModelError
 from tagger.features import MelgramFrontEnd, file_segments, stream_runs
 from tagger.models import Classifier, prepare_for_inference
-from tagger.results import SongResult, check_smoothing_window, smooth_probabilities
+from tagger.results import (
+    EmotionResult,
+    SongResult,
+    check_smoothing_window,
+    smooth_probabilities,
+)
+from tagger.tasks import DEFAULT_EMOTION_MODEL, DEFAULT_GENRE_MODEL
 
 
 def _batches(segments: Iterable[Segment], size: int) -> Iterator[list[Segment]]:
@@ -136,6 +138,32 @@ class Tagger(AudioModel):
         )
 
 
+class EmotionTagger(AudioModel):
+    """The emotion tagger: valence, energy and danceability per second."""
+
+    task = "emotion"
+    default_weights = DEFAULT_EMOTION_MODEL
+
+    def tag_file(
+        self, path: Path, source: str | None = None, title: str | None = None
+    ) -> EmotionResult:
+        """Tag one audio file. ``source`` and ``title`` name it in outputs (e.g. a URL)."""
+        spec = self.card.front_end
+        source = source or str(path)
+        values, valid, silent = self.outputs(path, source)
+        values[silent] = np.nan
+        return EmotionResult(
+            source=source,
+            title=title or Path(path).stem,
+            model=self.card.name,
+            targets=list(self.card.classes),
+            segment_seconds=spec.segment_seconds,
+            values=values,
+            valid_seconds=valid,
+            silent=silent,
+        )
+
+
 def run_over_file(
     path: Path, source: str, front_end: MelgramFrontEnd, model: Classifier,
     device: torch.device, batch_size: int,
@@ -165,3 +193,9 @@ def run_over_file(
 def tag(source: str | Path, weights: Path | None = None, device: str = "auto") -> SongResult:
     """Tag one file or URL with the bundled model (or ``weights``): the Python API."""
     return Tagger.load(weights, device).tag_source(source)
+
+
+def tag_emotion(source: str | Path, weights: Path | None = None, device: str = "auto"
+                ) -> EmotionResult:
+    """Emotion of one file or URL with the bundled model (or ``weights``): the Python API."""
+    return EmotionTagger.load(weights, device).tag_source(source)

@@ -1,4 +1,5 @@
-"""What tagging produces: one ``SongResult`` that every renderer takes."""
+"""What tagging produces: a ``SongResult`` (genre) or an ``EmotionResult`` (emotion) per song,
+which every renderer of its task takes."""
 
 from __future__ import annotations
 
@@ -128,3 +129,17 @@ class SongResult(TimedResult):
         order = sorted(range(len(self.classes)), key=lambda i: (-shares[i], -means[i]))
         ranked = [GenreShare(self.classes[i], float(shares[i]), float(means[i])) for i in order]
         return ranked[:top] if top else ranked
+
+
+@dataclass
+class EmotionResult(TimedResult):
+    """Per-second values (0-1) of each target for one song: ``values`` is
+    ``(seconds, targets)``; rows of silent seconds are NaN and count for nothing."""
+
+    targets: list[str]
+    values: np.ndarray
+
+    def song_values(self) -> dict[str, float]:
+        """Each target's song value: the mean over the audible seconds (as the model was scored)."""
+        means = self.values[~self.silent].mean(axis=0)
+        return {target: float(v) for target, v in zip(self.targets, means, strict=True)}

@@ -32,7 +32,7 @@ from tagger.download import DownloadSettings, MediaEntry
 from tagger.errors import AudioError, OutputError, TaggerError
 from tagger.names import file_name_for, printable
 from tagger.render.records import STDOUT, RecordFormat, RecordOutputs
-from tagger.results import SongResult
+from tagger.results import EmotionResult, SongResult
 
 EXIT_OK, EXIT_SOME_FAILED = 0, 1
 
@@ -221,8 +221,29 @@ def genre_job() -> Job:
     )
 
 
+def emotion_job() -> Job:
+    from tagger.inference import EmotionTagger
+    from tagger.render.emotion_records import EMOTION_RECORDS
+    from tagger.render.emotion_terminal import render_emotion
+
+    def write_png(result: EmotionResult, path: Path) -> None:
+        from tagger.render.emotion_picture import write_emotion_png  # matplotlib only if asked
+
+        write_emotion_png(result, path)
+
+    return Job(
+        load=lambda r: EmotionTagger.load(r.weights, r.device, r.batch_size),
+        show=lambda result, console, _: render_emotion(result, console),
+        write_png=write_png, records=EMOTION_RECORDS,
+    )
+
+
 def run_tagging(request: TagRequest) -> int:
     return run_job(request, genre_job())
+
+
+def run_emotion(request: TagRequest) -> int:
+    return run_job(request, emotion_job())
 
 
 def expand_urls(request: TagRequest, progress: Progress,

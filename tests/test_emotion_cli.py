@@ -21,9 +21,9 @@ from conftest import (
 
 from tagger.checkpoints import bundled_weights_path, card_path_for, load_checkpoint, sha256_of
 from tagger.cli import main
-from tagger.emotion import DEFAULT_EMOTION_MODEL, TARGETS
-from tagger.emotion.inference import EmotionTagger
 from tagger.errors import ModelError
+from tagger.inference import EmotionTagger
+from tagger.tasks import DEFAULT_EMOTION_MODEL, TARGETS
 
 
 def run(*args: str) -> Result:

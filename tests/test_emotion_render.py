@@ -7,8 +7,6 @@ import re
 import numpy as np
 from rich.console import Console
 
-from tagger.emotion import TARGETS
-from tagger.emotion.results import EmotionResult
 from tagger.render.emotion_picture import write_emotion_png
 from tagger.render.emotion_records import EMOTION_RECORDS, SCHEMA, emotion_record
 from tagger.render.emotion_terminal import (
@@ -19,6 +17,8 @@ from tagger.render.emotion_terminal import (
     sparkline_layout,
 )
 from tagger.render.records import RecordOutputs
+from tagger.results import EmotionResult
+from tagger.tasks import TARGETS
 
 
 def make_result(seconds: int, title: str = "song", silent: tuple[int, ...] = ()

@@ -10,7 +10,6 @@ from audio_fixtures import chord, synth_song, write_audio
 from conftest import shared_data
 
 from tagger.checkpoints import (
-    DEFAULT_GENRE_MODEL,
     bundled_weights_path,
     card_path_for,
     load_checkpoint,
@@ -21,6 +20,7 @@ from tagger.devices import select_device
 from tagger.errors import ModelError, SilentAudioError, TaggerError
 from tagger.inference import Tagger, tag
 from tagger.results import smooth_probabilities
+from tagger.tasks import DEFAULT_GENRE_MODEL
 
 
 def calibrated_copy(folder: Path, calibration: dict[str, float]) -> Path:

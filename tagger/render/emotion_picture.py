@@ -9,10 +9,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MultipleLocator
 
 from tagger.atomic import atomic_open
-from tagger.emotion.results import EmotionResult
 from tagger.names import printable
 from tagger.render.emotion_terminal import describe, target_colour
 from tagger.render.picture import tick_step
+from tagger.results import EmotionResult
 from tagger.units import clock
 
 

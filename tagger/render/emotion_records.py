@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from tagger.emotion.results import EmotionResult
 from tagger.render.records import (
     RecordFormat,
     csv_names,
@@ -18,6 +17,7 @@ from tagger.render.records import (
     second_span,
     song_header,
 )
+from tagger.results import EmotionResult
 
 SCHEMA = "genre-tag/emotion/1"
 

@@ -7,8 +7,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from tagger.emotion.results import EmotionResult
 from tagger.render.terminal import CELL_SECONDS, clock, heading
+from tagger.results import EmotionResult
 
 LEVELS = "▁▂▃▄▅▆▇█"
 SILENT_KEY = "·"
