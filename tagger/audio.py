@@ -8,6 +8,8 @@ frame by frame, so an hour-long mix never sits in memory at its source rate.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,13 +45,37 @@ class Segment:
         return self.valid_samples < len(self.samples)
 
 
-def _open(path: Path) -> av.container.InputContainer:
+# What each kind of special file is, for the message that refuses it.
+SPECIAL_FILES = (
+    (stat.S_ISFIFO, "is a named pipe (FIFO), not an audio file",
+     "genre-tag reads files it can seek in: save the stream to a file and tag that"),
+    (stat.S_ISSOCK, "is a socket, not an audio file", "give the path of an audio file"),
+    (stat.S_ISCHR, "is a character device, not an audio file", "give the path of an audio file"),
+    (stat.S_ISBLK, "is a block device (a disk), not an audio file",
+     "give the path of an audio file"),
+)
+
+
+def check_audio_path(path: Path) -> None:
+    """Raise AudioError unless ``path`` is a non-empty regular file (or a link to one)."""
     if not path.exists():
+        if path.is_symlink():
+            raise AudioError(f"is a broken link to {os.readlink(path)}", str(path),
+                             "check where the link points")
         raise AudioError("no such file", str(path), "check the path")
     if path.is_dir():
-        raise AudioError("is a folder, not an audio file", str(path))
+        raise AudioError("is a folder, not an audio file", str(path),
+                         "give the folder as an input of its own to tag every file in it")
+    mode = path.stat().st_mode
+    for is_kind, what, hint in SPECIAL_FILES:
+        if is_kind(mode):
+            raise AudioError(what, str(path), hint)
     if path.stat().st_size == 0:
         raise AudioError("file is empty", str(path), "re-export or re-download it")
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    check_audio_path(path)
     try:
         return av.open(str(path), mode="r")
     except av.error.FFmpegError as error:

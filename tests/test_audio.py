@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import re
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +110,29 @@ def test_bad_files_raise_one_clear_error(tmp_path: Path) -> None:
             list(decode_blocks(path, RATE))
         assert str(path) in str(caught.value)
         assert "\n" not in str(caught.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes and sockets are POSIX")
+def test_special_files_are_named_for_what_they_are(tmp_path: Path) -> None:
+    """A FIFO, a socket and /dev/zero used to be "file is empty"."""
+    fifo = tmp_path / "stream.mp3"
+    os.mkfifo(fifo)
+    link = tmp_path / "gone.mp3"
+    link.symlink_to(tmp_path / "moved.mp3")
+    socket_path = tmp_path / "s.wav"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(socket_path))
+        cases = {
+            fifo: "named pipe (FIFO), not an audio file (genre-tag reads files it can seek in",
+            socket_path: "is a socket",
+            Path("/dev/zero"): "is a character device",
+            link: "is a broken link to",
+        }
+        for path, message in cases.items():
+            with pytest.raises(AudioError, match=re.escape(message)) as caught:
+                list(decode_blocks(path, RATE))
+            assert str(caught.value).startswith(f"{path}: ")
+            assert "\n" not in str(caught.value)
 
 
 def test_truncated_file_is_reported(tmp_path: Path) -> None:
