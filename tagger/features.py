@@ -132,7 +132,7 @@ def file_segments(path: Path, spec: FrontEndSpec, source: str | None = None) -> 
     """
     return segment_audio(
         decode_blocks(Path(path), spec.sample_rate), spec.segment_samples, source or str(path),
-        spec.min_partial_samples, spec.silence_rms,
+        spec.min_partial_samples, spec.silence_rms, spec.sample_rate,
     )
 
 
