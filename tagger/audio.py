@@ -152,6 +152,14 @@ def mute_damaged_samples(samples: np.ndarray) -> tuple[np.ndarray, int]:
     return (np.where(damaged, np.float32(0), samples) if count else samples), count
 
 
+def remove_dc_offset(samples: np.ndarray, valid: int) -> np.ndarray:
+    """A copy of ``samples`` whose first ``valid`` samples have their mean subtracted (the
+    zero padding after them stays zero)."""
+    centred = samples.copy()
+    centred[:valid] -= np.float32(centred[:valid].mean(dtype=np.float64))
+    return centred
+
+
 def seconds_list(indexes: list[int], segment_seconds: float, most: int = 5) -> str:
     """Runs of consecutive segments as time spans: ``00:03-00:04, 01:10-01:15``, the first
     ``most`` of them and how many more."""
@@ -177,13 +185,16 @@ def segment_audio(
     """Cut a stream of blocks into consecutive, non-overlapping segments.
 
     The last partial segment is zero-padded (as the course helper does) when it
-    holds at least ``min_partial_samples``; a shorter tail is dropped. A
-    segment whose RMS (over its real samples) is below ``silence_rms`` is
-    flagged silent. Damaged samples (NaN, infinite or impossibly large) are
-    muted and their segments flagged damaged and silent, so they never reach a
-    model; a DamagedAudioWarning names those seconds once the stream ends.
-    Raises AudioError when the audio is shorter than one segment or nothing but
-    damaged and silent, and SilentAudioError when every segment is silent.
+    holds at least ``min_partial_samples``; a shorter tail is dropped. Each
+    segment's DC offset (the mean of its real samples) is removed: it is no
+    sound, yet it would shift every melgram's reference level. A segment whose
+    RMS (over its real samples) is then below ``silence_rms`` is flagged
+    silent, so a constant offset is silence. Damaged samples (NaN, infinite or
+    impossibly large) are muted and their segments flagged silent, so they
+    never reach a model; a DamagedAudioWarning names those seconds once the
+    stream ends. Raises AudioError when the audio is shorter than one segment
+    or nothing but damaged and silent, and SilentAudioError when every segment
+    is silent.
     """
     damaged: list[int] = []
 
@@ -191,6 +202,7 @@ def segment_audio(
         samples, damaged_samples = mute_damaged_samples(samples)
         if damaged_samples:
             damaged.append(index)
+        samples = remove_dc_offset(samples, valid)
         silent = bool(damaged_samples) or rms(samples[:valid]) < silence_rms
         return Segment(index, samples, valid, silent, damaged_samples)
 
@@ -235,7 +247,8 @@ def segment_audio(
         )
     if audible == 0:
         raise SilentAudioError(
-            "is digital silence from start to end: there is no genre to hear",
+            "is digital silence (or a constant offset) from start to end: there is no genre "
+            "to hear",
             source,
             "check the file plays",
         )

@@ -68,6 +68,11 @@ def test_decoding_streams_in_small_blocks(tmp_path: Path) -> None:
     assert max(b.size for b in blocks) < RATE  # never the whole file at once
 
 
+def assert_centred(segment: np.ndarray, source: np.ndarray) -> None:
+    """``segment`` holds ``source`` without its DC offset."""
+    np.testing.assert_allclose(segment, source - source.mean(), atol=1e-6)
+
+
 def segments_of(samples: np.ndarray, source: str = "test") -> list:
     blocks = (samples[i : i + 1234] for i in range(0, len(samples), 1234))
     return list(segment_audio(blocks, RATE, source, min_partial_samples=800, silence_rms=1e-3,
@@ -85,7 +90,7 @@ def test_damaged_samples_are_muted_and_their_seconds_named(damage: float) -> Non
     assert [s.damaged_samples for s in segments] == [0, 0, 100, 5, 5, 0, 100]
     assert [s.silent for s in segments] == [False, False, True, True, True, False, True]
     assert all(np.isfinite(s.samples).all() and np.abs(s.samples).max() < 1 for s in segments)
-    np.testing.assert_array_equal(segments[1].samples, samples[RATE : 2 * RATE])
+    assert_centred(segments[1].samples, samples[RATE : 2 * RATE])
     assert len(caught) == 1
     assert str(caught[0].message) == (
         "glitch.wav: damaged samples (NaN, infinite or impossibly large) at 00:02-00:05, "
@@ -122,8 +127,8 @@ def test_segments_are_consecutive_and_the_last_partial_one_is_zero_padded() -> N
     assert [s.index for s in segments] == [0, 1, 2, 3]
     assert [s.partial for s in segments] == [False, False, False, True]
     assert segments[3].valid_samples == 4000
-    np.testing.assert_array_equal(segments[1].samples, samples[8000:16000])
-    np.testing.assert_array_equal(segments[3].samples[:4000], samples[24000:])
+    assert_centred(segments[1].samples, samples[8000:16000])
+    assert_centred(segments[3].samples[:4000], samples[24000:])
     assert not segments[3].samples[4000:].any()
 
 
@@ -142,6 +147,19 @@ def test_silent_seconds_are_flagged_and_all_silence_is_an_error() -> None:
     assert [s.silent for s in segments_of(samples)] == [False, True, False]
     with pytest.raises(SilentAudioError, match="digital silence"):
         segments_of(np.zeros(5 * RATE, np.float32), "quiet.wav")
+
+
+def test_a_dc_offset_is_removed_and_a_constant_offset_is_silence() -> None:
+    music = chord(2.5, RATE)
+    segments = segments_of(music + 0.3)
+    for segment, start in zip(segments, (0, RATE, 2 * RATE), strict=True):
+        real = music[start : start + segment.valid_samples]
+        assert_centred(segment.samples[: segment.valid_samples], real)
+    assert not segments[2].samples[segments[2].valid_samples :].any()
+    offset = np.concatenate([np.full(RATE, -0.5, np.float32), chord(1.0, RATE) + 0.5])
+    assert [s.silent for s in segments_of(offset)] == [True, False]
+    with pytest.raises(SilentAudioError, match="constant offset"):
+        segments_of(np.full(3 * RATE, 0.01, np.float32), "hum.wav")
 
 
 def test_bad_files_raise_one_clear_error(tmp_path: Path) -> None:

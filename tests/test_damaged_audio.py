@@ -9,11 +9,12 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from audio_fixtures import synth_song
+from audio_fixtures import synth_song, write_audio
 from click.testing import CliRunner
 
 from tagger.cli import main
 from tagger.errors import DamagedAudioWarning
+from tagger.inference import Tagger
 
 RATE = 44100
 
@@ -65,3 +66,16 @@ def test_the_python_api_warns_with_the_damaged_seconds(glitched: Path, tagger_cp
         result = tagger_cpu.tag_file(glitched)
     assert np.isfinite(result.probabilities).all()
     assert result.silent.tolist() == [False, False, False, True, False, True]
+
+
+
+def test_a_dc_offset_does_not_change_the_genre(tmp_path: Path) -> None:
+    """Before the fix this song with an offset of 0.3 was "blues", without it "rock": the
+    offset's energy at 0 Hz set each second's dB reference level."""
+    tagger = Tagger.load(Path("genre-sources11"), "cpu")
+    song = 0.6 * synth_song(10.0, RATE)
+    plain = tagger.tag_file(write_audio(tmp_path / "plain.flac", song, RATE))
+    offset = tagger.tag_file(write_audio(tmp_path / "offset.flac", song + 0.3, RATE))
+    assert plain.song_genre() == "rock"
+    assert offset.winners() == plain.winners()
+    np.testing.assert_allclose(offset.probabilities, plain.probabilities, atol=0.02)
