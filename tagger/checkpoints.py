@@ -2,14 +2,19 @@
 
 A checkpoint is ``NAME.safetensors``, whose header metadata carries the model
 card (classes, architecture and hyper-parameters, front end, training
-provenance), and a sidecar ``NAME.json``: the same card plus evaluation
-figures and the sha256 of the weights file, verified on every load.
+provenance) and a ``content_sha256`` of everything else in the file, and a
+sidecar ``NAME.json``: the same card plus evaluation figures and the sha256 of
+the weights file. Every load is verified: against the sidecar's sha256 when it
+has one, and against the header's checksum when the file has one; a checkpoint
+with neither (an old one whose card is lost) is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+import struct
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -26,6 +31,11 @@ from tagger.models import build_model
 from tagger.tasks import DEFAULT_GENRE_MODEL
 
 CARD_FORMAT = "genre-tag-card/1"
+# The header metadata key of the checksum of the header (without this key) and the tensors.
+CONTENT_CHECKSUM_KEY = "content_sha256"
+# safetensors headers are small JSON; a larger length prefix means the file is not one.
+MAX_HEADER_BYTES = 100_000_000
+SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass
@@ -63,6 +73,8 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        if not isinstance(data, dict):
+            raise ValueError(f"the model card is not a JSON object but {type(data).__name__}")
         if data.get("format") != CARD_FORMAT:
             raise ValueError(f"unsupported card format {data.get('format')!r}")
         return cls(
@@ -98,14 +110,55 @@ def card_path_for(weights_path: Path) -> Path:
     return weights_path.with_suffix(".json")
 
 
+def _read_header(path: Path) -> tuple[dict[str, Any], int]:
+    """The JSON header of a safetensors file and where its tensor data starts."""
+    with open(path, "rb") as stream:
+        prefix = stream.read(8)
+        if len(prefix) < 8:
+            raise ValueError("the file is too short to be safetensors")
+        (length,) = struct.unpack("<Q", prefix)
+        if length > min(MAX_HEADER_BYTES, path.stat().st_size - 8):
+            raise ValueError("its header length is impossible (not a safetensors file?)")
+        header = json.loads(stream.read(length))
+    if not isinstance(header, dict) or not isinstance(header.get("__metadata__", {}), dict):
+        raise ValueError("its header is not a JSON object with a metadata object")
+    return header, 8 + length
+
+
+def _content_digest(header: dict[str, Any], data: bytes | Path, data_start: int = 0) -> str:
+    """sha256 of the header (without its own checksum, keys sorted) and the tensor data,
+    given as bytes or as the file ``data`` whose tensors start at ``data_start``."""
+    metadata = {k: v for k, v in (header.get("__metadata__") or {}).items()
+                if k != CONTENT_CHECKSUM_KEY}
+    canonical = {**header, "__metadata__": metadata}
+    digest = hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+                            .encode("utf-8"))
+    if isinstance(data, bytes):
+        digest.update(data)
+        return digest.hexdigest()
+    with open(data, "rb") as stream:
+        stream.seek(data_start)
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checkpoint_bytes(model: torch.nn.Module, card: ModelCard) -> bytes:
+    """The safetensors file of ``model``: its header carries the card and the content
+    checksum, so the file can be verified without its sidecar."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {"card": json.dumps(card.to_dict())}
+    unsigned = safetensors_bytes(tensors, metadata=metadata)
+    (length,) = struct.unpack("<Q", unsigned[:8])
+    header = json.loads(unsigned[8 : 8 + length])
+    metadata[CONTENT_CHECKSUM_KEY] = _content_digest(header, unsigned[8 + length :])
+    return safetensors_bytes(tensors, metadata=metadata)
+
+
 def save_checkpoint(model: torch.nn.Module, card: ModelCard, weights_path: Path) -> None:
     """Write ``weights_path`` (.safetensors) and its card atomically."""
-    card_dict = card.to_dict()
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write_bytes(
-        weights_path, safetensors_bytes(tensors, metadata={"card": json.dumps(card_dict)})
-    )
-    card_dict["sha256"] = sha256_of(weights_path)
+    atomic_write_bytes(weights_path, checkpoint_bytes(model, card))
+    card_dict = {**card.to_dict(), "sha256": sha256_of(weights_path)}
     atomic_write_text(card_path_for(weights_path), json.dumps(card_dict, indent=2) + "\n")
 
 
@@ -126,24 +179,54 @@ def resolve_weights_path(path: Path) -> Path:
     return path
 
 
+def _sidecar_checksum(card_path: Path, hint: str) -> str | None:
+    """The sha256 that the card beside the weights holds, or None without a card or sha256."""
+    if not card_path.is_file():
+        return None
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelError(f"unreadable model card: {error}", str(card_path), hint) from error
+    if not isinstance(card, dict):
+        raise ModelError(f"the model card is not a JSON object but {type(card).__name__}",
+                         str(card_path), hint)
+    expected = card.get("sha256")
+    if expected is not None and not (isinstance(expected, str)
+                                     and SHA256_PATTERN.fullmatch(expected)):
+        raise ModelError(f"the model card's sha256 is not a sha256 checksum: {expected!r}",
+                         str(card_path), hint)
+    return expected
+
+
+def verify_checkpoint(path: Path, hint: str) -> None:
+    """Check ``path`` against the sha256 in its card and the checksum in its header, whichever
+    it has; raise ModelError on a mismatch, or when it has neither."""
+    expected = _sidecar_checksum(card_path_for(path), hint)
+    if expected is not None and sha256_of(path) != expected:
+        raise ModelError("weights do not match the checksum in their model card "
+                         "(tampered or damaged)", str(path), hint)
+    try:
+        header, data_start = _read_header(path)
+    except (OSError, ValueError) as error:
+        raise ModelError(f"not a usable genre-tag checkpoint: {error}", str(path), hint) from error
+    stored = (header.get("__metadata__") or {}).get(CONTENT_CHECKSUM_KEY)
+    if stored is not None and _content_digest(header, path, data_start) != stored:
+        raise ModelError("weights do not match the checksum in their own header "
+                         "(tampered or damaged)", str(path), hint)
+    if expected is None and stored is None:
+        raise ModelError(
+            f"cannot be verified: no model card with a sha256 beside it "
+            f"({card_path_for(path).name}) and no checksum in its header", str(path),
+            "put the .json card written with it back beside it")
+
+
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> LoadedModel:
-    """Load a checkpoint, verifying its checksum against the card when one is beside it."""
+    """Load a checkpoint after ``verify_checkpoint``; nothing is unpickled."""
     path = resolve_weights_path(path)
     hint = "use a checkpoint written by 'genre-tag retrain', or reinstall genre-tag"
     if not path.is_file():
         raise ModelError("no model weights here", str(path), hint)
-    card_path = card_path_for(path)
-    if card_path.is_file():
-        try:
-            expected = json.loads(card_path.read_text(encoding="utf-8")).get("sha256")
-        except (OSError, json.JSONDecodeError) as error:
-            raise ModelError(f"unreadable model card: {error}", str(card_path), hint) from error
-        if expected and sha256_of(path) != expected:
-            raise ModelError(
-                "weights do not match the checksum in their model card (tampered or damaged)",
-                str(path),
-                hint,
-            )
+    verify_checkpoint(path, hint)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as reader:
             metadata = reader.metadata() or {}

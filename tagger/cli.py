@@ -11,6 +11,7 @@ import json
 import re
 import shlex
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ import click
 
 from tagger import __version__
 from tagger.choices import LAYOUTS, OPTIMIZERS, SCHEDULERS, SELECTIONS, SWEEPS
-from tagger.errors import TaggerError
+from tagger.errors import TaggerError, TaggerWarning
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -92,9 +93,21 @@ def fail(message: str) -> NoReturn:
 
 
 def run_reporting_errors(debug: bool, action: Callable[[], int]) -> None:
-    """Run ``action``; expected failures become one line on stderr and a non-zero exit."""
+    """Run ``action``; expected failures become one line on stderr and a non-zero exit, and
+    genre-tag's warnings one line each (the run goes on)."""
+    python_show_warning = warnings.showwarning
+
+    def show_warning(message: Warning | str, category: type[Warning], *where: Any) -> None:
+        if issubclass(category, TaggerWarning):
+            print(f"genre-tag: warning: {message}", file=sys.stderr)  # above a progress bar
+        else:
+            python_show_warning(message, category, *where)
+
     try:
-        status = action()
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", TaggerWarning)
+            warnings.showwarning = show_warning
+            status = action()
     except TaggerError as error:
         if debug:
             raise

@@ -44,3 +44,13 @@ class OutputError(TaggerError):
 
 class DatasetError(TaggerError):
     """A training data folder is missing something or is laid out wrongly."""
+
+
+class TaggerWarning(UserWarning):
+    """A problem a run worked around, as one line naming the file: the CLI prints it and
+    goes on."""
+
+
+class DamagedAudioWarning(TaggerWarning):
+    """Some samples were NaN, infinite or impossibly large: they were muted and their
+    seconds left out."""

@@ -9,6 +9,7 @@ relative to each second's own maximum with an 80 dB floor.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -18,6 +19,12 @@ import numpy as np
 import torch
 
 from tagger.audio import Segment, decode_blocks, segment_audio
+
+COMPRESSIONS = ("db", "log10")
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+_POSITIVE_COUNTS = ("sample_rate", "segment_samples", "n_fft", "hop_length", "n_mels")
+_POSITIVE_NUMBERS = ("f_max", "power", "amin", "top_db")
+_NUMBERS = ("f_min", "min_partial_seconds", "silence_dbfs", *_POSITIVE_NUMBERS)
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,36 @@ class FrontEndSpec:
     # maximum, floored top_db below it: the course's) or "log10" (log10(1 + 10000 * power):
     # musicnn's, on an absolute scale, so loudness shows).
     compression: str = "db"
+
+    def __post_init__(self) -> None:
+        """Refuse numbers no front end can use (a card may hold anything): ValueError."""
+        for name in _POSITIVE_COUNTS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"front end: {name} must be a whole number above 0, not {value!r}")
+        for name in _NUMBERS:
+            value = getattr(self, name)
+            number = not isinstance(value, bool) and isinstance(value, int | float)
+            if not number or not math.isfinite(value):
+                raise ValueError(f"front end: {name} must be a finite number, not {value!r}")
+            if name in _POSITIVE_NUMBERS and value <= 0:
+                raise ValueError(f"front end: {name} must be above 0, not {value!r}")
+        if not 0 <= self.f_min < self.f_max <= self.sample_rate / 2:
+            raise ValueError(f"front end: need 0 <= f_min < f_max <= sample_rate / 2, not f_min "
+                             f"{self.f_min}, f_max {self.f_max}, sample_rate {self.sample_rate}")
+        if not 0 <= self.min_partial_seconds <= self.segment_seconds:
+            raise ValueError(f"front end: min_partial_seconds must be between 0 and one segment "
+                             f"({self.segment_seconds} s), not {self.min_partial_seconds}")
+        context = self.context_segments
+        if isinstance(context, bool) or not isinstance(context, int) or context < 0:
+            raise ValueError(f"front end: context_segments must be a whole number from 0, "
+                             f"not {context!r}")
+        choices = {"compression": COMPRESSIONS, "pad_mode": PAD_MODES,
+                   "mel_scale": ("slaney",), "mel_norm": ("slaney",)}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"front end: {name} must be one of {', '.join(allowed)}, "
+                                 f"not {getattr(self, name)!r}")
 
     @property
     def n_frames(self) -> int:
@@ -79,6 +116,8 @@ class FrontEndSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FrontEndSpec:
+        if not isinstance(data, dict):
+            raise ValueError(f"front end must be an object of named numbers, not {data!r}")
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -93,7 +132,7 @@ def file_segments(path: Path, spec: FrontEndSpec, source: str | None = None) -> 
     """
     return segment_audio(
         decode_blocks(Path(path), spec.sample_rate), spec.segment_samples, source or str(path),
-        spec.min_partial_samples, spec.silence_rms,
+        spec.min_partial_samples, spec.silence_rms, spec.sample_rate,
     )
 
 
@@ -127,20 +166,12 @@ def slaney_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: floa
     return weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]
 
 
-COMPRESSIONS = ("db", "log10")
-
-
 class MelgramFrontEnd(torch.nn.Module):
     """Batches of segments ``(B, segment_samples)`` to melgrams ``(B, frames, n_mels)`` in dB."""
 
     def __init__(self, spec: FrontEndSpec) -> None:
         super().__init__()
         self.spec = spec
-        if (spec.mel_scale, spec.mel_norm) != ("slaney", "slaney"):
-            raise ValueError("only the Slaney mel scale and normalisation are implemented")
-        if spec.compression not in COMPRESSIONS:
-            raise ValueError(f"unknown compression {spec.compression!r} "
-                             f"(known: {', '.join(COMPRESSIONS)})")
         self.register_buffer("window", torch.hann_window(spec.n_fft, periodic=True))
         filterbank = slaney_mel_filterbank(spec.sample_rate, spec.n_fft, spec.n_mels,
                                            spec.f_min, spec.f_max)

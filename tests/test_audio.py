@@ -1,13 +1,23 @@
 from __future__ import annotations
 
+import os
+import re
+import socket
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from audio_fixtures import FORMATS, chord, noise, tone, write_audio
 
-from tagger.audio import decode_blocks, decode_to_array, find_audio_files, segment_audio
-from tagger.errors import AudioError, SilentAudioError
+from tagger.audio import (
+    decode_blocks,
+    decode_to_array,
+    find_audio_files,
+    seconds_list,
+    segment_audio,
+)
+from tagger.errors import AudioError, DamagedAudioWarning, SilentAudioError
 
 RATE = 8000
 
@@ -58,9 +68,57 @@ def test_decoding_streams_in_small_blocks(tmp_path: Path) -> None:
     assert max(b.size for b in blocks) < RATE  # never the whole file at once
 
 
+def assert_centred(segment: np.ndarray, source: np.ndarray) -> None:
+    """``segment`` holds ``source`` without its DC offset."""
+    np.testing.assert_allclose(segment, source - source.mean(), atol=1e-6)
+
+
 def segments_of(samples: np.ndarray, source: str = "test") -> list:
     blocks = (samples[i : i + 1234] for i in range(0, len(samples), 1234))
-    return list(segment_audio(blocks, RATE, source, min_partial_samples=800, silence_rms=1e-3))
+    return list(segment_audio(blocks, RATE, source, min_partial_samples=800, silence_rms=1e-3,
+                              sample_rate=RATE))
+
+
+@pytest.mark.parametrize("damage", [np.nan, np.inf, -np.inf, 1e30])
+def test_damaged_samples_are_muted_and_their_seconds_named(damage: float) -> None:
+    samples = chord(6.5, RATE)
+    samples[2 * RATE + 10 : 2 * RATE + 110] = damage  # a 100-sample glitch in 00:02
+    samples[4 * RATE - 5 : 4 * RATE + 5] = damage  # one across 00:03 | 00:04
+    samples[-100:] = damage  # and one in the partial last second
+    with pytest.warns(DamagedAudioWarning) as caught:
+        segments = segments_of(samples, "glitch.wav")
+    assert [s.damaged_samples for s in segments] == [0, 0, 100, 5, 5, 0, 100]
+    assert [s.silent for s in segments] == [False, False, True, True, True, False, True]
+    assert all(np.isfinite(s.samples).all() and np.abs(s.samples).max() < 1 for s in segments)
+    assert_centred(segments[1].samples, samples[RATE : 2 * RATE])
+    assert len(caught) == 1
+    assert str(caught[0].message) == (
+        "glitch.wav: damaged samples (NaN, infinite or impossibly large) at 00:02-00:05, "
+        "00:06-00:07 were muted, and those seconds are left out like silence (re-export or "
+        "re-rip the file to analyse them)")
+
+
+def test_long_lists_of_damaged_seconds_stay_one_short_line() -> None:
+    assert seconds_list([0, 1, 2], 1.0) == "00:00-00:03"
+    assert seconds_list(list(range(0, 7200, 2)), 1.0) == (
+        "00:00-00:01, 00:02-00:03, 00:04-00:05, 00:06-00:07, 00:08-00:09 and 3595 more")
+    assert seconds_list([3600], 3.0) == "3:00:00-3:00:03"
+
+
+def test_loud_but_finite_samples_are_not_damaged() -> None:
+    """A float file holding 16-bit integer values is badly scaled, not damaged."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        segments = segments_of(32767 * chord(2.0, RATE))
+    assert [s.damaged_samples for s in segments] == [0, 0]
+
+
+def test_audio_that_is_all_damaged_or_silent_is_an_error() -> None:
+    samples = np.zeros(3 * RATE, np.float32)
+    samples[RATE:] = np.nan
+    with pytest.raises(AudioError, match=r"no usable audio.*00:01-00:03") as caught:
+        segments_of(samples, "dead.wav")
+    assert not isinstance(caught.value, SilentAudioError)
 
 
 def test_segments_are_consecutive_and_the_last_partial_one_is_zero_padded() -> None:
@@ -69,8 +127,8 @@ def test_segments_are_consecutive_and_the_last_partial_one_is_zero_padded() -> N
     assert [s.index for s in segments] == [0, 1, 2, 3]
     assert [s.partial for s in segments] == [False, False, False, True]
     assert segments[3].valid_samples == 4000
-    np.testing.assert_array_equal(segments[1].samples, samples[8000:16000])
-    np.testing.assert_array_equal(segments[3].samples[:4000], samples[24000:])
+    assert_centred(segments[1].samples, samples[8000:16000])
+    assert_centred(segments[3].samples[:4000], samples[24000:])
     assert not segments[3].samples[4000:].any()
 
 
@@ -91,6 +149,19 @@ def test_silent_seconds_are_flagged_and_all_silence_is_an_error() -> None:
         segments_of(np.zeros(5 * RATE, np.float32), "quiet.wav")
 
 
+def test_a_dc_offset_is_removed_and_a_constant_offset_is_silence() -> None:
+    music = chord(2.5, RATE)
+    segments = segments_of(music + 0.3)
+    for segment, start in zip(segments, (0, RATE, 2 * RATE), strict=True):
+        real = music[start : start + segment.valid_samples]
+        assert_centred(segment.samples[: segment.valid_samples], real)
+    assert not segments[2].samples[segments[2].valid_samples :].any()
+    offset = np.concatenate([np.full(RATE, -0.5, np.float32), chord(1.0, RATE) + 0.5])
+    assert [s.silent for s in segments_of(offset)] == [True, False]
+    with pytest.raises(SilentAudioError, match="constant offset"):
+        segments_of(np.full(3 * RATE, 0.01, np.float32), "hum.wav")
+
+
 def test_bad_files_raise_one_clear_error(tmp_path: Path) -> None:
     empty = tmp_path / "empty.mp3"
     empty.touch()
@@ -107,6 +178,29 @@ def test_bad_files_raise_one_clear_error(tmp_path: Path) -> None:
             list(decode_blocks(path, RATE))
         assert str(path) in str(caught.value)
         assert "\n" not in str(caught.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes and sockets are POSIX")
+def test_special_files_are_named_for_what_they_are(tmp_path: Path) -> None:
+    """A FIFO, a socket and /dev/zero used to be "file is empty"."""
+    fifo = tmp_path / "stream.mp3"
+    os.mkfifo(fifo)
+    link = tmp_path / "gone.mp3"
+    link.symlink_to(tmp_path / "moved.mp3")
+    socket_path = tmp_path / "s.wav"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(socket_path))
+        cases = {
+            fifo: "named pipe (FIFO), not an audio file (genre-tag reads files it can seek in",
+            socket_path: "is a socket",
+            Path("/dev/zero"): "is a character device",
+            link: "is a broken link to",
+        }
+        for path, message in cases.items():
+            with pytest.raises(AudioError, match=re.escape(message)) as caught:
+                list(decode_blocks(path, RATE))
+            assert str(caught.value).startswith(f"{path}: ")
+            assert "\n" not in str(caught.value)
 
 
 def test_truncated_file_is_reported(tmp_path: Path) -> None:
