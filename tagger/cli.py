@@ -95,11 +95,13 @@ def fail(message: str) -> NoReturn:
 def run_reporting_errors(debug: bool, action: Callable[[], int]) -> None:
     """Run ``action``; expected failures become one line on stderr and a non-zero exit, and
     genre-tag's warnings one line each (the run goes on)."""
+    from tagger.names import printable
+
     python_show_warning = warnings.showwarning
 
     def show_warning(message: Warning | str, category: type[Warning], *where: Any) -> None:
-        if issubclass(category, TaggerWarning):
-            print(f"genre-tag: warning: {message}", file=sys.stderr)  # above a progress bar
+        if issubclass(category, TaggerWarning):  # print(): lands above a progress bar
+            print(f"genre-tag: warning: {printable(str(message))}", file=sys.stderr)
         else:
             python_show_warning(message, category, *where)
 
