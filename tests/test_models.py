@@ -1,13 +1,16 @@
-"""The models package: emotion heads give 0-1 values themselves, and every name the
-package had as one module is still importable from ``tagger.models``."""
+"""The models package: emotion heads give 0-1 values themselves, every name the package
+had as one module is still importable from ``tagger.models``, and ``--list-archs`` names
+the bundled models of each architecture from their cards."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from click.testing import CliRunner
 from conftest import SMALL_MUSICNN
 
 import tagger.models
+from tagger.cli import main
 from tagger.models import ARCHITECTURES, build_model
 
 SHAPE = (21, 128)
@@ -52,3 +55,16 @@ def test_every_name_of_the_former_module_is_importable() -> None:
              "RecurrentClassifier", "TemporalConv", "TimeFrequencyCNN", "UoaCNN", "activation",
              "architecture_defaults", "build_model", "count_parameters", "prepare_for_inference")
     assert [n for n in names if not hasattr(tagger.models, n)] == []
+
+
+def test_list_archs_names_each_architectures_bundled_models() -> None:
+    result = CliRunner().invoke(main, ["retrain", "--list-archs"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line for line in result.output.splitlines()
+            if line and not line[0].isspace() and line.split()[0] in ARCHITECTURES}
+    assert set(rows) == set(ARCHITECTURES)
+    assert rows["joint"].endswith("(bundled: genre-musicnn11)")
+    assert rows["genre-cnn"].endswith("(bundled: genre-gtzan10)")
+    assert rows["musicnn"].endswith("(bundled: musicnn-msd, musicnn-mtt)")
+    assert rows["emotion-joint"].endswith("(bundled: emotion-musicnn)")
+    assert "bundled:" not in rows["lstm"] and "bundled model" not in result.output

@@ -76,31 +76,27 @@ def emotion_joint(n_classes: int, input_shape: tuple[int, ...],
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "genre-cnn": Architecture(GenreCNN, "ours: 4 conv-BN-ReLU-pool blocks, global pool "
-                                        "(genre-gtzan10)"),
+    "genre-cnn": Architecture(GenreCNN, "ours: 4 conv-BN-ReLU-pool blocks, global pool"),
     "mfcc-ffn": Architecture(MfccFFN, "course A: 26-128-32-out feed-forward, no activations"),
     "uoa-cnn": Architecture(UoaCNN, "course A: 4 conv k5 16-32-64-128, FC 1024-256-32-out"),
     "lse-cnn": Architecture(LseCNN, "course B: conv 4/8/16 @5x5 + pool, dense 50"),
-    "tf-cnn": Architecture(TimeFrequencyCNN, "ours: frequency convs, then 1-D convs over time "
-                                             "(genre-sources11)"),
+    "tf-cnn": Architecture(TimeFrequencyCNN, "ours: frequency convs, then 1-D convs over time"),
     "musicnn": Architecture(MusiCNN, "musicnn: timbral and temporal convs, residual 1-D "
-                                     "convs, max+mean pool, dense 200 (musicnn-msd, -mtt)"),
+                                     "convs, max+mean pool, dense 200"),
     "joint": Architecture(joint, "backbones side by side, one head on their joined "
-                                 "embeddings (retrain --init-weights A --init-weights B; "
-                                 "genre-musicnn11)"),
+                                 "embeddings (retrain --init-weights A --init-weights B)"),
     "parallel-cnn": Architecture(ParallelCNN, "course B: parallel conv 8x8/pool 4 and 4x4/pool 2"),
     "cnn-rnn": Architecture(CnnRnn, "course B: 2 convs, LSTM 128, LSTM 32, dense 200"),
     "lstm": Architecture(RecurrentClassifier, "course D: (bi)LSTM 2x64 over frames"),
     "cnn2d": Architecture(Cnn2d, "course D: 4 conv-BN-ReLU-pool blocks, linear"),
     "emotion-cnn": Architecture(EmotionCNN, "emotion: genre-cnn backbone, sigmoid regression "
-                                            "head (emotion-4q-emotify)", task="emotion"),
+                                            "head (retrain --task emotion)", task="emotion"),
     "emotion-tf-cnn": Architecture(EmotionTimeFrequencyCNN, "emotion: tf-cnn backbone, sigmoid "
-                                   "regression head", task="emotion"),
+                                   "regression head (retrain --task emotion)", task="emotion"),
     "emotion-musicnn": Architecture(EmotionMusiCNN, "emotion: musicnn backbone, sigmoid "
                                                      "regression head", task="emotion"),
     "emotion-joint": Architecture(emotion_joint, "emotion: joined backbones, sigmoid "
-                                                 "regression head (emotion-musicnn)",
-                                  task="emotion"),
+                                                 "regression head", task="emotion"),
 }
 
 
