@@ -2,9 +2,9 @@
 
 ``base``: what every model is (``Classifier``: ``head(embed(x))``) and shared pieces;
 ``registry``: the architectures by name, ``build_model`` and ``prepare_for_inference``;
-``musicnn`` and ``joint``: the backbones of the bundled models; ``homegrown``: the
-project's own CNNs; ``course``: the course replicas; ``heads``: the emotion variants,
-whose regression heads give 0-1 values.
+``musicnn`` and ``joint``: the bundled models' architectures (musicnn backbones, side by
+side); ``homegrown``: the project's own CNNs; ``course``: the course replicas; ``heads``:
+the emotion variants, whose regression heads give 0-1 values.
 """
 
 from tagger.models.base import ACTIVATIONS, Classifier, GlobalPool, ImageInput, activation

@@ -2,7 +2,7 @@
 outputs with its ``head``, and the small pieces several architectures share.
 
 Every model maps a batch ``(B, *input_shape)`` to outputs ``(B, n_classes)`` in two
-steps: ``embed`` (input to the penultimate-layer embedding) and ``head`` (input to
+steps: ``embed`` (input to the penultimate-layer embedding) and ``head`` (embedding to
 outputs), so embeddings can be plotted and heads replaced. Convolutional models give
 the dotted name of their last convolutional stage in ``gradcam_module`` for Grad-CAM.
 Two-dimensional inputs are ``(time, feature)`` (e.g. 21 frames x 128 mel bands); the
