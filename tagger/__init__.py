@@ -7,13 +7,11 @@ Heavy modules (torch) load on first use, so ``genre-tag --help`` is instant.
 
 from __future__ import annotations
 
-from importlib import metadata
 from typing import Any
 
-try:
-    __version__ = metadata.version("genre-tag")
-except metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+source"
+# The one place the version is written: pyproject.toml reads it from here, and it is the
+# newest release heading of CHANGELOG.md (tests/test_packaging.py checks both).
+__version__ = "0.1.0"
 
 __all__ = ["EmotionResult", "EmotionTagger", "SongResult", "Tagger", "__version__", "tag",
            "tag_emotion"]

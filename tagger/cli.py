@@ -331,8 +331,12 @@ def retrain_emotion(given: dict[str, Any], genre_weights: Path | None) -> int:
 
 
 def list_architectures() -> None:
+    from tagger.checkpoints import bundled_weights_path
     from tagger.models import ARCHITECTURES, architecture_defaults, build_model, count_parameters
 
+    bundled: dict[str, list[str]] = {}
+    for card in sorted(bundled_weights_path().parent.glob("*.json")):
+        bundled.setdefault(json.loads(card.read_text())["architecture"], []).append(card.stem)
     width = max(map(len, ARCHITECTURES))
     for name, architecture in ARCHITECTURES.items():
         shape = (26,) if name == "mfcc-ffn" else (21, 128)
@@ -342,8 +346,9 @@ def list_architectures() -> None:
             parameters = f"{'-':>9}"
         settings = " ".join(f"{k}={json.dumps(v, separators=(',', ':'))}"
                             for k, v in architecture_defaults(name).items())
+        shipped = f" (bundled: {', '.join(bundled[name])})" if name in bundled else ""
         click.echo(f"{name:<{width}} input {' x '.join(map(str, shape)):<9} {parameters} "
-                   f"parameters  {architecture.summary}")
+                   f"parameters  {architecture.summary}{shipped}")
         click.echo(f"{'':<{width}} settings: {settings}" if settings
                    else f"{'':<{width}} (no settings)")
     click.echo("Change a setting with --hparam KEY=VALUE. Parameters are counted for 10 classes; "

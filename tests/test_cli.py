@@ -151,6 +151,7 @@ def test_uncertain_below_zero_marks_nothing(song_mp3: Path) -> None:
     assert by_default["uncertain_below"] == bundled > 0  # the bundled model is calibrated
 
 
+@pytest.mark.slow
 def test_smooth_averages_neighbouring_seconds(song_mp3: Path) -> None:
     from tagger.results import smooth_probabilities
 

@@ -193,6 +193,7 @@ def test_cli_tags_a_url_and_names_the_song_by_its_title(site: Site, tmp_path: Pa
     assert len(record["seconds"]) == 4
 
 
+@pytest.mark.slow
 def test_every_audio_element_of_a_page_is_tagged(site: Site, tmp_path: Path) -> None:
     out = tmp_path / "mix.jsonl"
     result = tag("--url", f"{site.base}/mix.html", "--json", str(out), "--quiet")
@@ -225,6 +226,7 @@ def test_http_errors_get_one_line_naming_the_cause(site: Site, code: int, fragme
     assert_one_line_error(tag("--url", url), url, fragment)
 
 
+@pytest.mark.slow
 def test_a_stalled_server_times_out_quickly_and_leaves_no_partial_file(site: Site) -> None:
     settings = DownloadSettings(socket_timeout=0.5)
     started = time.monotonic()

@@ -164,6 +164,7 @@ def test_tampered_emotion_weights_are_refused(song_mp3: Path, tmp_path: Path) ->
     assert_one_line_error(run(str(song_mp3), "--weights", str(weights)), "checksum")
 
 
+@pytest.mark.slow
 def test_bundled_model_orders_real_4q_clips_by_quadrant() -> None:
     """On 4Q clips of held-out artists, Q1 (positive, high) sits above Q3 (negative, low)."""
     folder = shared_data("4q")

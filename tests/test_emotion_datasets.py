@@ -96,6 +96,7 @@ def ntua_spectrogram(samples: np.ndarray) -> np.ndarray:
     return np.concatenate([mel, chroma]).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_ntua_layout_with_audio_spectrograms_and_missing_targets(tmp_path: Path) -> None:
     song = synth_song(4.0, RATE, seed=3)
     write_audio(tmp_path / "101.wav", song, RATE)

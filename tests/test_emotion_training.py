@@ -86,6 +86,7 @@ def test_loss_weights_bring_the_targets_to_one_scale() -> None:
     np.testing.assert_allclose(weights * variances, (weights * variances)[0], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_model_forward_backward_and_transfer_from_the_genre_model() -> None:
     genre_model = load_checkpoint(bundled_weights_path(EMOTION_START_MODEL))
     start = starting_point("genre")
@@ -176,6 +177,7 @@ def synthetic_sets(seed: int = 0, shape: tuple[int, int] = (21, 128)) -> dict[st
     return sets
 
 
+@pytest.mark.slow
 def test_training_is_seeded_learns_and_round_trips(tmp_path: Path) -> None:
     sets = synthetic_sets()
     config = EmotionConfig(epochs=3, batch_size=8, lr=3e-3, seconds_per_clip=3,

@@ -54,6 +54,7 @@ def test_parity_with_librosa_on_generated_signals() -> None:
     assert_parity(segments)
 
 
+@pytest.mark.slow
 def test_parity_with_librosa_on_real_music() -> None:
     folder = shared_data("gtzan")
     for genre in ("rock", "classical", "hiphop"):

@@ -112,6 +112,7 @@ def retrain(root: Path, out: Path, *extra: str) -> str:
     return " ".join(result.output.split())  # without rich's line wrapping
 
 
+@pytest.mark.slow
 def test_balanced_augmented_context_model_trains_calibrates_and_tags(
         sources_root: Path, tmp_path: Path) -> None:
     output = retrain(sources_root, tmp_path / "run", "--arch", "tf-cnn", "--context", "1",

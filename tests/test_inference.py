@@ -87,6 +87,7 @@ def test_tagging_gives_one_distribution_per_second(tagger_cpu: Tagger, song_mp3:
     assert sum(s.share_of_seconds for s in result.summary()) == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_batch_size_does_not_change_results(song_mp3: Path) -> None:
     small = Tagger.load(device="cpu", batch_size=3).tag_file(song_mp3)
     large = Tagger.load(device="cpu", batch_size=64).tag_file(song_mp3)
@@ -123,6 +124,7 @@ def test_temperature_divides_the_logits_and_keeps_every_winner(
     np.testing.assert_array_equal(softened.probabilities[plain.silent], 0.0)
 
 
+@pytest.mark.slow
 def test_uncertain_threshold_comes_from_the_card_unless_given(
     tagger_cpu: Tagger, chord_wav: Path, tmp_path: Path
 ) -> None:
@@ -141,6 +143,7 @@ def test_uncertain_threshold_comes_from_the_card_unless_given(
     assert tagger_cpu.tag_file(chord_wav, uncertain_below=0.999).uncertain.sum() >= 6
 
 
+@pytest.mark.slow
 def test_smoothing_is_applied_to_the_calibrated_probabilities(
     tagger_cpu: Tagger, chord_wav: Path
 ) -> None:
@@ -198,6 +201,7 @@ def test_device_selection(monkeypatch: pytest.MonkeyPatch) -> None:
     assert select_device("CUDA").type == "cuda"
 
 
+@pytest.mark.slow
 def test_bundled_model_hears_real_music() -> None:
     """On GTZAN's 73 validation clips (never trained on): well above the first bundled
     model's 0.534 and the second's 0.644 per clip, and classical always recognised."""

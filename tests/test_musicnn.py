@@ -127,6 +127,7 @@ def _chords_and_noise(root: Path, clips: int = 5) -> Path:
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("backbones", "head", "head_key", "head_inputs"), [
     (["musicnn-msd"], [], "head.weight", 200),
     (["musicnn-msd", "musicnn-mtt"], [], "head.weight", 400),
@@ -174,6 +175,7 @@ def test_frozen_transfer_trains_only_the_head(tmp_path: Path, backbones: list[st
     assert json.loads(result.stdout)["summary"]["genre"] == "noise"
 
 
+@pytest.mark.slow
 def test_frozen_folds_embed_once_and_score_every_clip(tmp_path: Path) -> None:
     root = _chords_and_noise(tmp_path / "data", clips=6)
     out = tmp_path / "folds"

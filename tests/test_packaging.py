@@ -1,11 +1,22 @@
-"""The wheel carries every subpackage and the bundled weights."""
+"""The wheel carries every subpackage and the bundled weights; the version is written in
+one place and is the newest release of the changelog."""
 
 from __future__ import annotations
 
+import re
 import tomllib
+from importlib import metadata
 from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
+
+import tagger
+from tagger.cli import main
+
 ROOT = Path(__file__).resolve().parents[1]
+# Keep a Changelog's release heading; "## [Unreleased]" is not one.
+RELEASE_HEADING = re.compile(r"^## \[(\d+\.\d+\.\d+)\] - (\d{4}-\d{2}-\d{2})$", re.MULTILINE)
 
 
 def test_every_subpackage_is_listed_in_pyproject() -> None:
@@ -24,3 +35,29 @@ def test_installed_package_has_the_weights() -> None:
                  "emotion-4q-emotify", "musicnn-msd", "musicnn-mtt"):
         path = bundled_weights_path(name)
         assert path.is_file() and path.with_suffix(".json").is_file()
+
+
+def test_the_version_is_written_only_in_the_package() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "tagger.__version__"}
+
+
+def test_the_version_is_the_newest_release_in_the_changelog() -> None:
+    releases = RELEASE_HEADING.findall((ROOT / "CHANGELOG.md").read_text())
+    assert releases, "CHANGELOG.md has no release heading '## [X.Y.Z] - YYYY-MM-DD'"
+    dates = [date for _, date in releases]
+    assert dates == sorted(dates, reverse=True), "CHANGELOG.md lists releases newest first"
+    assert tagger.__version__ == releases[0][0], (
+        f"tagger.__version__ is {tagger.__version__}, CHANGELOG.md's newest release "
+        f"{releases[0][0]}: cut a release by dating [Unreleased] and setting __version__")
+
+
+def test_the_cli_and_the_installed_metadata_give_the_same_version() -> None:
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and result.output == f"genre-tag, version {tagger.__version__}\n"
+    try:
+        installed = metadata.version("genre-tag")
+    except metadata.PackageNotFoundError:
+        pytest.skip("genre-tag is not installed")
+    assert installed == tagger.__version__, "the installed metadata is stale: pip install -e ."

@@ -122,7 +122,9 @@ MEMBERS = {"members": [
 SETTINGS = {"joint": MEMBERS, "emotion-joint": MEMBERS}
 
 
-@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("name", [  # the musicnn backbones train slowly
+    pytest.param(name, marks=pytest.mark.slow) if "musicnn" in name or "joint" in name
+    else name for name in sorted(ARCHITECTURES)])
 def test_every_architecture_learns_on_its_input_shape(name: str) -> None:
     shape = (26,) if name == "mfcc-ffn" else (21, 128)
     torch.manual_seed(0)
@@ -142,6 +144,7 @@ def test_every_architecture_learns_on_its_input_shape(name: str) -> None:
     assert model.embed(x).shape[0] == 32
 
 
+@pytest.mark.slow
 def test_lse_run_with_report_and_config_repeat(tmp_path: Path) -> None:
     data, out = make_lse(tmp_path / "lse"), tmp_path / "run"
     code, stderr = retrain("--data", str(data), "--arch", "lse-cnn", "--epochs", "3",
@@ -195,6 +198,7 @@ def test_early_stopping_and_overfitting_one_batch(tmp_path: Path) -> None:
     assert history[-1]["train_accuracy"] == 1.0 and history[-1]["train_loss"] < 0.1
 
 
+@pytest.mark.slow
 def test_sweep_writes_a_comparison_table(tmp_path: Path) -> None:
     data, out = make_course(tmp_path / "course", "mfccs"), tmp_path / "sweep"
     code, stderr = retrain("--data", str(data), "--arch", "mfcc-ffn", "--epochs", "2",
@@ -217,6 +221,7 @@ def test_wrong_settings_are_usage_errors(tmp_path: Path) -> None:
     assert code == 2
 
 
+@pytest.mark.slow
 def test_course_mfcc_half_trains_on_the_shared_data(tmp_path: Path) -> None:
     data = shared_data("music_genre_data_di")
     code, stderr = retrain("--data", str(data), "--features", "mfccs", "--arch", "mfcc-ffn",

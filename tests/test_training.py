@@ -36,6 +36,7 @@ def retrain(data: Path, out: Path, *extra: str) -> dict:
     return json.loads((out / "model.json").read_text())
 
 
+@pytest.mark.slow
 def test_retrain_writes_a_checkpoint_the_tagger_uses(tiny_dataset: Path, tmp_path: Path) -> None:
     card = retrain(tiny_dataset, tmp_path / "run")
     assert card["classes"] == ["chords", "noise"]
@@ -51,6 +52,7 @@ def test_retrain_writes_a_checkpoint_the_tagger_uses(tiny_dataset: Path, tmp_pat
     assert json.loads(result.stdout)["summary"]["genre"] == "noise"
 
 
+@pytest.mark.slow
 def test_the_same_seed_reproduces_every_epoch(tiny_dataset: Path, tmp_path: Path) -> None:
     histories = []
     for run in ("a", "b"):
