@@ -129,7 +129,7 @@ def predict_seconds(
             if with_embeddings:
                 embedding = model.embed(batch)
                 embeddings.append(embedding.cpu().numpy())
-                outputs.append(torch.sigmoid(model.head(embedding)).cpu().numpy())
+                outputs.append(model.head(embedding).cpu().numpy())
             else:
                 outputs.append(model(batch).cpu().numpy())
     return np.concatenate(outputs), (np.concatenate(embeddings) if with_embeddings else None)
@@ -261,7 +261,7 @@ def train_emotion(
 
     def outputs(index: torch.Tensor) -> torch.Tensor:
         if embedded:
-            return torch.sigmoid(model.head(inputs[index].to(device)))
+            return model.head(inputs[index].to(device))
         return model(mask_spectrograms(inputs[index], config.freq_mask, config.time_mask,
                                        generator).to(device))
 
@@ -312,7 +312,7 @@ def predict_from_embeddings(model: nn.Module, embeddings: np.ndarray,
     """The outputs of an emotion model's head on its backbone's ``embeddings``."""
     model.eval()
     with torch.inference_mode():
-        return torch.sigmoid(model.head(torch.from_numpy(embeddings).to(device))).cpu().numpy()
+        return model.head(torch.from_numpy(embeddings).to(device)).cpu().numpy()
 
 
 def subsample_seconds(emotion_set: EmotionSet, per_clip: int | None) -> EmotionSet:
