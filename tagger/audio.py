@@ -8,6 +8,7 @@ frame by frame, so an hour-long mix never sits in memory at its source rate.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import warnings
@@ -138,6 +139,25 @@ def decode_blocks(path: Path, sample_rate: int) -> Iterator[np.ndarray]:
             str(path),
             "the file was cut off; re-download or re-rip it",
         )
+
+
+def audio_content_sha256(path: Path) -> str:
+    """A checksum of the first audio stream's packets, read without decoding: it stays the
+    same when the file is renamed, moved or retagged (tags are not audio packets), and
+    changes when the audio does."""
+    container = _open(path)
+    with container:
+        if not container.streams.audio:
+            raise AudioError("holds no audio stream", str(path), "give an audio file")
+        digest = hashlib.sha256()
+        try:
+            for packet in container.demux(container.streams.audio[0]):
+                if packet.size:
+                    digest.update(memoryview(packet))
+        except av.error.FFmpegError as error:
+            raise AudioError("is damaged: its audio cannot be read", str(path),
+                             f"FFmpeg says: {error.strerror or error}") from error
+    return digest.hexdigest()
 
 
 def rms(samples: np.ndarray) -> float:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_fixtures import FORMATS, chord, noise, tone, write_audio
+from audio_fixtures import FORMATS, chord, noise, synth_song, tone, write_audio
 
 from tagger.audio import (
+    audio_content_sha256,
     decode_blocks,
     decode_to_array,
     find_audio_files,
@@ -226,3 +227,14 @@ def test_find_audio_files_is_recursive_sorted_and_skips_other_files(tmp_path: Pa
         (tmp_path / name).write_bytes(b"0")
     found = [p.relative_to(tmp_path).as_posix() for p in find_audio_files(tmp_path)]
     assert found == ["a.mp3", "b/deeper/x.FLAC", "b/y.ogg"]
+
+
+@pytest.mark.parametrize("suffix", [".mp3", ".flac", ".m4a", ".wav"])
+def test_the_audio_checksum_follows_the_audio_not_the_file(tmp_path: Path, suffix: str) -> None:
+    song = write_audio(tmp_path / f"song{suffix}", synth_song(3.0, 44100, seed=1), 44100)
+    moved = tmp_path / "elsewhere" / f"renamed{suffix}"
+    moved.parent.mkdir()
+    moved.write_bytes(song.read_bytes())
+    other = write_audio(tmp_path / f"other{suffix}", synth_song(3.0, 44100, seed=2), 44100)
+    assert audio_content_sha256(moved) == audio_content_sha256(song)
+    assert audio_content_sha256(other) != audio_content_sha256(song)
