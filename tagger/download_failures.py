@@ -7,6 +7,8 @@ import re
 from tagger.errors import DownloadError
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+COMMAND_LINE_FLAG = re.compile(r"(?<![\w-])--[a-z][\w-]*")
+OWN_FLAGS = frozenset({"--cookies", "--cookies-from-browser"})  # yt-dlp's that genre-tag has
 DEFAULT_HINT = "check the URL opens in a browser, or download the audio and pass the file"
 SIGN_IN_HINT = ("pass --cookies-from-browser NAME of a browser signed in to an account that "
                 "may watch it, or --cookies FILE")
@@ -42,6 +44,17 @@ FAILURES: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
         (r"HTTP Error 403", "the server refused access (HTTP 403)",
          "if it plays in a browser, pass --cookies-from-browser NAME, or update yt-dlp "
          "(pip install -U yt-dlp)"),
+        (r"file:// URLs", "is a file on this computer, not a web page",
+         "pass its path without --url: genre-tag PATH"),
+        (r"--video-password|password[- ]protected", "is protected by a password",
+         "genre-tag cannot pass a video password: download the audio and pass the file"),
+        (r"bytes read, \d+ more expected|content too short|incomplete ?read",
+         "the server closed the connection before sending the whole file",
+         "try again later; if it keeps failing, the server sends less than it announces"),
+        (r"certificate verify failed|CERTIFICATE_VERIFY_FAILED",
+         "the site's HTTPS certificate could not be verified",
+         "check the URL and the computer's clock; a network that inspects HTTPS needs its "
+         "certificate installed"),
         (r"timed out", "the server stopped answering (timed out)",
          "check your connection and try again later"),
         (r"connection refused|name or service not known|failed to resolve|nodename nor servname"
@@ -54,10 +67,18 @@ FAILURES: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
 
 
 def clean_message(message: str) -> str:
-    """yt-dlp's message on one line, without its prefixes, causes and bug-report advice."""
-    message = ANSI_ESCAPE.sub("", message).strip().splitlines()[0] if message.strip() else ""
+    """yt-dlp's message on one line, without its prefixes, causes and bug-report advice.
+
+    Sentences that advise a yt-dlp command-line flag genre-tag does not have are
+    dropped too: the user could not follow them.
+    """
+    lines = ANSI_ESCAPE.sub("", message).replace("\r", "").strip().splitlines()
+    message = lines[0] if lines else ""
     message = re.sub(r"^(?:ERROR|WARNING):\s*(?:\[[\w:.-]+\]\s*(?:[^\s:]+:\s+)?)?", "", message)
-    return re.sub(r"\s*(?:\(caused by .*|;\s*please report this issue.*)$", "", message)
+    message = re.sub(r"\s*(?:\(caused by .*|;\s*please report this issue.*)$", "", message)
+    sentences = re.split(r"(?<=[.!?])\s+", message)
+    return " ".join(sentence for sentence in sentences
+                    if OWN_FLAGS.issuperset(COMMAND_LINE_FLAG.findall(sentence)))
 
 
 def explain_failure(message: str, source: str) -> DownloadError:
@@ -65,4 +86,5 @@ def explain_failure(message: str, source: str) -> DownloadError:
     for pattern, what, hint in FAILURES:
         if pattern.search(message):
             return DownloadError(what, source, hint)
-    return DownloadError(f"download failed: {clean_message(message)}", source, DEFAULT_HINT)
+    reason = clean_message(message) or "yt-dlp gave no reason"
+    return DownloadError(f"download failed: {reason}", source, DEFAULT_HINT)
