@@ -5,9 +5,11 @@ its entries (the video itself, or every entry of a playlist or channel page),
 then ``fetch_entry`` downloads each one. Only the best audio stream is
 downloaded, with no FFmpeg post-processing (PyAV decodes whatever container
 arrives); live streams and recordings over the duration limit are refused
-before any media is downloaded. YouTube's JavaScript challenges are solved by
-the Deno binary of the ``deno`` package with the yt-dlp-ejs scripts: nothing
-but the media is fetched at run time.
+before any media is downloaded, and every download is bounded while it runs
+(``tagger.download_limits``): a stream that never ends stops at the size or
+duration limit, leaving no partial file behind, Ctrl-C included. YouTube's
+JavaScript challenges are solved by the Deno binary of the ``deno`` package
+with the yt-dlp-ejs scripts: nothing but the media is fetched at run time.
 
 Downloads land in the cache of ``tagger.download_cache``; failures become one
 line through ``tagger.download_failures``.
@@ -34,10 +36,13 @@ from tagger.download_cache import (
     cached_audio,
     clear_cache,
     default_cache_dir,
+    discard_download,
     forget,
+    prepare_cache_dir,
     remember,
 )
 from tagger.download_failures import DEFAULT_HINT, clean_message, explain_failure
+from tagger.download_limits import DownloadLimits
 from tagger.errors import DownloadError
 from tagger.units import clock
 
@@ -62,6 +67,7 @@ __all__ = [
 SOCKET_TIMEOUT_SECONDS = 30.0
 DEFAULT_MAX_DURATION_SECONDS = 2 * 3600.0
 DEFAULT_CACHE_MAX_BYTES = 2 * 10**9
+DEFAULT_MAX_BYTES = 10**9
 PLAYLIST_TYPES = ("playlist", "multi_video")
 LINK_TYPES = ("url", "url_transparent")
 BROWSER_SPEC = re.compile(r"(?P<name>[^+:]+)(?:\s*\+\s*(?P<keyring>[^:]+))?"
@@ -78,6 +84,7 @@ class DownloadSettings:
     cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES
     max_items: int | None = None
     max_duration: float | None = DEFAULT_MAX_DURATION_SECONDS
+    max_bytes: int | None = DEFAULT_MAX_BYTES
     cookies: Path | None = None
     cookies_from_browser: str | None = None
     socket_timeout: float = SOCKET_TIMEOUT_SECONDS
@@ -94,12 +101,13 @@ class MediaEntry:
 
 
 class _Session:
-    """One yt-dlp run: keeps it quiet, collects its errors and the file it is writing."""
+    """One yt-dlp run: keeps it quiet, collects its errors, holds its downloads to limits."""
 
-    def __init__(self, on_progress: ProgressCallback | None) -> None:
+    def __init__(self, on_progress: ProgressCallback | None,
+                 limits: DownloadLimits | None) -> None:
         self.errors: list[str] = []
-        self.partial: str | None = None
         self.on_progress = on_progress
+        self.limits = limits
 
     def debug(self, message: str) -> None:
         pass
@@ -115,7 +123,10 @@ class _Session:
 
     def hook(self, status: dict[str, Any]) -> None:
         state = status.get("status")
-        self.partial = status.get("tmpfilename") if state == "downloading" else None
+        if self.limits and state == "downloading":
+            partial = status.get("tmpfilename")
+            self.limits.check(Path(partial) if partial else None,
+                              int(status.get("downloaded_bytes") or 0), status.get("total_bytes"))
         if self.on_progress and state in ("downloading", "finished"):
             total = status.get("total_bytes") or status.get("total_bytes_estimate")
             done = int(status.get("downloaded_bytes") or 0)
@@ -205,6 +216,7 @@ def youtube_dl_options(settings: DownloadSettings, logger: Any,
         "progress_hooks": [progress_hook] if progress_hook else [],
         "socket_timeout": settings.socket_timeout,
         "retries": 2,
+        "updatetime": False,  # a cached file's time is when it was fetched, not the server's
         "cachedir": False,
         "js_runtimes": javascript_runtimes(),
         "remote_components": [],
@@ -215,18 +227,16 @@ def youtube_dl_options(settings: DownloadSettings, logger: Any,
 
 @contextlib.contextmanager
 def _yt_dlp(source: str, settings: DownloadSettings, on_progress: ProgressCallback | None = None,
-            **extra: Any) -> Iterator[Any]:
-    """A YoutubeDL whose failures become one-line errors (and leave no partial file)."""
+            limits: DownloadLimits | None = None, **extra: Any) -> Iterator[Any]:
+    """A YoutubeDL whose failures become one-line errors."""
     import yt_dlp
 
-    session = _Session(on_progress)
+    session = _Session(on_progress, limits)
     options = {**youtube_dl_options(settings, session, session.hook), **extra}
     try:
         with yt_dlp.YoutubeDL(options) as ydl:
             yield ydl
     except yt_dlp.utils.YoutubeDLError as error:
-        if session.partial:
-            Path(session.partial).unlink(missing_ok=True)
         raise explain_failure(session.errors[-1] if session.errors else str(error),
                               source) from error
 
@@ -284,34 +294,49 @@ def fetch_entry(entry: MediaEntry, settings: DownloadSettings | None = None,
     info = entry.info or {"_type": "url", "url": entry.key}
     if (refused := refusal(info, entry.key, settings.max_duration)) is not None:
         raise refused
+    prepare_cache_dir(settings.cache_dir)
+    tag = hashlib.sha256(entry.key.encode()).hexdigest()[:12]
+    try:
+        path, result = _download(entry.key, info, settings, tag, on_progress)
+    except BaseException:  # a failure or Ctrl-C: nothing half-downloaded stays
+        discard_download(settings.cache_dir, tag)
+        raise
+    discard_download(settings.cache_dir, tag, keep=path)
+    fetched = FetchedAudio(url=entry.key, path=path, title=_title(result, entry.key),
+                           video_id=str(result["id"]), extractor=str(result.get("extractor_key")))
+    remember(fetched, settings.cache_dir, settings.cache_max_bytes)
+    return fetched
+
+
+def _download(key: str, info: dict[str, Any], settings: DownloadSettings, tag: str,
+              on_progress: ProgressCallback | None) -> tuple[Path, dict[str, Any]]:
+    """Download ``info`` into the cache as ``EXTRACTOR-ID-TAG.EXT``: its path and full info."""
+    limits = DownloadLimits(key, settings.max_bytes, settings.max_duration)
     refusals: list[DownloadError] = []
 
     def match_filter(full_info: dict[str, Any], *, incomplete: bool) -> str | None:
         """Checks what only full extraction tells (a playlist lists less), before downloading."""
-        if (refused := refusal(full_info, entry.key, settings.max_duration)) is not None:
+        if (refused := refusal(full_info, key, settings.max_duration)) is not None:
             refusals.append(refused)
             return refused.what
+        if full_info.get("duration"):  # checked here: no need to measure it while downloading
+            limits.max_seconds = None
         return None
 
-    settings.cache_dir.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(entry.key.encode()).hexdigest()[:12]
-    outtmpl = str(settings.cache_dir / f"%(extractor)s-%(id)s-{digest}.%(ext)s")
-    with _yt_dlp(entry.key, settings, on_progress, outtmpl=outtmpl,
+    outtmpl = str(settings.cache_dir / f"%(extractor)s-%(id)s-{tag}.%(ext)s")
+    with _yt_dlp(key, settings, on_progress, limits, outtmpl=outtmpl,
                  match_filter=match_filter) as ydl:
         result = ydl.process_ie_result(info, download=True)
         if refusals:
             raise refusals[-1]
         if result.get("_type") in PLAYLIST_TYPES:
-            raise DownloadError("is a playlist inside the playlist", entry.key,
+            raise DownloadError("is a playlist inside the playlist", key,
                                 "pass its URL to --url on its own")
         downloads = result.get("requested_downloads") or [{}]
         path = Path(downloads[0].get("filepath") or ydl.prepare_filename(result))
     if not path.is_file():
-        raise DownloadError("download produced no file", entry.key, DEFAULT_HINT)
-    fetched = FetchedAudio(url=entry.key, path=path, title=_title(result, entry.key),
-                           video_id=str(result["id"]), extractor=str(result.get("extractor_key")))
-    remember(fetched, settings.cache_dir, settings.cache_max_bytes)
-    return fetched
+        raise DownloadError("download produced no file", key, DEFAULT_HINT)
+    return path, result
 
 
 def fetch_audio(url: str, settings: DownloadSettings | None = None,
