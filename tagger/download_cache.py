@@ -91,8 +91,12 @@ def _read_index(cache_dir: Path) -> dict[str, dict[str, Any]]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, NotADirectoryError):
         return {}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        data, problem = {}, f"unreadable: {getattr(error, 'strerror', None) or error}"
+    except json.JSONDecodeError as error:
+        data, problem = None, f"not valid JSON at line {error.lineno} column {error.colno}"
+    except UnicodeDecodeError:
+        data, problem = None, "not UTF-8 text"
+    except OSError as error:
+        data, problem = None, f"unreadable: {error.strerror or error}"
     else:
         problem = None if isinstance(data, dict) else "not a JSON object"
     records = data if isinstance(data, dict) else {}
@@ -102,8 +106,8 @@ def _read_index(cache_dir: Path) -> dict[str, dict[str, Any]]:
     if problem is not None:
         with contextlib.suppress(OutputError):
             _write_index(cache_dir, index)
-        warn(f"{path}: the download cache index was damaged ({problem}); rebuilt it with the "
-             f"{len(index)} downloads it still names")
+        rebuilt = f"kept the {len(index)} downloads it still names" if index else "started anew"
+        warn(f"{path}: the download cache index was damaged ({problem}); {rebuilt}")
     return index
 
 
@@ -159,7 +163,7 @@ def _sweep_strays(cache_dir: Path, index: dict[str, dict[str, Any]]) -> None:
 def discard_download(cache_dir: Path, tag: str, keep: Path | None = None) -> None:
     """Delete what one download left (its files are named ``*-TAG.*``), except ``keep``."""
     for path in cache_dir.glob(f"*-{tag}.*"):
-        if path != keep:
+        if keep is None or path.name != keep.name:
             path.unlink(missing_ok=True)
 
 
