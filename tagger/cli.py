@@ -157,7 +157,10 @@ def tagging_options(what: str, weights_from: str) -> Callable[[Callable], Callab
                      help="Tag at most the first N entries of each playlist or channel --url."),
         click.option("--max-duration", default="2h", show_default=True, type=DURATION,
                      metavar="TIME", help="Refuse --url recordings longer than TIME (45s, 90m, "
-                                          "2h; 0: no limit) before downloading them."),
+                                          "2h; 0: no limit), or stop downloading a stream that "
+                                          "passes it."),
+        click.option("--max-size", default="1GB", show_default=True, type=SIZE, metavar="SIZE",
+                     help="Stop a --url download that grows past SIZE (0: no limit)."),
         click.option("--cookies", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      metavar="FILE",
                      help="Netscape cookies.txt for --url videos that need signing in "
@@ -205,7 +208,8 @@ def tag_request(given: dict[str, Any]) -> Any:
                                "of them to a file")
     download = DownloadSettings(
         cache_max_bytes=int(given.pop("cache_max")), max_items=given.pop("max_items"),
-        max_duration=given.pop("max_duration") or None, cookies=given.pop("cookies"),
+        max_duration=given.pop("max_duration") or None,
+        max_bytes=int(given.pop("max_size")) or None, cookies=given.pop("cookies"),
         cookies_from_browser=given.pop("cookies_from_browser"),
     )
     given.pop("debug")

@@ -5,15 +5,14 @@ its entries (the video itself, or every entry of a playlist or channel page),
 then ``fetch_entry`` downloads each one. Only the best audio stream is
 downloaded, with no FFmpeg post-processing (PyAV decodes whatever container
 arrives); live streams and recordings over the duration limit are refused
-before any media is downloaded. YouTube's JavaScript challenges are solved by
-the Deno binary of the ``deno`` package with the yt-dlp-ejs scripts: nothing
-but the media is fetched at run time.
+before any media is downloaded, and every download is bounded while it runs
+(``tagger.download_limits``): a stream that never ends stops at the size or
+duration limit, leaving no partial file behind, Ctrl-C included. YouTube's
+JavaScript challenges are solved by the Deno binary of the ``deno`` package
+with the yt-dlp-ejs scripts: nothing but the media is fetched at run time.
 
-Files live in the user cache folder as ``EXTRACTOR-ID-HASH.EXT`` (the hash of
-the URL keeps two sites' ``song.mp3`` apart); an index maps
-each URL (or playlist entry) to its file and when it was last used, so asking
-for the same URL again touches no network, and the least recently used files
-go once the cache outgrows its cap.
+Downloads land in the cache of ``tagger.download_cache``; failures become one
+line through ``tagger.download_failures``.
 """
 
 from __future__ import annotations
@@ -22,81 +21,59 @@ import contextlib
 import hashlib
 import http.cookiejar
 import io
-import json
 import math
 import re
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
-from tagger.atomic import atomic_write_text
-from tagger.errors import DownloadError, OutputError
+from tagger.download_cache import (
+    CacheUsage,
+    FetchedAudio,
+    cache_usage,
+    cached_audio,
+    clear_cache,
+    default_cache_dir,
+    discard_download,
+    forget,
+    prepare_cache_dir,
+    remember,
+)
+from tagger.download_failures import DEFAULT_HINT, clean_message, explain_failure
+from tagger.download_limits import DownloadLimits
+from tagger.errors import DownloadError
 from tagger.units import clock
 
-INDEX_FILE = "index.json"
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+__all__ = [
+    "CacheUsage",
+    "DownloadSettings",
+    "FetchedAudio",
+    "MediaEntry",
+    "browser_cookie_source",
+    "cache_usage",
+    "cached_audio",
+    "clear_cache",
+    "default_cache_dir",
+    "expand_url",
+    "explain_failure",
+    "fetch_audio",
+    "fetch_entry",
+    "forget",
+    "youtube_dl_options",
+]
+
 SOCKET_TIMEOUT_SECONDS = 30.0
 DEFAULT_MAX_DURATION_SECONDS = 2 * 3600.0
 DEFAULT_CACHE_MAX_BYTES = 2 * 10**9
+DEFAULT_MAX_BYTES = 10**9
 PLAYLIST_TYPES = ("playlist", "multi_video")
 LINK_TYPES = ("url", "url_transparent")
-DEFAULT_HINT = "check the URL opens in a browser, or download the audio and pass the file"
-SIGN_IN_HINT = ("pass --cookies-from-browser NAME of a browser signed in to an account that "
-                "may watch it, or --cookies FILE")
 BROWSER_SPEC = re.compile(r"(?P<name>[^+:]+)(?:\s*\+\s*(?P<keyring>[^:]+))?"
                           r"(?:\s*:\s*(?!:)(?P<profile>.+?))?(?:\s*::\s*(?P<container>.+))?")
 
-# (pattern in yt-dlp's message, what went wrong, what to try), the first match wins
-FAILURES: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE), what, hint) for pattern, what, hint in (
-        (r"failed to load cookies", "could not load the browser's cookies",
-         "close the browser and check the name and profile given to --cookies-from-browser, "
-         "or pass --cookies FILE"),
-        (r"private video|video is private", "is a private video", SIGN_IN_HINT),
-        (r"members[- ]only|join this channel", "is for channel members only",
-         "pass --cookies-from-browser NAME of a browser signed in to a member's account"),
-        (r"confirm your age|age[- ]restricted|inappropriate for some users",
-         "is age-restricted", "pass --cookies-from-browser NAME of a browser signed in to an "
-         "adult's account, or --cookies FILE"),
-        (r"HTTP Error 429|too many requests|rate[- ]limit|try again later",
-         "the site is limiting the rate of requests (HTTP 429 Too Many Requests)",
-         "wait an hour before trying again, or pass --cookies-from-browser NAME"),
-        (r"not a bot|captcha", "the site asks to prove that this is not a bot",
-         "pass --cookies-from-browser NAME of a browser signed in to the site, or wait and "
-         "try again"),
-        (r"in your country|from your location|geo[- ]?restrict",
-         "is blocked in your country (geo-restricted)",
-         "it can only be fetched from a country where it is available"),
-        (r"live event will begin|premieres? in|will begin in",
-         "is a live stream or premiere that has not started yet",
-         "try again once it has been broadcast"),
-        (r"HTTP Error (?:404|410)", "was not found (HTTP 404): removed, or a wrong URL",
-         "check the URL"),
-        (r"removed|no longer available|been terminated|video unavailable|does not exist",
-         "has been removed or does not exist", "check the URL"),
-        (r"HTTP Error 403", "the server refused access (HTTP 403)",
-         "if it plays in a browser, pass --cookies-from-browser NAME, or update yt-dlp "
-         "(pip install -U yt-dlp)"),
-        (r"timed out", "the server stopped answering (timed out)",
-         "check your connection and try again later"),
-        (r"connection refused|name or service not known|failed to resolve|nodename nor servname"
-         r"|network is unreachable|getaddrinfo", "cannot reach the server",
-         "check the address and your connection"),
-        (r"unsupported url", "no audio or video found on this page (unsupported URL)",
-         DEFAULT_HINT),
-    )
-)
-
 ProgressCallback = Callable[[int, int | None], None]
-
-
-def default_cache_dir() -> Path:
-    return Path(platformdirs.user_cache_dir("genre-tag")) / "downloads"
 
 
 @dataclass(frozen=True)
@@ -107,6 +84,7 @@ class DownloadSettings:
     cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES
     max_items: int | None = None
     max_duration: float | None = DEFAULT_MAX_DURATION_SECONDS
+    max_bytes: int | None = DEFAULT_MAX_BYTES
     cookies: Path | None = None
     cookies_from_browser: str | None = None
     socket_timeout: float = SOCKET_TIMEOUT_SECONDS
@@ -122,29 +100,14 @@ class MediaEntry:
     info: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
-@dataclass(frozen=True)
-class FetchedAudio:
-    url: str
-    path: Path
-    title: str
-    video_id: str
-    extractor: str
-
-
-@dataclass(frozen=True)
-class CacheUsage:
-    folder: Path
-    files: int
-    size: int
-
-
 class _Session:
-    """One yt-dlp run: keeps it quiet, collects its errors and the file it is writing."""
+    """One yt-dlp run: keeps it quiet, collects its errors, holds its downloads to limits."""
 
-    def __init__(self, on_progress: ProgressCallback | None) -> None:
+    def __init__(self, on_progress: ProgressCallback | None,
+                 limits: DownloadLimits | None) -> None:
         self.errors: list[str] = []
-        self.partial: str | None = None
         self.on_progress = on_progress
+        self.limits = limits
 
     def debug(self, message: str) -> None:
         pass
@@ -160,26 +123,14 @@ class _Session:
 
     def hook(self, status: dict[str, Any]) -> None:
         state = status.get("status")
-        self.partial = status.get("tmpfilename") if state == "downloading" else None
+        if self.limits and state == "downloading":
+            partial = status.get("tmpfilename")
+            self.limits.check(Path(partial) if partial else None,
+                              int(status.get("downloaded_bytes") or 0), status.get("total_bytes"))
         if self.on_progress and state in ("downloading", "finished"):
             total = status.get("total_bytes") or status.get("total_bytes_estimate")
             done = int(status.get("downloaded_bytes") or 0)
             self.on_progress(done, int(total) if total else None)
-
-
-def clean_message(message: str) -> str:
-    """yt-dlp's message on one line, without its prefixes, causes and bug-report advice."""
-    message = ANSI_ESCAPE.sub("", message).strip().splitlines()[0] if message.strip() else ""
-    message = re.sub(r"^(?:ERROR|WARNING):\s*(?:\[[\w:.-]+\]\s*(?:[^\s:]+:\s+)?)?", "", message)
-    return re.sub(r"\s*(?:\(caused by .*|;\s*please report this issue.*)$", "", message)
-
-
-def explain_failure(message: str, source: str) -> DownloadError:
-    """One clear line for a yt-dlp failure: the cause and what to try."""
-    for pattern, what, hint in FAILURES:
-        if pattern.search(message):
-            return DownloadError(what, source, hint)
-    return DownloadError(f"download failed: {clean_message(message)}", source, DEFAULT_HINT)
 
 
 def refusal(info: dict[str, Any], source: str, max_duration: float | None) -> DownloadError | None:
@@ -265,6 +216,7 @@ def youtube_dl_options(settings: DownloadSettings, logger: Any,
         "progress_hooks": [progress_hook] if progress_hook else [],
         "socket_timeout": settings.socket_timeout,
         "retries": 2,
+        "updatetime": False,  # a cached file's time is when it was fetched, not the server's
         "cachedir": False,
         "js_runtimes": javascript_runtimes(),
         "remote_components": [],
@@ -275,106 +227,18 @@ def youtube_dl_options(settings: DownloadSettings, logger: Any,
 
 @contextlib.contextmanager
 def _yt_dlp(source: str, settings: DownloadSettings, on_progress: ProgressCallback | None = None,
-            **extra: Any) -> Iterator[Any]:
-    """A YoutubeDL whose failures become one-line errors (and leave no partial file)."""
+            limits: DownloadLimits | None = None, **extra: Any) -> Iterator[Any]:
+    """A YoutubeDL whose failures become one-line errors."""
     import yt_dlp
 
-    session = _Session(on_progress)
+    session = _Session(on_progress, limits)
     options = {**youtube_dl_options(settings, session, session.hook), **extra}
     try:
         with yt_dlp.YoutubeDL(options) as ydl:
             yield ydl
     except yt_dlp.utils.YoutubeDLError as error:
-        if session.partial:
-            Path(session.partial).unlink(missing_ok=True)
         raise explain_failure(session.errors[-1] if session.errors else str(error),
                               source) from error
-
-
-def _read_index(cache_dir: Path) -> dict[str, dict[str, Any]]:
-    try:
-        return json.loads((cache_dir / INDEX_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-def _write_index(cache_dir: Path, index: dict[str, dict[str, Any]]) -> None:
-    atomic_write_text(cache_dir / INDEX_FILE, json.dumps(index, indent=1) + "\n")
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def cached_audio(key: str, cache_dir: Path) -> FetchedAudio | None:
-    record = _read_index(cache_dir).get(key)
-    if not record:
-        return None
-    fetched = FetchedAudio(url=record["url"], path=cache_dir / record["path"],
-                           title=record["title"], video_id=record["video_id"],
-                           extractor=record["extractor"])
-    return fetched if fetched.path.is_file() else None
-
-
-def _evict(cache_dir: Path, index: dict[str, dict[str, Any]], keep: str, max_bytes: int) -> None:
-    """Delete the least recently used files until the cache fits ``max_bytes``; ``keep`` stays."""
-    last_used: dict[str, float] = {}
-    for record in index.values():
-        last_used[record["path"]] = max(last_used.get(record["path"], 0.0),
-                                        record.get("last_used", 0.0))
-    sizes = {name: _file_size(cache_dir / name) for name in last_used}
-    total = sum(sizes.values())
-    for name in sorted(last_used, key=last_used.__getitem__):
-        if total <= max_bytes:
-            break
-        if name != keep:
-            (cache_dir / name).unlink(missing_ok=True)
-            total -= sizes[name]
-            for key in [key for key, record in index.items() if record["path"] == name]:
-                del index[key]
-
-
-def _remember(fetched: FetchedAudio, settings: DownloadSettings) -> None:
-    """Mark ``fetched`` as just used in the index, then evict down to the cache cap."""
-    cache_dir = settings.cache_dir
-    index = {key: record for key, record in _read_index(cache_dir).items()
-             if (cache_dir / record["path"]).is_file()}
-    index[fetched.url] = {**asdict(fetched), "path": fetched.path.name, "last_used": time.time()}
-    _evict(cache_dir, index, fetched.path.name, settings.cache_max_bytes)
-    _write_index(cache_dir, index)
-
-
-def forget(key: str, cache_dir: Path | None = None) -> None:
-    """Drop ``key`` and its file from the cache (e.g. when it turned out not to be audio)."""
-    cache_dir = cache_dir or default_cache_dir()
-    index = _read_index(cache_dir)
-    record = index.pop(key, None)
-    if record:
-        (cache_dir / record["path"]).unlink(missing_ok=True)
-        _write_index(cache_dir, index)
-
-
-def cache_usage(cache_dir: Path | None = None) -> CacheUsage:
-    """How many files the download cache holds and their total size in bytes."""
-    cache_dir = cache_dir or default_cache_dir()
-    files = [path for path in cache_dir.glob("*") if path.is_file() and path.name != INDEX_FILE]
-    return CacheUsage(cache_dir, len(files), sum(_file_size(path) for path in files))
-
-
-def clear_cache(cache_dir: Path | None = None) -> CacheUsage:
-    """Delete every cached download; returns what was removed."""
-    usage = cache_usage(cache_dir)
-    try:
-        for path in usage.folder.glob("*"):
-            if path.is_file():
-                path.unlink()
-    except OSError as error:
-        raise OutputError(f"cannot delete: {error.strerror or error}", str(usage.folder),
-                          "check the folder's permissions") from error
-    return usage
 
 
 def _entry_key(source: str, page: dict[str, Any], entry: dict[str, Any]) -> str:
@@ -425,39 +289,54 @@ def fetch_entry(entry: MediaEntry, settings: DownloadSettings | None = None,
     """Download the best audio of one entry (or reuse the cached copy)."""
     settings = settings or DownloadSettings()
     if (cached := cached_audio(entry.key, settings.cache_dir)) is not None:
-        _remember(cached, settings)
+        remember(cached, settings.cache_dir, settings.cache_max_bytes)
         return cached
     info = entry.info or {"_type": "url", "url": entry.key}
     if (refused := refusal(info, entry.key, settings.max_duration)) is not None:
         raise refused
+    prepare_cache_dir(settings.cache_dir)
+    tag = hashlib.sha256(entry.key.encode()).hexdigest()[:12]
+    try:
+        path, result = _download(entry.key, info, settings, tag, on_progress)
+    except BaseException:  # a failure or Ctrl-C: nothing half-downloaded stays
+        discard_download(settings.cache_dir, tag)
+        raise
+    discard_download(settings.cache_dir, tag, keep=path)
+    fetched = FetchedAudio(url=entry.key, path=path, title=_title(result, entry.key),
+                           video_id=str(result["id"]), extractor=str(result.get("extractor_key")))
+    remember(fetched, settings.cache_dir, settings.cache_max_bytes)
+    return fetched
+
+
+def _download(key: str, info: dict[str, Any], settings: DownloadSettings, tag: str,
+              on_progress: ProgressCallback | None) -> tuple[Path, dict[str, Any]]:
+    """Download ``info`` into the cache as ``EXTRACTOR-ID-TAG.EXT``: its path and full info."""
+    limits = DownloadLimits(key, settings.max_bytes, settings.max_duration)
     refusals: list[DownloadError] = []
 
     def match_filter(full_info: dict[str, Any], *, incomplete: bool) -> str | None:
         """Checks what only full extraction tells (a playlist lists less), before downloading."""
-        if (refused := refusal(full_info, entry.key, settings.max_duration)) is not None:
+        if (refused := refusal(full_info, key, settings.max_duration)) is not None:
             refusals.append(refused)
             return refused.what
+        if full_info.get("duration"):  # checked here: no need to measure it while downloading
+            limits.max_seconds = None
         return None
 
-    settings.cache_dir.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(entry.key.encode()).hexdigest()[:12]
-    outtmpl = str(settings.cache_dir / f"%(extractor)s-%(id)s-{digest}.%(ext)s")
-    with _yt_dlp(entry.key, settings, on_progress, outtmpl=outtmpl,
+    outtmpl = str(settings.cache_dir / f"%(extractor)s-%(id)s-{tag}.%(ext)s")
+    with _yt_dlp(key, settings, on_progress, limits, outtmpl=outtmpl,
                  match_filter=match_filter) as ydl:
         result = ydl.process_ie_result(info, download=True)
         if refusals:
             raise refusals[-1]
         if result.get("_type") in PLAYLIST_TYPES:
-            raise DownloadError("is a playlist inside the playlist", entry.key,
+            raise DownloadError("is a playlist inside the playlist", key,
                                 "pass its URL to --url on its own")
         downloads = result.get("requested_downloads") or [{}]
         path = Path(downloads[0].get("filepath") or ydl.prepare_filename(result))
     if not path.is_file():
-        raise DownloadError("download produced no file", entry.key, DEFAULT_HINT)
-    fetched = FetchedAudio(url=entry.key, path=path, title=_title(result, entry.key),
-                           video_id=str(result["id"]), extractor=str(result.get("extractor_key")))
-    _remember(fetched, settings)
-    return fetched
+        raise DownloadError("download produced no file", key, DEFAULT_HINT)
+    return path, result
 
 
 def fetch_audio(url: str, settings: DownloadSettings | None = None,

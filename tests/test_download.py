@@ -6,18 +6,14 @@ import importlib.util
 import json
 import re
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import deno
 import pytest
-from audio_fixtures import synth_song, write_audio
 from click.testing import CliRunner, Result
+from download_site import STALL_SECONDS, Site, serve_site
 
 from tagger.cli import main
 from tagger.download import (
@@ -32,98 +28,13 @@ from tagger.download import (
 )
 from tagger.errors import DownloadError
 
-STALL_SECONDS = 10  # the stalling handler gives up by itself after this long
 COOKIES = "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\tmember-42\n"
-
-
-@dataclass
-class Site:
-    base: str
-    root: Path
-    served: list[str] = field(default_factory=list)
-    cookies: list[str | None] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-
-class SiteHandler(SimpleHTTPRequestHandler):
-    """Static files, /status/CODE answers CODE, /stall.mp3 sends a little and then stalls."""
-
-    site: Site
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self.site.served.append(self.path)
-        self.site.cookies.append(self.headers.get("Cookie"))
-        if match := re.fullmatch(r"/status/(\d{3})(?:\.\w+)?", self.path):
-            self.send_response(int(match.group(1)))
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-        elif self.path == "/stall.mp3":
-            self.send_response(200)
-            self.send_header("Content-Type", "audio/mpeg")
-            self.send_header("Content-Length", "1000000")
-            self.end_headers()
-            self.wfile.write(b"\xff\xfb\x90\x00" + bytes(2000))
-            self.wfile.flush()
-            self.site.stop.wait(STALL_SECONDS)
-        else:
-            super().do_GET()
-
-
-def audio_page(title: str, sources: list[str]) -> str:
-    """An HTML page with one <audio> element per source: yt-dlp lists it as a playlist."""
-    players = "".join(f'<audio controls><source src="{src}" type="audio/mpeg"></audio>'
-                      for src in sources)
-    return f"<html><head><title>{title}</title></head><body>{players}</body></html>"
-
-
-def json_ld_page(media_url: str, duration: str) -> str:
-    """A page whose schema.org AudioObject gives the media URL and its duration."""
-    data = {"@context": "https://schema.org", "@type": "AudioObject", "name": "Long mix",
-            "contentUrl": media_url, "encodingFormat": "audio/mpeg", "duration": duration}
-    script = f'<script type="application/ld+json">{json.dumps(data)}</script>'
-    return f"<html><head>{script}</head></html>"
-
-
-def podcast_feed(base: str, durations: list[str]) -> str:
-    """An RSS feed whose items carry itunes:duration: a playlist that tells lengths up front."""
-    items = "".join(
-        f"<item><title>Episode {i}</title><enclosure url='{base}/song-{i}.mp3' type='audio/mpeg'/>"
-        f"<itunes:duration>{duration}</itunes:duration></item>"
-        for i, duration in enumerate(durations))
-    return ("<?xml version='1.0'?><rss version='2.0' "
-            "xmlns:itunes='http://www.itunes.com/dtds/podcast-1.0.dtd'><channel>"
-            f"<title>Feed</title>{items}</channel></rss>")
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    root = tmp_path / "site"
-    root.mkdir()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)
-    site = Site(f"http://127.0.0.1:{httpd.server_address[1]}", root)
-    httpd.RequestHandlerClass = partial(type("Handler", (SiteHandler,), {"site": site}),
-                                        directory=str(root))
-    write_audio(root / "demo-song.mp3", synth_song(4.0, 44100), 44100)
-    for i in range(3):
-        write_audio(root / f"song-{i}.mp3", synth_song(2.0, 44100, seed=i), 44100)
-    (root / "mix.html").write_text(audio_page("Mix", [f"song-{i}.mp3" for i in range(3)]))
-    (root / "page.html").write_text("<html><body><p>No media here.</p></body></html>")
-    (root / "fake.mp3").write_bytes(b"\x00\x01 not audio \xfe" * 200)
-    (root / "long.html").write_text(json_ld_page(f"{site.base}/song-0.mp3", "PT10H"))
-    (root / "feed.xml").write_text(podcast_feed(site.base, ["0:02", "10:00:00", "0:02"]))
-    (root / "live.m3u8").write_text(  # no #EXT-X-ENDLIST: a live playlist
-        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:2.0,\nsegment-0.ts\n")
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield site
-    finally:
-        site.stop.set()
-        httpd.shutdown()
-        httpd.server_close()
+    with serve_site(tmp_path) as served:
+        yield served
 
 
 def tag(*args: str) -> Result:
@@ -331,6 +242,37 @@ def test_an_unknown_failure_keeps_yt_dlp_s_reason_on_one_line() -> None:
     error = explain_failure("ERROR: [generic] x: Something odd happened (caused by <Oops>); "
                             "please report this issue on https://example.invalid\nmore", "u")
     assert error.what == "download failed: Something odd happened"
+
+
+@pytest.mark.parametrize(("message", "reason"), [
+    ("ERROR: \r[download] Got error: oops", "Got error: oops"),  # yt-dlp's progress-line \r
+    ("ERROR: \r", "yt-dlp gave no reason"),
+    ("ERROR: [generic] x: Odd thing. Use --extractor-args generic:impersonate to fix it. "
+     "Use --cookies FILE if it needs signing in.",
+     "Odd thing. Use --cookies FILE if it needs signing in."),
+])
+def test_an_unknown_failure_gives_a_reason_and_no_advice_we_cannot_follow(message: str,
+                                                                          reason: str) -> None:
+    error = explain_failure(message, "u")
+    assert error.what == f"download failed: {reason}"
+    assert error.hint
+
+
+def test_a_body_cut_short_names_the_cause_and_leaves_no_partial_file(site: Site) -> None:
+    url = f"{site.base}/short.mp3"
+    result = tag("--url", url)
+    assert_one_line_error(result, url, "closed the connection before sending the whole file",
+                          "try again later")
+    assert [path.name for path in default_cache_dir().iterdir()] == []
+
+
+def test_a_file_url_points_to_passing_the_path(tmp_path: Path) -> None:
+    song = tmp_path / "song.mp3"
+    song.write_bytes(b"\xff\xfb\x90\x00" + bytes(2000))
+    result = tag("--url", song.as_uri())
+    assert_one_line_error(result, song.as_uri(), "is a file on this computer",
+                          "without --url: genre-tag PATH")
+    assert "--enable-file-urls" not in result.stderr
 
 
 def test_the_cache_keeps_under_its_cap_by_evicting_the_least_recently_used(site: Site) -> None:
