@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 import platformdirs
 
 from tagger.atomic import atomic_write_text
-from tagger.errors import DownloadError, OutputError
+from tagger.errors import CacheRepairedWarning, DownloadError, OutputError
 
 INDEX_FILE = "index.json"
 RECORD_FIELDS = ("url", "path", "title", "video_id", "extractor")
@@ -53,8 +53,8 @@ class CacheUsage:
 
 
 def warn(message: str) -> None:
-    """One line on stderr about something repaired on the way."""
-    sys.stderr.write(f"genre-tag: warning: {message}\n")
+    """Say what was repaired on the way (the CLI prints it as one line)."""
+    warnings.warn(CacheRepairedWarning(message), stacklevel=2)
 
 
 def prepare_cache_dir(cache_dir: Path) -> None:

@@ -54,3 +54,8 @@ class TaggerWarning(UserWarning):
 class DamagedAudioWarning(TaggerWarning):
     """Some samples were NaN, infinite or impossibly large: they were muted and their
     seconds left out."""
+
+
+class CacheRepairedWarning(TaggerWarning):
+    """A damaged cache was repaired: a file in the folder's place moved aside, or an index
+    rebuilt."""
