@@ -348,6 +348,9 @@ def list_architectures() -> None:
                    "instead of one run: writes folds.md and folds.json. [default: 0]")
 @click.option("--sweep", type=click.Choice(SWEEPS),
               help="Train once per setting and write a comparison table.")
+@click.option("--overwrite", is_flag=True,
+              help="Write the run into an --out folder that holds other files (they stay; "
+                   "an earlier run's files are always replaced).")
 @click.option("--list-archs", is_flag=True, help="List the architectures and exit.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"], case_sensitive=False),
               help="Where training runs. [default: auto]")
@@ -356,7 +359,8 @@ def list_architectures() -> None:
 def retrain_command(ctx: click.Context, task: str | None, config_path: Path | None,
                     hparams: tuple[str, ...], augments: tuple[str, ...],
                     dropout: float | None, activation: str | None,
-                    sweep: str | None, list_archs: bool, debug: bool, **given: Any) -> None:
+                    sweep: str | None, overwrite: bool, list_archs: bool, debug: bool,
+                    **given: Any) -> None:
     """Train and evaluate a model; write a run folder usable with --weights."""
     if list_archs:
         list_architectures()
@@ -395,7 +399,7 @@ def retrain_command(ctx: click.Context, task: str | None, config_path: Path | No
             options = options_from_dict(base)
         except (TypeError, ValueError) as error:
             raise click.UsageError(str(error)) from error
-        stopped = retrain(options, sweep).stopped
+        stopped = retrain(options, sweep, overwrite=overwrite).stopped
         return EXIT_INTERRUPTED if stopped == "interrupted" else 0
 
     run_reporting_errors(debug, action)

@@ -17,14 +17,17 @@ from tagger.errors import DatasetError
 SPLIT_FILE = "clips.csv"
 
 
-def discover_clips(root: Path, valid_share: float, seed: int) -> tuple[list[Clip], list[str]]:
+def discover_clips(root: Path, valid_share: float, seed: int,
+                   on_clip: Callable[[str, str | None], None] | None = None
+                   ) -> tuple[list[Clip], list[str]]:
     """Find ``root/GENRE/*.audio`` clips and assign each to train or valid.
 
     A ``clips.csv`` (columns ``file, genre, ff_split``) in ``root`` fixes the
     split, e.g. GTZAN's fault-filtered lists (rows marked ``excluded`` are
-    left out). Without it, a seeded split stratified by genre holds out
-    ``valid_share`` of the clips of each genre, so no clip has seconds on both
-    sides.
+    left out, and so are rows of files that are absent). Rows of genres with no
+    folder of audio are left out and reported to ``on_clip``. Without it, a
+    seeded split stratified by genre holds out ``valid_share`` of the clips of
+    each genre, so no clip has seconds on both sides.
     """
     if not root.is_dir():
         raise DatasetError("training data folder not found", str(root), "pass --data DIR")
@@ -40,16 +43,23 @@ def discover_clips(root: Path, valid_share: float, seed: int) -> tuple[list[Clip
         )
     split_file = root / SPLIT_FILE
     if split_file.is_file():
-        clips = _clips_from_split_file(root, split_file, genres)
+        clips = _clips_from_split_file(root, split_file, genres, on_clip)
+        if not any(c.split == VALID for c in clips):
+            raise DatasetError("the split leaves no validation clips", str(split_file),
+                               f"mark some clips {VALID} in its ff_split column")
     else:
         clips = _seeded_split(root, genres, valid_share, seed)
-    if not any(c.split == VALID for c in clips):
-        raise DatasetError("the split leaves no validation clips", str(root))
+        if not any(c.split == VALID for c in clips):
+            raise DatasetError("the split leaves no validation clips", str(root),
+                               "give some genre two clips or more: one of each such genre is "
+                               "held out")
     return clips, genres
 
 
-def _clips_from_split_file(root: Path, split_file: Path, genres: list[str]) -> list[Clip]:
-    clips = []
+def _clips_from_split_file(root: Path, split_file: Path, genres: list[str],
+                           on_clip: Callable[[str, str | None], None] | None) -> list[Clip]:
+    clips, absent, other_splits = [], [], 0
+    unknown: dict[str, int] = {}
     with open(split_file, newline="", encoding="utf-8") as stream:
         for row in csv.DictReader(stream):
             try:
@@ -58,13 +68,29 @@ def _clips_from_split_file(root: Path, split_file: Path, genres: list[str]) -> l
                 raise DatasetError(
                     f"needs the columns file, genre, ff_split (missing {error})", str(split_file)
                 ) from None
-            if split not in (TRAIN, VALID) or genre not in genres:
-                continue
-            path = root / name
-            if path.is_file():
-                clips.append(Clip(path, split, label=genre))
+            if split not in (TRAIN, VALID):
+                other_splits += 1
+            elif not (root / name).is_file():
+                absent.append(name)
+            elif genre not in genres:
+                unknown[genre] = unknown.get(genre, 0) + 1
+            else:
+                clips.append(Clip(root / name, split, label=genre))
+    unknown_text = ", ".join(f"{genre} ({count})" for genre, count in sorted(unknown.items()))
     if not clips:
-        raise DatasetError("lists no clip that exists", str(split_file))
+        reasons = ([f"{len(absent)} rows name files that do not exist (e.g. {absent[0]})"]
+                   if absent else [])
+        if unknown:
+            reasons.append(f"rows of genres with no folder of audio: {unknown_text}")
+        if other_splits:
+            reasons.append(f"{other_splits} rows are in neither the {TRAIN} nor the {VALID} split")
+        raise DatasetError("lists no usable clip: " + ("; ".join(reasons) or "it has no rows"),
+                           str(split_file),
+                           f"file is relative to {root}, genre names one of its folders "
+                           f"({', '.join(genres)}), ff_split is {TRAIN} or {VALID}")
+    if unknown and on_clip:
+        on_clip(str(split_file), f"{split_file}: left out the rows of genres with no folder "
+                                 f"of audio: {unknown_text}")
     return clips
 
 
@@ -87,7 +113,8 @@ def load(root: Path, options: dict[str, Any],
     """Options: ``valid_share``, ``seed``, ``cache_dir`` (None: the user cache folder),
     ``front_end`` and ``context`` (neighbouring seconds each example also sees)."""
     spec = front_end_option(options)
-    clips, classes = discover_clips(root, options.get("valid_share", 0.2), options.get("seed", 0))
+    clips, classes = discover_clips(root, options.get("valid_share", 0.2), options.get("seed", 0),
+                                    on_clip)
     splits = load_clips(clips, spec, options.get("cache_dir") or default_cache_dir(), classes,
                         on_clip)
     split_rule = ("clips.csv" if (root / SPLIT_FILE).is_file()

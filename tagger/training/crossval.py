@@ -13,6 +13,7 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -126,10 +127,11 @@ def folds_markdown(result: dict[str, Any], classes: list[str]) -> str:
 
 
 def run_folds(options: GenreOptions, dataset: Dataset, command: str, console: Console,
-              backbone: Backbone | None, write_config: Callable[[GenreOptions], None]
-              ) -> RunResult:
+              backbone: Backbone | None, write_config: Callable[[GenreOptions], None],
+              clear_run_folder: Callable[[Path], None]) -> RunResult:
     """``--folds K``: k-fold figures over train + valid into ``folds.json`` and ``folds.md``
-    (and the run's ``config.json``, by ``write_config``)."""
+    (and the run's ``config.json``, by ``write_config``, once ``clear_run_folder`` removed
+    an earlier run's files)."""
     if options.folds < 2:
         raise TaggerError(f"--folds {options.folds} needs at least 2 folds")
 
@@ -140,6 +142,7 @@ def run_folds(options: GenreOptions, dataset: Dataset, command: str, console: Co
     result = cross_validate(options.train, dataset, options.folds,
                             select_device(options.device), on_epoch, backbone)
     result["command"] = command
+    clear_run_folder(options.run_dir)
     options.run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(options.run_dir / "folds.json", json.dumps(result, indent=2) + "\n")
     table = folds_markdown(result, dataset.classes)

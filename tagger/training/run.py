@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,6 +52,42 @@ from tagger.training.transfer import (
 # The training split of an emotion run is scored on this many evenly spaced seconds per
 # clip (it is large).
 TRAIN_EVAL_SECONDS = 8
+# What a run writes into its folder: a folder holding nothing else is an earlier run.
+RUN_FILES = ("model.safetensors", "model.json", "metrics.json", "config.json", "report.md",
+             "pictures", "sweep", "folds.json", "folds.md")
+
+
+def _is_run_file(name: str) -> bool:
+    return name in RUN_FILES or (name.startswith("sweep-") and name.endswith((".md", ".json")))
+
+
+def check_run_folder(out: Path, overwrite: bool) -> None:
+    """Refuse, before any work, a run folder that holds anything but an earlier finished run
+    (unless ``overwrite``): its files would be overwritten."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise TaggerError("is a file, not a run folder", str(out), "choose another --out")
+    if overwrite:
+        return
+    names = sorted(p.name for p in out.iterdir())
+    others = [name for name in names if not _is_run_file(name)]
+    if others or (names and "config.json" not in names):
+        shown = ", ".join((others or names)[:3]) + (", ..." if len(others or names) > 3 else "")
+        raise TaggerError(f"holds files that are not a finished genre-tag run ({shown})",
+                          str(out), "choose another --out, or pass --overwrite to write "
+                                    "the run into it")
+
+
+def clear_run_folder(out: Path) -> None:
+    """Remove an earlier run's files from ``out`` (never any other file), just before the new
+    run writes its own, so nothing stale stays beside them."""
+    for path in out.iterdir() if out.is_dir() else []:
+        if _is_run_file(path.name):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
 
 def load_data(options: RetrainOptions, console: Console, front_end: Any = None,
@@ -96,6 +134,7 @@ def write_run(options: RetrainOptions, model: torch.nn.Module, card: ModelCard,
               metrics: dict[str, Any]) -> None:
     """The run folder: the checkpoint and its card, ``metrics.json`` and ``config.json``."""
     out = options.run_dir
+    clear_run_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(model, card, out / "model.safetensors")
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
@@ -103,6 +142,7 @@ def write_run(options: RetrainOptions, model: torch.nn.Module, card: ModelCard,
 
 
 def write_config(options: RetrainOptions) -> None:
+    options.run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(options.run_dir / "config.json",
                       json.dumps(options.to_dict(), indent=2) + "\n")
 
@@ -257,10 +297,13 @@ def _with_progress(console: Console, what: str, epochs: int, device: torch.devic
 
 
 def retrain(options: GenreOptions | EmotionOptions, sweep: str | None = None,
-            console: Console | None = None) -> RunResult:
+            console: Console | None = None, overwrite: bool = False) -> RunResult:
     """Train a model of ``options.task`` (once, per fold or per ``sweep`` setting) and write
-    its run folder; progress goes to ``console`` (default: stderr)."""
+    its run folder, replacing an earlier run there; a folder holding other files is refused
+    unless ``overwrite`` (which leaves those files be). Progress goes to ``console``
+    (default: stderr)."""
     console = console or Console(stderr=True)
+    check_run_folder(options.run_dir, overwrite)
     if options.threads:
         torch.set_num_threads(options.threads)
     if isinstance(options, EmotionOptions):
@@ -297,8 +340,11 @@ def _retrain_genre(options: GenreOptions, sweep: str | None, console: Console) -
     skipped: list[str] = []
     dataset = load_data(options, console, backbone.front_end if backbone else None, skipped)
     if options.folds:
-        return run_folds(options, dataset, command, console, backbone, write_config)
+        return run_folds(options, dataset, command, console, backbone, write_config,
+                         clear_run_folder)
     if sweep is not None:
+        clear_run_folder(options.run_dir)
+        write_config(options)
         return run_sweep(options, dataset, command, sweep, console,
                          lambda run, note: train_genre(run, dataset, f"{command} ({note})",
                                                        console, backbone, skipped))
