@@ -58,7 +58,8 @@ def test_an_emotion_run_repeats_from_its_config(emotion_data: tuple[Path, Path],
     assert first.exit_code == 0, first.output
     config = json.loads((tmp_path / "a" / "config.json").read_text())
     assert config["task"] == "emotion" and config["genre_weights"] == str(genre)
-    assert config["train"]["optimizer"] == "sgd" and config["train"]["step_gamma"] == 0.1
+    assert config["train"]["optimizer"] == "sgd"
+    assert config["train"]["scheduler_settings"]["step"] == {"every": 0, "gamma": 0.1}
     again = retrain("--config", str(tmp_path / "a" / "config.json"), "--out", str(tmp_path / "b"))
     assert again.exit_code == 0, again.output
     histories = [json.loads((tmp_path / run / "metrics.json").read_text())["history"]

@@ -7,7 +7,7 @@ multitask from scratch and with transfer, and clip pooling (mean vs learned atte
 Every row trains on the same clips with the same split, seed, epochs and
 config as ``genre-tag retrain --task emotion``; only the targets and the
 initialisation change. Transfer rows start from the genre model
-(``--genre-weights``, default the bundled genre-sources11) with its
+(``--genre-weights``, default the bundled genre-musicnn11) with its
 architecture and front end, scratch rows from emotion-cnn on the course's
 default front end. ``--multitask-run`` reuses the figures of a retrain run
 folder for the "multitask, transfer" row instead of training it again (with

@@ -124,22 +124,23 @@ def make_optimizer(config: TrainConfig, groups: list[dict[str, Any]]) -> torch.o
 def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer,
                    steps_per_epoch: int) -> tuple[Any, str]:
     """The scheduler and when it steps: ``batch``, ``epoch`` or ``plateau`` (on valid loss)."""
+    settings = config.scheduler_settings.get(config.scheduler, {})
     if config.scheduler == "onecycle":
         defaults = optimizer.defaults
         cycles_momentum = bool(defaults.get("momentum")) or "betas" in defaults
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=[group["lr"] for group in optimizer.param_groups],
-            total_steps=config.epochs * steps_per_epoch, pct_start=config.onecycle_warmup,
+            total_steps=config.epochs * steps_per_epoch, pct_start=settings["warmup"],
             cycle_momentum=cycles_momentum), "batch"
     if config.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs), "epoch"
     if config.scheduler == "step":
-        step = config.step_every or max(1, config.epochs // 3)
+        step = int(settings["every"]) or max(1, config.epochs // 3)
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step,
-                                               gamma=config.step_gamma), "epoch"
+                                               gamma=settings["gamma"]), "epoch"
     if config.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, factor=config.plateau_factor, patience=config.plateau_patience), "plateau"
+            optimizer, factor=settings["factor"], patience=int(settings["patience"])), "plateau"
     return None, "never"
 
 

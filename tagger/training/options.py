@@ -25,6 +25,12 @@ SELECTIONS = ("last", "f1", "loss")
 SWEEPS = ("optimizers", "activations", "schedulers", "batch-sizes")
 BATCH_SIZE = 64
 DEFAULT_ARCHITECTURE = "genre-cnn"
+# Each scheduler's settings: step decays the rate by ``gamma`` every ``every`` epochs (0: a
+# third of the epochs); plateau by ``factor`` after ``patience`` epochs without a lower
+# validation loss; onecycle warms up over ``warmup`` of the steps.
+SCHEDULER_SETTINGS: dict[str, dict[str, float]] = {
+    "step": {"every": 0, "gamma": 0.1}, "plateau": {"factor": 0.5, "patience": 3},
+    "onecycle": {"warmup": 0.3}}
 # Where an emotion model starts: a genre model's backbone, or scratch.
 EMOTION_INITS = ("genre", "scratch")
 
@@ -40,14 +46,8 @@ class TrainConfig:
     momentum: float = 0.9  # SGD and RMSprop
     weight_decay: float = 1e-2
     scheduler: str = "onecycle"
-    # Scheduler settings: step decays by step_gamma every step_every epochs (0: a third of
-    # the epochs); plateau by plateau_factor after plateau_patience epochs without a lower
-    # validation loss; onecycle warms up over onecycle_warmup of the steps.
-    step_every: int = 0
-    step_gamma: float = 0.1
-    plateau_factor: float = 0.5
-    plateau_patience: int = 3
-    onecycle_warmup: float = 0.3
+    # Settings of the schedulers (SCHEDULER_SETTINGS; those given replace the defaults).
+    scheduler_settings: dict[str, dict[str, float]] = field(default_factory=dict)
     # Early stopping: stop after this many epochs without a better selection metric (0: never).
     patience: int = 0
     # Which epoch's weights are kept: the last, or the best by validation macro-F1 or loss.
@@ -64,6 +64,13 @@ class TrainConfig:
                                      ("select", self.select, SELECTIONS)):
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r} (one of {', '.join(choices)})")
+        given = self.scheduler_settings
+        unknown = [f"{scheduler}.{key}" for scheduler, settings in given.items()
+                   for key in settings if key not in SCHEDULER_SETTINGS.get(scheduler, {})]
+        if unknown:
+            raise ValueError(f"unknown scheduler settings {', '.join(unknown)}")
+        self.scheduler_settings = {scheduler: {**defaults, **given.get(scheduler, {})}
+                                   for scheduler, defaults in SCHEDULER_SETTINGS.items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
