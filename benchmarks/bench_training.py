@@ -17,9 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tagger.datasets import TRAIN, load_dataset
+from tagger.datasets.layouts import load_dataset
+from tagger.datasets.splits import TRAIN
 from tagger.devices import select_device
-from tagger.training import TrainConfig, mask_spectrograms, train_classifier
+from tagger.training.genre import train_classifier
+from tagger.training.loop import mask_spectrograms
+from tagger.training.options import GenreConfig
 
 GENRES = np.array(["blues", "classical", "hiphop", "rock_metal_hardrock"])
 
@@ -46,7 +49,7 @@ def main() -> None:
         started = time.perf_counter()
         dataset = load_dataset(Path(folder), "course", {"features": "melgrams"})
         print(f"loading 5,376 melgrams: {time.perf_counter() - started:.2f} s")
-    config = TrainConfig(architecture=args.arch, epochs=args.epochs, batch_size=64)
+    config = GenreConfig(architecture=args.arch, epochs=args.epochs, batch_size=64)
     outcome = train_classifier(config, dataset, select_device("cpu"))
     epochs = ", ".join(f"{h.seconds:.2f}" for h in outcome.history)
     print(f"{args.arch}, {torch.get_num_threads()} threads, batch 64: seconds per epoch "

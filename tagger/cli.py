@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-import shlex
 import sys
 import warnings
 from collections.abc import Callable
@@ -20,8 +19,17 @@ from typing import Any, NoReturn
 import click
 
 from tagger import __version__
-from tagger.choices import LAYOUTS, OPTIMIZERS, SCHEDULERS, SELECTIONS, SWEEPS
+from tagger.datasets import LAYOUTS
 from tagger.errors import TaggerError, TaggerWarning
+from tagger.tasks import GENRE, TASKS
+from tagger.training.options import (
+    BATCH_SIZE,
+    DEFAULT_ARCHITECTURE,
+    OPTIMIZERS,
+    SCHEDULERS,
+    SELECTIONS,
+    SWEEPS,
+)
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -246,48 +254,6 @@ def emotion_command(debug: bool, **given: Any) -> None:
     run_reporting_errors(debug, lambda: run_emotion(request))
 
 
-TRAIN_FLAGS = {
-    "architecture": "--arch", "epochs": "--epochs", "batch_size": "--batch-size",
-    "optimizer": "--optimizer", "lr": "--lr", "momentum": "--momentum",
-    "weight_decay": "--weight-decay", "scheduler": "--scheduler", "patience": "--patience",
-    "select": "--select", "label_smoothing": "--label-smoothing",
-    "freq_mask": "--freq-mask", "time_mask": "--time-mask", "epoch_rows": "--epoch-rows",
-    "uncertain_below": "--uncertain-below", "seed": "--seed",
-}
-RUN_FLAGS = {
-    "data": "--data", "out": "--out", "layout": "--format", "features": "--features",
-    "valid_share": "--valid-share", "max_frames": "--max-frames", "cache_dir": "--cache-dir",
-    "name": "--name", "device": "--device", "threads": "--threads",
-    "gradcam_examples": "--gradcam-examples", "context": "--context", "folds": "--folds",
-    "init_weights": "--init-weights",
-}
-
-
-def retrain_command_line(options: dict[str, Any]) -> str:
-    """The retrain command with every setting spelled out, so a run can be repeated exactly."""
-    words = ["genre-tag", "retrain"]
-    for key, flag in RUN_FLAGS.items():
-        value = options.get(key)
-        for item in value if isinstance(value, list) else [] if value is None else [value]:
-            words += [flag, str(item)]
-    if options.get("genres"):
-        words += ["--genres", ",".join(options["genres"])]
-    if options.get("tsne"):
-        words.append("--tsne")
-    train = options["train"]
-    for key, flag in TRAIN_FLAGS.items():
-        words += [flag, str(train[key])]
-    words.append("--class-weights" if train["class_weights"] else "--no-class-weights")
-    for key, value in train["hyperparameters"].items():
-        words += ["--hparam", f"{key}={json.dumps(value)}"]
-    for key, value in train["augment"].items():
-        words += ["--augment", f"{key}={value}"]
-    for key in ("overfit_batch", "freeze_backbone"):
-        if train[key]:
-            words.append("--" + key.replace("_", "-"))
-    return shlex.join(words)
-
-
 def parse_hyperparameters(pairs: tuple[str, ...], option: str = "--hparam") -> dict[str, Any]:
     """``KEY=VALUE`` pairs; values are JSON (``channels=[16,32]``, ``pooling=false``) or text."""
     parsed: dict[str, Any] = {}
@@ -300,38 +266,6 @@ def parse_hyperparameters(pairs: tuple[str, ...], option: str = "--hparam") -> d
         except json.JSONDecodeError:
             parsed[key.strip()] = value
     return parsed
-
-
-def retrain_emotion(given: dict[str, Any], genre_weights: Path | None) -> int:
-    """``retrain --task emotion``: the common options and the genre model to start from."""
-    from tagger.checkpoints import bundled_weights_path
-    from tagger.emotion import EMOTION_DEFAULTS
-    from tagger.emotion.model import EMOTION_START_MODEL
-    from tagger.emotion.retrain import run_emotion_retrain
-
-    if not given.get("data"):
-        raise click.UsageError("give --data DIR")
-    settings = {
-        "data_dir": given["data"],
-        "out_dir": given.get("out") or EMOTION_DEFAULTS["out_dir"],
-        "name": given.get("name") or EMOTION_DEFAULTS["name"],
-        "epochs": given.get("epochs") or EMOTION_DEFAULTS["epochs"],
-        "batch_size": given.get("batch_size") or 64,
-        "lr": given.get("lr") or 1e-3,
-        "weight_decay": 1e-2 if given.get("weight_decay") is None else given["weight_decay"],
-        "seed": given.get("seed") or 0,
-        "valid_share": 0.2 if given.get("valid_share") is None else given["valid_share"],
-        "threads": given.get("threads") or 0,
-        "cache_dir": given.get("cache_dir"),
-        "device": given.get("device") or "auto",
-        "genre_weights": genre_weights or bundled_weights_path(EMOTION_START_MODEL),
-    }
-    flags = {"data_dir": "--data", "out_dir": "--out", "cache_dir": "--cache-dir"}
-    words = ["genre-tag", "retrain", "--task", "emotion"]
-    for key, value in settings.items():
-        if value is not None:
-            words += [flags.get(key, "--" + key.replace("_", "-")), str(value)]
-    return run_emotion_retrain(**settings, command=shlex.join(words))
 
 
 def list_architectures() -> None:
@@ -362,11 +296,10 @@ def list_architectures() -> None:
 @main.command("retrain")
 @click.option("--data", type=click.Path(path_type=Path),
               help="Training data: a folder in one of the layouts of --format.")
-@click.option("--task", type=click.Choice(["genre", "emotion"]), default="genre",
-              show_default=True,
-              help="emotion: valence/energy/danceability from 4Q, Emotify or NTUA data; it "
-                   "takes --genre-weights --data --out --name --epochs --batch-size --lr "
-                   "--weight-decay --seed --valid-share --threads --cache-dir --device.")
+@click.option("--task", type=click.Choice(TASKS),
+              help="emotion: valence/energy/danceability from 4Q, Emotify or NTUA data, "
+                   "fine-tuned from a genre model (--genre-weights). Options that do not "
+                   "apply to the task are refused. [default: genre, or the --config run's]")
 @click.option("--genre-weights", type=click.Path(path_type=Path), metavar="CKPT",
               help="emotion: the genre checkpoint (genre-cnn, tf-cnn, musicnn or joint) whose "
                    "backbone, settings and front end the emotion model starts from; musicnn "
@@ -385,13 +318,13 @@ def list_architectures() -> None:
               help="Data layout (default auto: detected from the files).")
 @click.option("--features", help="course: melgrams or mfccs; ntua: mel, chroma or fused.")
 @click.option("--arch", "architecture", metavar="NAME",
-              help="Architecture (default genre-cnn); see --list-archs.")
+              help=f"Architecture (default {DEFAULT_ARCHITECTURE}); see --list-archs.")
 @click.option("--hparam", "hparams", multiple=True, metavar="KEY=VALUE",
               help="An architecture setting, e.g. pooling=false (repeatable).")
 @click.option("--dropout", type=click.FloatRange(0, 1), help="Shortcut for --hparam dropout=P.")
 @click.option("--activation", help="Shortcut for --hparam activation=NAME.")
-@click.option("--epochs", type=click.IntRange(1), help="[default: 30]")
-@click.option("--batch-size", type=click.IntRange(1), help="[default: 64]")
+@click.option("--epochs", type=click.IntRange(1), help="[default: 30; emotion: 12]")
+@click.option("--batch-size", type=click.IntRange(1), help=f"[default: {BATCH_SIZE}]")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="[default: adamw]")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="[default: 0.001]")
 @click.option("--momentum", type=click.FloatRange(0, 1), help="SGD/RMSprop. [default: 0.9]")
@@ -428,8 +361,9 @@ def list_architectures() -> None:
 @click.option("--valid-share", type=click.FloatRange(0, 1),
               help="audio/ntua: share of clips per genre held out when no split is given.")
 @click.option("--max-frames", type=click.IntRange(1), help="ntua: frames per clip.")
-@click.option("--out", type=click.Path(path_type=Path), help="Run folder. [default: runs/genre]")
-@click.option("--name", help="The model's name. [default: genre-model]")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Run folder. [default: runs/TASK]")
+@click.option("--name", help="The model's name. [default: TASK-model]")
 @click.option("--threads", type=click.IntRange(0), help="CPU threads for torch (0: default).")
 @click.option("--cache-dir", type=click.Path(path_type=Path),
               help="Where extracted melgrams are cached (default: the user cache folder).")
@@ -444,53 +378,61 @@ def list_architectures() -> None:
                    "instead of one run: writes folds.md and folds.json. [default: 0]")
 @click.option("--sweep", type=click.Choice(SWEEPS),
               help="Train once per setting and write a comparison table.")
+@click.option("--overwrite", is_flag=True,
+              help="Write the run into an --out folder that holds other files (they stay; "
+                   "an earlier run's files are always replaced).")
 @click.option("--list-archs", is_flag=True, help="List the architectures and exit.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"], case_sensitive=False),
               help="Where training runs. [default: auto]")
 @debug_option
 @click.pass_context
-def retrain_command(ctx: click.Context, task: str, genre_weights: Path | None,
-                    config_path: Path | None, hparams: tuple[str, ...], augments: tuple[str, ...],
+def retrain_command(ctx: click.Context, task: str | None, config_path: Path | None,
+                    hparams: tuple[str, ...], augments: tuple[str, ...],
                     dropout: float | None, activation: str | None,
-                    sweep: str | None, list_archs: bool, debug: bool, **given: Any) -> None:
+                    sweep: str | None, overwrite: bool, list_archs: bool, debug: bool,
+                    **given: Any) -> None:
     """Train and evaluate a model; write a run folder usable with --weights."""
     if list_archs:
         list_architectures()
         return
-    if task == "emotion":
-        run_reporting_errors(debug, lambda: retrain_emotion(given, genre_weights))
-        return
-    if genre_weights:
-        raise click.UsageError("--genre-weights is for --task emotion")
-    from tagger.retrain import RetrainOptions, read_config, run_retrain
+    from tagger.training.options import options_from_dict, read_config, settings_of
+    from tagger.training.run import retrain
 
     def action() -> int:
         base = read_config(config_path) if config_path else {}
-        base.setdefault("train", {})
-        explicit = {k: v for k, v in given.items()
+        base["task"] = chosen = task or base.get("task", GENRE)
+        run_settings, train_settings = settings_of(chosen)
+        explicit = {k: v for k, v in {**given, "sweep": sweep}.items()
                     if ctx.get_parameter_source(k) is click.core.ParameterSource.COMMANDLINE}
+        allowed = run_settings | train_settings | ({"sweep"} if chosen == GENRE else set())
+        for key in [*explicit, *(["augment"] if augments else [])]:
+            if key not in allowed:
+                other = next(t for t in TASKS if t != chosen)
+                flag = next(p.opts[0] for p in ctx.command.params if p.name in (key, key + "s"))
+                raise click.UsageError(f"{flag} is for --task {other}, not {chosen}")
+        base.setdefault("train", {})
         for key, value in explicit.items():
-            if key in TRAIN_FLAGS or key in ("class_weights", "overfit_batch", "freeze_backbone"):
+            if key in train_settings:
                 base["train"][key] = value
-            else:
+            elif key != "sweep":
                 base[key] = value
         extra = parse_hyperparameters(hparams)
         extra.update({k: v for k, v in (("dropout", dropout), ("activation", activation))
                       if v is not None})
         base["train"]["hyperparameters"] = {**base["train"].get("hyperparameters", {}), **extra}
-        base["train"]["augment"] = {**base["train"].get("augment", {}),
-                                    **parse_hyperparameters(augments, "--augment")}
+        if augments:
+            base["train"]["augment"] = {**base["train"].get("augment", {}),
+                                        **parse_hyperparameters(augments, "--augment")}
         if not base.get("data"):
             raise click.UsageError("give --data DIR (or --config RUN_DIR/config.json)")
         try:
-            options = RetrainOptions.from_dict(base)
+            options = options_from_dict(base)
         except (TypeError, ValueError) as error:
             raise click.UsageError(str(error)) from error
-        return run_retrain(options, retrain_command_line, sweep)
+        stopped = retrain(options, sweep, overwrite=overwrite).stopped
+        return EXIT_INTERRUPTED if stopped == "interrupted" else 0
 
     run_reporting_errors(debug, action)
-
-
 
 
 def labelled_data_options(what: str) -> Callable[[Callable], Callable]:
@@ -565,7 +507,7 @@ def evaluate_command(labelled: LabelledData, splits: tuple[str, ...], json_path:
     clip, per source, and the calibration error."""
     def action() -> int:
         from tagger.atomic import atomic_write_text
-        from tagger.evaluate import evaluate_checkpoint
+        from tagger.training.evaluate import evaluate_checkpoint
 
         result = evaluate_checkpoint(*labelled.arguments(), splits)
         for split, figures in result["splits"].items():
@@ -598,7 +540,7 @@ def calibrate_command(labelled: LabelledData, out: Path, uncertain_below: float,
     """Fit a genre model's temperature (and set its uncertain threshold) on labelled audio;
     write the calibrated copy to --out. The input checkpoint is not changed."""
     def action() -> int:
-        from tagger.evaluate import calibrate_checkpoint, resolve_output_path
+        from tagger.training.evaluate import calibrate_checkpoint, resolve_output_path
 
         report = calibrate_checkpoint(*labelled.arguments(), uncertain_below, out, split, name)
         click.echo(f"temperature {report['temperature']:.3f}: ECE {report['ece_before']:.3f} -> "

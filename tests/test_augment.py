@@ -6,15 +6,20 @@ import numpy as np
 import pytest
 import torch
 
-from tagger.augment import (
+from tagger.features import FrontEndSpec, stream_runs, with_context
+from tagger.training.augment import (
     Augmentation,
     cut_high_bands,
     mix_same_label,
     shift_bands,
     stretch_time,
 )
-from tagger.calibration import calibrate, expected_calibration_error, fit_temperature, softmax
-from tagger.features import FrontEndSpec, stream_runs, with_context
+from tagger.training.calibration import (
+    calibrate,
+    expected_calibration_error,
+    fit_temperature,
+    softmax,
+)
 
 
 def melgrams(n: int = 8, frames: int = 21, mels: int = 128, seed: int = 0) -> torch.Tensor:

@@ -170,7 +170,7 @@ def test_bundled_model_orders_real_4q_clips_by_quadrant() -> None:
     folder = shared_data("4q")
     card = json.loads(card_path_for(bundled_weights_path(DEFAULT_EMOTION_MODEL)).read_text())
     rows = list(csv.DictReader(io.StringIO((folder / "labels.csv").read_text("utf-8"))))
-    from tagger.emotion.datasets import discover_emotion_clips
+    from tagger.datasets.sources import discover_emotion_clips
 
     clips, _ = discover_emotion_clips(folder, 0.2, card["training"]["config"]["seed"])
     held_out = {c.key.split(":", 1)[1] for c in clips if c.split == "valid"}

@@ -12,36 +12,30 @@ from conftest import shared_data
 from emotion_fixtures import RATE, make_4q, make_emotify, write_csv
 
 from tagger.audio import decode_to_array
-from tagger.emotion import TARGETS
-from tagger.emotion.datasets import (
-    TRAIN,
-    VALID,
-    discover_emotion_clips,
-    emotify_proxies,
-    load_4q,
-    load_emotify,
-    load_emotion_sets,
-    load_ntua,
-    mel_centres,
-    percentile_ranks,
-    spectrogram_melgrams,
-)
+from tagger.datasets import emotify, fourq
+from tagger.datasets.emotify import emotify_proxies
+from tagger.datasets.labels import percentile_ranks
+from tagger.datasets.melgrams import load_clips
+from tagger.datasets.ntua import mel_centres, read_emotion_clips, spectrogram_melgrams
+from tagger.datasets.sources import discover_emotion_clips
+from tagger.datasets.splits import TRAIN, VALID
 from tagger.errors import DatasetError
 from tagger.features import FrontEndSpec, MelgramFrontEnd
+from tagger.tasks import TARGETS
 
 SPEC = FrontEndSpec()
 
 
 def test_4q_targets_put_every_positive_quadrant_above_every_negative(tmp_path: Path) -> None:
     make_4q(tmp_path)
-    clips = load_4q(tmp_path)
+    clips = fourq.read_clips(tmp_path)
     assert len(clips) == 8
     q1 = [c for c in clips if c.key.startswith("4q:Q1")]
     q3 = [c for c in clips if c.key.startswith("4q:Q3")]
     assert min(c.targets[0] for c in q1) > max(c.targets[0] for c in q3)
     assert min(c.targets[1] for c in q1) > max(c.targets[1] for c in q3)
     assert all(0 < c.targets[0] < 1 and math.isnan(c.targets[2]) for c in clips)
-    assert q1[0].labels["valence_q"] == 1 and q3[0].labels["arousal_q"] == 0
+    assert q1[0].notes["valence_q"] == 1 and q3[0].notes["arousal_q"] == 0
     assert q1[0].group == q1[1].group != q1[2].group  # two clips per artist
 
 
@@ -60,7 +54,7 @@ def test_4q_split_never_puts_an_artist_on_both_sides(tmp_path: Path) -> None:
 
 def test_emotify_derives_the_proxies_when_absent(tmp_path: Path) -> None:
     make_emotify(tmp_path)
-    clips = load_emotify(tmp_path)
+    clips = emotify.read_clips(tmp_path)
     assert len(clips) == 6
     happy, sad = clips[0], clips[1]
     for k in range(3):
@@ -69,15 +63,15 @@ def test_emotify_derives_the_proxies_when_absent(tmp_path: Path) -> None:
                                "calmness", "power", "joyful_activation", "tension",
                                "sadness"), 0.1)
     fractions.update(joyful_activation=0.6, sadness=0.05)
-    assert happy.labels["danceability"] == pytest.approx(0.6)
-    assert happy.labels["valence"] == pytest.approx(emotify_proxies(fractions)[0]) == 0.65
-    assert happy.labels["energy"] == pytest.approx(0.6 + 0.1 + 0.1 + 0.1 - 0.1 - 0.1)
+    assert happy.notes["danceability"] == pytest.approx(0.6)
+    assert happy.notes["valence"] == pytest.approx(emotify_proxies(fractions)[0]) == 0.65
+    assert happy.notes["energy"] == pytest.approx(0.6 + 0.1 + 0.1 + 0.1 - 0.1 - 0.1)
 
 
 def test_emotify_uses_its_proxy_columns(tmp_path: Path) -> None:
     make_emotify(tmp_path, proxies=True)
-    clips = load_emotify(tmp_path)
-    assert clips[0].labels["valence"] == 1.0 and clips[1].labels["valence"] == -1.0
+    clips = emotify.read_clips(tmp_path)
+    assert clips[0].notes["valence"] == 1.0 and clips[1].notes["valence"] == -1.0
     assert all(c.group.startswith("emotify-clip:") for c in clips)
 
 
@@ -104,17 +98,17 @@ def test_ntua_layout_with_audio_spectrograms_and_missing_targets(tmp_path: Path)
     np.save(tmp_path / "train" / "102.fused.full.npy", ntua_spectrogram(song))
     write_csv(tmp_path / "train_labels.txt", ["Id", "valence", "energy", "danceability"],
               [[101, 0.2, 0.9, ""], [102, 0.7, 0.4, 0.5], [103, 0.5, 0.5, 0.5]])
-    clips = load_ntua(tmp_path)
+    clips = read_emotion_clips(tmp_path)
     assert [c.key for c in clips] == ["ntua:101", "ntua:102"]  # 103 has no file: skipped
     assert clips[0].targets[:2] == (0.2, 0.9) and math.isnan(clips[0].targets[2])
     assert clips[1].path.name == "102.fused.full.npy"
     write_audio(tmp_path / "train" / "102.flac", song, RATE)  # audio wins over a spectrogram
-    assert load_ntua(tmp_path)[1].path.name == "102.flac"
+    assert read_emotion_clips(tmp_path)[1].path.name == "102.flac"
     (tmp_path / "train" / "102.flac").unlink()
     clips = [replace(c, split=TRAIN) for c in clips]
-    sets = load_emotion_sets([*clips, replace(clips[1], key="v", split=VALID)], SPEC, None)
-    assert sets[TRAIN].melgrams.shape[1:] == (21, 128)
-    assert np.isnan(sets[TRAIN].targets[0, 2]) and sets[TRAIN].targets[1, 2] == 0.5
+    sets = load_clips([*clips, replace(clips[1], key="v", split=VALID)], SPEC, None)
+    assert sets[TRAIN].features.shape[1:] == (21, 128)
+    assert np.isnan(sets[TRAIN].clip_targets[0, 2]) and sets[TRAIN].clip_targets[1, 2] == 0.5
 
 
 def test_context_joins_each_second_with_its_neighbours_in_its_own_clip(tmp_path: Path) -> None:
@@ -123,13 +117,13 @@ def test_context_joins_each_second_with_its_neighbours_in_its_own_clip(tmp_path:
     write_audio(tmp_path / "101.wav", song, RATE)
     np.save(tmp_path / "102.fused.full.npy", ntua_spectrogram(song))
     write_csv(tmp_path / "train_labels.txt", ["Id", "valence"], [[101, 0.2], [102, 0.7]])
-    clips = [replace(c, split=s) for c, s in zip(load_ntua(tmp_path), (TRAIN, VALID),
+    clips = [replace(c, split=s) for c, s in zip(read_emotion_clips(tmp_path), (TRAIN, VALID),
                                                  strict=True)]
     assert clips[1].path.name == "102.fused.full.npy"
     context = FrontEndSpec(context_segments=1)
-    plain, joined = load_emotion_sets(clips, SPEC, None), load_emotion_sets(clips, context, None)
+    plain, joined = load_clips(clips, SPEC, None), load_clips(clips, context, None)
     for split in (TRAIN, VALID):
-        single, wide = plain[split].melgrams, joined[split].melgrams
+        single, wide = plain[split].features, joined[split].features
         assert wide.shape == (len(single), *context.input_shape) == (len(single), 63, 128)
         np.testing.assert_array_equal(wide[:, 21:42], single)  # the second itself
         np.testing.assert_array_equal(wide[1:, :21], single[:-1])  # the one before it
@@ -165,10 +159,10 @@ def test_parent_folder_uses_every_layout_in_it(tmp_path: Path) -> None:
     (tmp_path / "gtzan" / "rock").mkdir(parents=True)
     clips, layouts = discover_emotion_clips(tmp_path, 0.25, 0)
     assert layouts == ["4q", "emotify"]
-    assert {c.dataset for c in clips} == {"4q", "emotify"}
-    sets = load_emotion_sets(clips, SPEC, tmp_path / "cache")
-    assert len(sets[TRAIN].clips) + len(sets[VALID].clips) == 14
-    assert sets[TRAIN].targets.shape[1] == len(TARGETS)
+    assert {c.source for c in clips} == {"4q", "emotify"}
+    sets = load_clips(clips, SPEC, tmp_path / "cache")
+    assert len(sets[TRAIN].clip_names) + len(sets[VALID].clip_names) == 14
+    assert sets[TRAIN].clip_targets.shape[1] == len(TARGETS)
     assert len(list((tmp_path / "cache").iterdir())) == 14  # melgrams cached per clip
 
 
@@ -182,30 +176,30 @@ def test_bad_layouts_are_named(tmp_path: Path) -> None:
     write_csv(four / "labels.csv", ["file", "artist", "quadrant", "valence_q"],
               [["Q1/a.flac", "x", "Q1", 1]])
     with pytest.raises(DatasetError, match="lacks the columns arousal_q, valence_words"):
-        load_4q(four)
+        fourq.read_clips(four)
     make_4q(four, per_quadrant=1)
     for audio in four.glob("Q*/*.flac"):
         audio.unlink()
     with pytest.raises(DatasetError, match="none of the 2 clips it lists exists"):
-        load_4q(four)
-    emotify = tmp_path / "emotify"
-    emotify.mkdir()
-    write_csv(emotify / "labels.csv", ["file", "genre", "power"], [["pop/1.flac", "pop", 0.1]])
+        fourq.read_clips(four)
+    folder = tmp_path / "emotify"
+    folder.mkdir()
+    write_csv(folder / "labels.csv", ["file", "genre", "power"], [["pop/1.flac", "pop", 0.1]])
     with pytest.raises(DatasetError, match="nine emotion columns"):
-        load_emotify(emotify)
+        emotify.read_clips(folder)
     ntua = tmp_path / "ntua"
     ntua.mkdir()
     write_csv(ntua / "train_labels.txt", ["Id", "genre"], [[1, "Rock"]])
     with pytest.raises(DatasetError, match="lacks every target column"):
-        load_ntua(ntua)
+        read_emotion_clips(ntua)
     write_csv(ntua / "train_labels.txt", ["Id", "valence"], [[1, "high"]])
     write_audio(ntua / "1.wav", chord(2.0, RATE), RATE)
     with pytest.raises(DatasetError, match="'high' is not a number"):
-        load_ntua(ntua)
+        read_emotion_clips(ntua)
     (ntua / "1.wav").unlink()
     np.save(ntua / "1.fused.full.npy", np.zeros((5, 100)))
     write_csv(ntua / "train_labels.txt", ["Id", "valence"], [[1, 0.5]])
-    clip = load_ntua(ntua)[0]
+    clip = read_emotion_clips(ntua)[0]
     with pytest.raises(DatasetError, match="expected a"):
         spectrogram_melgrams(clip.path, SPEC)
 
@@ -215,7 +209,7 @@ def test_shared_4q_and_emotify_layouts() -> None:
     emotify = shared_data("emotify")
     clips, layouts = discover_emotion_clips(four.parent, 0.2, 0)
     assert layouts == ["4q", "emotify"]
-    by_dataset = {d: [c for c in clips if c.dataset == d] for d in ("4q", "emotify")}
+    by_dataset = {d: [c for c in clips if c.source == d] for d in ("4q", "emotify")}
     assert len(by_dataset["4q"]) == 800 and len(by_dataset["emotify"]) == 320
     artists: dict[str, set[str]] = {}
     for clip in by_dataset["4q"]:

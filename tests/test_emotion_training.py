@@ -18,29 +18,29 @@ from tagger.checkpoints import (
     sha256_of,
 )
 from tagger.cli import main
-from tagger.emotion import TARGETS
-from tagger.emotion.datasets import TRAIN, VALID, EmotionClip, EmotionSet
-from tagger.emotion.model import (
+from tagger.datasets.splits import TRAIN, VALID, Dataset, Split
+from tagger.errors import ModelError
+from tagger.features import FrontEndSpec
+from tagger.models import EmotionRegressor, EmotionTimeFrequencyCNN
+from tagger.tasks import TARGETS
+from tagger.training.emotion import (
+    emotion_card_fields,
+    evaluate_model,
+    loss_weights,
+    multitask_loss,
+    spearman,
+    train_emotion,
+)
+from tagger.training.options import EmotionConfig, EmotionOptions
+from tagger.training.predict import predict_logits
+from tagger.training.run import run_card, write_run
+from tagger.training.transfer import (
     EMOTION_ARCHITECTURES,
     EMOTION_START_MODEL,
     build_emotion_model,
     init_from_genre,
     starting_point,
 )
-from tagger.emotion.training import (
-    EmotionConfig,
-    as_split,
-    evaluate_model,
-    loss_weights,
-    multitask_loss,
-    spearman,
-    train_emotion,
-    write_emotion_run,
-)
-from tagger.errors import ModelError
-from tagger.features import FrontEndSpec
-from tagger.models import EmotionRegressor, EmotionTimeFrequencyCNN
-from tagger.training import predict_logits
 
 SPEC = FrontEndSpec()
 CONTEXT_SPEC = FrontEndSpec(context_segments=1)
@@ -157,23 +157,24 @@ def test_transfer_from_a_tf_cnn_with_context_copies_its_backbone(tf_genre: Path)
         init_from_genre(build_emotion_model(3, start, {"time_channels": 16}), start)
 
 
-def synthetic_sets(seed: int = 0, shape: tuple[int, int] = (21, 128)) -> dict[str, EmotionSet]:
+def synthetic_sets(seed: int = 0, shape: tuple[int, int] = (21, 128)) -> dict[str, Split]:
     """Clips whose melgrams carry their valence in their loudness pattern, some targets missing."""
     rng = np.random.default_rng(seed)
     sets = {}
     for split, n_clips in ((TRAIN, 12), (VALID, 6)):
-        clips, melgrams, ids = [], [], []
+        targets, melgrams, ids = [], [], []
         for i in range(n_clips):
             level = (i % 6) / 5
             dance = math.nan if i % 3 == 0 else level
-            clips.append(EmotionClip(key=f"x:{split}{i}", dataset="x", path=Path("x"),
-                                     group=f"{split}{i}", targets=(level, 1 - level, dance),
-                                     split=split))
+            targets.append((level, 1 - level, dance))
             grams = rng.normal(-40, 5, (3, *shape)).astype(np.float32)
             grams[:, :, : shape[1] // 2] += 30 * level
             melgrams.append(grams)
             ids += [i] * 3
-        sets[split] = EmotionSet(np.concatenate(melgrams), np.array(ids), clips)
+        sets[split] = Split(np.concatenate(melgrams), np.zeros(len(ids), dtype=np.int64),
+                            np.array(ids), [f"x:{split}{i}" for i in range(n_clips)],
+                            clip_sources=["x"] * n_clips,
+                            clip_targets=np.array(targets, dtype=np.float32))
     return sets
 
 
@@ -184,18 +185,21 @@ def test_training_is_seeded_learns_and_round_trips(tmp_path: Path) -> None:
                            hyperparameters={"head_hidden": 16}, init="scratch")
     device = torch.device("cpu")
     start = starting_point("scratch")
-    model, history, init, embedded = train_emotion(config, sets, start, device)
-    _, history_again, _, _ = train_emotion(config, sets, start, device)
-    assert init == {"from": "scratch"} and embedded == {}
-    assert [h.train_loss for h in history] == [h.train_loss for h in history_again]
+    outcome, init = train_emotion(config, sets, start, device)
+    again, _ = train_emotion(config, sets, start, device)
+    model, history = outcome.model, outcome.history
+    assert init == {"from": "scratch"} and outcome.embedded == {}
+    assert [h.train_loss for h in history] == [h.train_loss for h in again.history]
     report, outputs = evaluate_model(model, config, sets, device)
     assert report[VALID]["per_target"]["valence"]["spearman"] > 0.5
     assert report[VALID]["per_target"]["danceability"]["clips"] == 4
-    card = write_emotion_run(tmp_path, model, config, start, history, report,
-                             {"command": "test"}, "tiny-emotion")
+    options = EmotionOptions(data=tmp_path, out=tmp_path, name="tiny-emotion", train=config)
+    card = run_card(options, Dataset("x", list(TARGETS), sets, start.spec), outcome,
+                    {"command": "test"}, emotion_card_fields(config, start), report)
+    write_run(options, model, card, {"history": [h.train_loss for h in history]})
     assert card.task == "emotion" and card.classes == list(TARGETS)
     loaded = load_checkpoint(tmp_path)
-    melgrams = torch.from_numpy(sets[VALID].melgrams)
+    melgrams = torch.from_numpy(sets[VALID].features)
     with torch.inference_mode():
         np.testing.assert_allclose(loaded.model(melgrams).numpy(),
                                    model.eval()(melgrams).numpy(), atol=1e-6)
@@ -208,9 +212,10 @@ def test_a_single_target_model_trains_on_the_clips_that_have_it(tmp_path: Path) 
                            seconds_per_clip=2, hyperparameters={"head_hidden": 8},
                            init="genre")
     genre = make_genre_checkpoint(tmp_path / "genre.safetensors", "genre-cnn", {}, SPEC)
-    model, history, init, _ = train_emotion(config, synthetic_sets(),
-                                            starting_point("genre", genre), torch.device("cpu"))
-    assert init["from"] == "genre" and model.head[-1].out_features == 1
+    outcome, init = train_emotion(config, synthetic_sets(), starting_point("genre", genre),
+                                  torch.device("cpu"))
+    history = outcome.history
+    assert init["from"] == "genre" and outcome.model.head[-1].out_features == 1
     assert set(history[0].valid_spearman) == {"danceability"}
     assert math.isfinite(history[0].train_loss)
 
@@ -231,15 +236,16 @@ def test_a_musicnn_backbone_stays_frozen_and_is_scored_as_it_tags(
     config = EmotionConfig(epochs=8, batch_size=8, lr=1e-2, seconds_per_clip=3,
                            hyperparameters={"head_hidden": 16})
     device = torch.device("cpu")
-    model, _, init, embedded = train_emotion(config, sets, start, device)
-    assert init["frozen"] and embedded[TRAIN].shape == (36, 16)
+    outcome, init = train_emotion(config, sets, start, device)
+    model, embedded = outcome.model, outcome.embedded
+    assert init["frozen"] and embedded[TRAIN].features.shape == (36, 16)
     genre_state = load_checkpoint(genre).model.state_dict()
     for key, value in model.state_dict().items():
         if not key.startswith("head."):
             assert torch.equal(value, genre_state[key]), key
     report, outputs = evaluate_model(model, config, sets, device, embedded=embedded)
     assert report[VALID]["per_target"]["valence"]["spearman"] > 0.5
-    streamed = predict_logits(model, as_split(sets[VALID]), device, 1)
+    streamed = predict_logits(model, sets[VALID], device, 1)
     np.testing.assert_allclose(outputs[VALID][0], streamed, atol=1e-5)
 
 

@@ -13,9 +13,10 @@ from conftest import shared_data
 
 from tagger.checkpoints import bundled_weights_path
 from tagger.cli import main
-from tagger.datasets import TRAIN, VALID, detect_layout, load_dataset
-from tagger.datasets.sources import allmusic_genre, discover_sources
-from tagger.emotion.datasets import discover_emotion_clips
+from tagger.datasets.fourq import allmusic_genre
+from tagger.datasets.layouts import detect_layout, load_dataset
+from tagger.datasets.sources import discover_emotion_clips, discover_sources
+from tagger.datasets.splits import TRAIN, VALID
 
 RATE = 16000
 FOURQ_TAGS = ["Classical", "Electronic; International", "Pop/Rock; Electronic", "Classical",

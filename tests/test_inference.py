@@ -205,7 +205,7 @@ def test_device_selection(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bundled_model_hears_real_music() -> None:
     """On GTZAN's 73 validation clips (never trained on): well above the first bundled
     model's 0.534 and the second's 0.644 per clip, and classical always recognised."""
-    from tagger.evaluate import evaluate_checkpoint
+    from tagger.training.evaluate import evaluate_checkpoint
 
     root = shared_data("gtzan")
     result = evaluate_checkpoint(bundled_weights_path(), root, "audio", {},

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from conftest import SMALL_MUSICNN, shared_data
 
 from tagger.cli import main
-from tagger.datasets import TEST, TRAIN, VALID, detect_layout, load_dataset
+from tagger.datasets.layouts import detect_layout, load_dataset
+from tagger.datasets.splits import TEST, TRAIN, VALID
 from tagger.errors import DatasetError
 from tagger.models import ARCHITECTURES, build_model
 
@@ -257,7 +258,8 @@ def test_inference_preparation_keeps_the_outputs(name: str) -> None:
 
 def test_ctrl_c_keeps_the_epochs_trained_so_far(tmp_path: Path) -> None:
     from tagger.devices import select_device
-    from tagger.training import TrainConfig, train_classifier
+    from tagger.training.genre import train_classifier
+    from tagger.training.options import GenreConfig
 
     dataset = load_dataset(make_course(tmp_path / "c", "mfccs"), "course", {"features": "mfccs"})
 
@@ -265,14 +267,14 @@ def test_ctrl_c_keeps_the_epochs_trained_so_far(tmp_path: Path) -> None:
         if record.epoch == 2:  # type: ignore[attr-defined]
             raise KeyboardInterrupt
 
-    config = TrainConfig(architecture="mfcc-ffn", epochs=10, batch_size=16, select="f1")
+    config = GenreConfig(architecture="mfcc-ffn", epochs=10, batch_size=16, select="f1")
     outcome = train_classifier(config, dataset, select_device("cpu"), interrupt_after_two)
     assert outcome.stopped == "interrupted"
     assert len(outcome.history) == 2 and outcome.kept_epoch in (1, 2)
 
 
 def test_metrics_report_macro_and_micro_averages() -> None:
-    from tagger.metrics import classification_report
+    from tagger.training.metrics import classification_report
 
     truth, predicted = np.array([0, 0, 1, 1, 2]), np.array([0, 1, 1, 1, 0])
     report = classification_report(truth, predicted, ["a", "b", "c"])

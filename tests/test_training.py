@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from conftest import shared_data
 
 from tagger.cli import main
-from tagger.datasets import TRAIN, VALID
 from tagger.datasets.audio import discover_clips
+from tagger.datasets.splits import TRAIN, VALID
 from tagger.errors import DatasetError
 
 
@@ -95,7 +95,7 @@ def test_gtzan_uses_the_fault_filtered_split() -> None:
 def test_masks_keep_shape_and_use_the_floor() -> None:
     import torch
 
-    from tagger.training import mask_spectrograms
+    from tagger.training.loop import mask_spectrograms
 
     batch = torch.zeros(4, 21, 128)
     batch[:, 0, 0] = -80
@@ -106,8 +106,8 @@ def test_masks_keep_shape_and_use_the_floor() -> None:
 
 
 def test_balanced_rows_weigh_every_genre_and_every_clip_alike() -> None:
-    from tagger.datasets import Split
-    from tagger.training import balanced_row_weights
+    from tagger.datasets.splits import Split
+    from tagger.training.genre import balanced_row_weights
 
     # genre 0: one clip of 60 rows and one of 15; genre 1: one clip of 5 rows
     clip_ids = np.concatenate([np.zeros(60), np.ones(15), np.full(5, 2)]).astype(np.int64)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tagger.datasets import TEST, TRAIN, VALID, Dataset, rows_as_clips
+from tagger.datasets.splits import TEST, TRAIN, VALID, Dataset, rows_as_clips
 from tagger.errors import DatasetError
 from tagger.features import FrontEndSpec
 

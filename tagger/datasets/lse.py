@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tagger.datasets import TEST, TRAIN, VALID, Dataset, rows_as_clips
+from tagger.datasets.splits import TEST, TRAIN, VALID, Dataset, rows_as_clips
 from tagger.errors import DatasetError
 
 FILE_SPLITS = {TRAIN: "train", VALID: "val", TEST: "test"}

@@ -1,113 +1,100 @@
-"""The ``sources`` layout: one genre vocabulary over several datasets, each with its own split.
+"""The ``sources`` layout: a folder of data set folders (``../shared/data`` is one), each
+with its own split, for either task.
 
-``DIR`` holds dataset folders (``../shared/data`` is one):
+| folder | genres | emotion targets | split |
+|---|---|---|---|
+| an audio layout (GTZAN) | its genre sub-folders | - | its ``clips.csv`` (fault-filtered) |
+| Emotify (``labels.csv``) | classical, electronic, pop, rock | from GEMS | by clip |
+| 4Q (``labels.csv``, ``quadrant``) | AllMusic genres that map cleanly | quadrants | by artist |
+| NTUA multitask (``train_labels.txt``) | - | as given | by clip |
 
-| folder | genres | split |
-|---|---|---|
-| an audio layout (GTZAN) | its genre sub-folders | its ``clips.csv`` (fault-filtered) |
-| Emotify (``labels.csv`` with ``genre``) | classical, electronic, pop, rock | by clip |
-| 4Q (``labels.csv`` with ``quadrant``) | AllMusic genres that map cleanly | by artist |
-
-Emotify and 4Q are split exactly as ``retrain --task emotion`` splits them
-(the same ``valid_share`` and ``seed``), so an emotion model fine-tuned from
-a genre model never had its held-out clips seen by the genre model either.
-A 4Q clip is used when its AllMusic genres name exactly one of ours
-(``ALLMUSIC_GENRES``) and nothing else but tags that say nothing of genre
-(``ALLMUSIC_NEUTRAL``); "Pop/Rock", which could be either, is left out.
-Every clip keeps its source, so evaluation can be per source.
+Emotify and 4Q are split the same way (the same ``valid_share`` and ``seed``)
+for both tasks, so an emotion model fine-tuned from a genre model never had
+its held-out clips seen by the genre model either. Every clip keeps its
+source, so evaluation can be per source.
 """
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from tagger.datasets import TRAIN, VALID, Dataset, Split
-from tagger.datasets.audio import (
-    SPLIT_FILE,
-    Clip,
-    default_cache_dir,
-    discover_clips,
-    front_end_option,
-    load_segment_sets,
-)
+from tagger.datasets import emotify, fourq, ntua
+from tagger.datasets.audio import SPLIT_FILE, discover_clips
+from tagger.datasets.labels import LABELS_CSV, csv_columns
+from tagger.datasets.melgrams import default_cache_dir, front_end_option, load_clips
+from tagger.datasets.splits import TRAIN, VALID, Clip, Dataset, Split, assign_splits, join_splits
 from tagger.errors import DatasetError
+from tagger.tasks import TARGETS
 
-ALLMUSIC_GENRES = {"Blues": "blues", "Classical": "classical", "Country": "country",
-                   "Electronic": "electronic", "Jazz": "jazz", "Rap": "hiphop",
-                   "Reggae": "reggae"}
-ALLMUSIC_NEUTRAL = {"International", "Vocal"}
-LABELS_CSV = "labels.csv"
-
-
-def _header(path: Path) -> list[str]:
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as stream:
-        return [c.strip() for c in next(csv.reader(stream), [])]
+EMOTION_SOURCES: dict[str, Callable[[Path], list[Clip]]] = {
+    "4q": fourq.read_clips, "emotify": emotify.read_clips, "ntua": ntua.read_emotion_clips}
+GENRE_SOURCES = ("gtzan", "4q", "emotify")
+SPLIT_UNITS = {"4q": "4Q by artist", "emotify": "Emotify by clip", "ntua": "NTUA by clip"}
 
 
 def source_kind(folder: Path) -> str | None:
-    """``gtzan`` (an audio layout with ``clips.csv``), ``emotify``, ``4q`` or None."""
-    columns = _header(folder / LABELS_CSV)
-    if "quadrant" in columns and "allmusic_genres" in columns:
+    """``4q``, ``emotify``, ``ntua`` (multitask or genre label files), ``gtzan`` (an audio
+    layout with ``clips.csv``) or None."""
+    columns = csv_columns(folder / LABELS_CSV)
+    if "quadrant" in columns:
         return "4q"
-    if "genre" in columns and "file" in columns:
+    if columns:
         return "emotify"
+    if (folder / ntua.LABELS_TXT).is_file():
+        return "ntua"
     if (folder / SPLIT_FILE).is_file():
         return "gtzan"
     return None
 
 
-def is_sources_layout(root: Path) -> bool:
-    return root.is_dir() and any(source_kind(d) in ("4q", "emotify")
-                                 for d in root.iterdir() if d.is_dir())
+def source_folders(root: Path, kinds: tuple[str, ...] | dict[str, Any]) -> list[Path]:
+    """``root`` when it is a data set of one of ``kinds``, else its sub-folders that are."""
+    if source_kind(root) in kinds:
+        return [root]
+    return sorted(d for d in root.iterdir() if d.is_dir() and source_kind(d) in kinds)
 
 
-def allmusic_genre(tags: str) -> str | None:
-    """Our genre for a 4Q clip's AllMusic tags, or None unless exactly one maps cleanly."""
-    names = {t.strip() for t in tags.split(";") if t.strip()}
-    ours = {ALLMUSIC_GENRES[n] for n in names if n in ALLMUSIC_GENRES}
-    if len(ours) != 1 or names - set(ALLMUSIC_GENRES) - ALLMUSIC_NEUTRAL:
-        return None
-    return ours.pop()
+def discover_emotion_clips(root: Path, valid_share: float,
+                           seed: int) -> tuple[list[Clip], list[str]]:
+    """Every clip with emotion targets under ``root`` with its split, and the layouts found.
 
-
-def _emotion_split_clips(folder: Path, kind: str, valid_share: float, seed: int) -> list[Clip]:
-    """The clips of an Emotify or 4Q folder with a genre, split as the emotion model's are."""
-    from tagger.emotion.datasets import assign_splits, load_4q, load_emotify
-
-    with open(folder / LABELS_CSV, newline="", encoding="utf-8") as stream:
-        rows = {row["file"].strip(): row for row in csv.DictReader(stream)}
-    loaded = load_4q(folder) if kind == "4q" else load_emotify(folder)
-    clips = []
-    for clip in assign_splits(loaded, valid_share, seed):
-        row = rows[clip.key.split(":", 1)[1]]
-        genre = (allmusic_genre(row["allmusic_genres"]) if kind == "4q"
-                 else row["genre"].strip().lower() or None)
-        if genre:
-            clips.append(Clip(clip.path, genre, clip.split, clip.group))
-    return clips
+    ``root`` is one layout folder, or a folder whose sub-folders are layouts
+    (e.g. ../shared/data: its 4q/ and emotify/ are used, gtzan/ is ignored).
+    """
+    if not root.is_dir():
+        raise DatasetError("training data folder not found", str(root), "pass --data DIR")
+    folders = source_folders(root, EMOTION_SOURCES)
+    if not folders:
+        raise DatasetError(
+            "holds no emotion data layout", str(root),
+            "expected 4Q or Emotify (labels.csv beside the audio) or NTUA multitask "
+            "(train_labels.txt: Id,valence,energy,danceability), or folders of them")
+    clips: list[Clip] = []
+    layouts = []
+    for folder in folders:
+        kind = source_kind(folder)
+        assert kind is not None
+        layouts.append(kind)
+        clips += assign_splits(EMOTION_SOURCES[kind](folder), valid_share, seed)
+    return clips, layouts
 
 
 def discover_sources(
     root: Path, valid_share: float, seed: int, genres: list[str] | None = None
 ) -> tuple[dict[str, list[Clip]], list[str]]:
-    """Every usable clip of every dataset folder under ``root``, by source, and the classes
-    (``genres`` when given: clips of other genres are left out)."""
+    """Every clip with a genre of every data set folder under ``root``, by source, and the
+    classes (``genres`` when given: clips of other genres are left out). 4Q and Emotify
+    clips are split as for emotion, over all their clips."""
     by_source: dict[str, list[Clip]] = {}
-    for folder in sorted(d for d in root.iterdir() if d.is_dir()):
-        kind = source_kind(folder)
-        if kind == "gtzan":
+    for folder in source_folders(root, GENRE_SOURCES):
+        if source_kind(folder) == "gtzan":
             clips, _ = discover_clips(folder, valid_share, seed)
-        elif kind in ("4q", "emotify"):
-            clips = _emotion_split_clips(folder, kind, valid_share, seed)
         else:
-            continue
+            read = EMOTION_SOURCES[source_kind(folder) or ""]
+            clips = [c for c in assign_splits(read(folder), valid_share, seed) if c.label]
         if genres:
             clips = [c for c in clips if c.label in genres]
         if clips:
@@ -119,37 +106,37 @@ def discover_sources(
     return by_source, classes
 
 
-def join_splits(parts: list[tuple[str, Split]]) -> Split:
-    """One split from per-source splits; clip ids are renumbered and sources kept."""
-    features, labels, clip_ids, names, sources, groups = [], [], [], [], [], []
-    for source, split in parts:
-        features.append(split.features)
-        labels.append(split.labels)
-        clip_ids.append(split.clip_ids + len(names))
-        names += split.clip_names
-        sources += [source] * len(split.clip_names)
-        groups += split.clip_groups or split.clip_names
-    return Split(np.concatenate(features), np.concatenate(labels), np.concatenate(clip_ids),
-                 names, sources, groups)
-
-
 def load(root: Path, options: dict[str, Any],
          on_clip: Callable[[str, str | None], None] | None = None) -> Dataset:
-    """Options: ``valid_share``, ``seed``, ``cache_dir``, ``genres`` (a vocabulary to keep),
-    ``front_end`` and ``context`` (neighbouring seconds each example also sees)."""
+    """Genres. Options: ``valid_share``, ``seed``, ``cache_dir``, ``genres`` (a vocabulary to
+    keep), ``front_end`` and ``context`` (neighbouring seconds each example also sees)."""
     spec = front_end_option(options)
     valid_share, seed = options.get("valid_share", 0.2), options.get("seed", 0)
     by_source, classes = discover_sources(root, valid_share, seed, options.get("genres"))
     cache_dir = options.get("cache_dir") or default_cache_dir()
-    per_split: dict[str, list[tuple[str, Split]]] = {TRAIN: [], VALID: []}
+    per_split: dict[str, list[Split]] = {TRAIN: [], VALID: []}
     clip_counts: dict[str, dict[str, int]] = {}
     for source, clips in by_source.items():
-        for split_name, split in load_segment_sets(clips, classes, spec, cache_dir,
-                                                   on_clip).items():
-            per_split[split_name].append((source, split))
+        for split_name, split in load_clips(clips, spec, cache_dir, classes, on_clip).items():
+            per_split[split_name].append(
+                replace(split, clip_sources=[source] * len(split.clip_names)))
             clip_counts.setdefault(source, {})[split_name] = len(split.clip_names)
     splits = {name: join_splits(parts) for name, parts in per_split.items() if parts}
     notes = {"split": f"GTZAN by clips.csv; Emotify by clip and 4Q by artist, seeded "
                       f"(seed {seed}, valid share {valid_share}), as the emotion model's",
-             "sources": clip_counts, "allmusic_genres": ALLMUSIC_GENRES}
+             "sources": clip_counts, "allmusic_genres": fourq.ALLMUSIC_GENRES}
     return Dataset("sources", classes, splits, spec, notes)
+
+
+def load_emotion(root: Path, options: dict[str, Any],
+                 on_clip: Callable[[str, str | None], None] | None = None) -> Dataset:
+    """Emotion targets of every emotion data set at or under ``root``. Options as ``load``."""
+    spec = front_end_option(options)
+    valid_share, seed = options.get("valid_share", 0.2), options.get("seed", 0)
+    clips, layouts = discover_emotion_clips(root, valid_share, seed)
+    splits = load_clips(clips, spec, options.get("cache_dir") or default_cache_dir(), None,
+                        on_clip)
+    notes = {"layouts": layouts,
+             "split": f"seeded (seed {seed}), valid share {valid_share}: "
+                      + ", ".join(SPLIT_UNITS[layout] for layout in layouts)}
+    return Dataset("+".join(layouts), list(TARGETS), splits, spec, notes)

@@ -33,7 +33,7 @@ class EmotionRegressor(Classifier):
     ``RegressionHead`` with the same in and out sizes.
 
     Placed before the genre class, it keeps every backbone parameter's name, so
-    genre weights load into it (``tagger.emotion.model.init_from_genre``).
+    genre weights load into it (``tagger.training.transfer.init_from_genre``).
     """
 
     def use_regression_head(self, hidden: int, dropout: float) -> None:

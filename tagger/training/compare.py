@@ -1,13 +1,13 @@
 """The course's comparison, measured: per-target models from scratch and with transfer,
 multitask from scratch and with transfer, and clip pooling (mean vs learned attention).
 
-    python -m tagger.emotion.compare --data ../shared/data --out runs/emotion-compare \\
+    python -m tagger.training.compare --data ../shared/data --out runs/emotion-compare \\
         --threads 1 [--genre-weights CKPT] [--multitask-run runs/emotion]
 
 Every row trains on the same clips with the same split, seed, epochs and
 config as ``genre-tag retrain --task emotion``; only the targets and the
 initialisation change. Transfer rows start from the genre model
-(``--genre-weights``, default the bundled genre-sources11) with its
+(``--genre-weights``, default the bundled genre-musicnn11) with its
 architecture and front end, scratch rows from emotion-cnn on the course's
 default front end. ``--multitask-run`` reuses the figures of a retrain run
 folder for the "multitask, transfer" row instead of training it again (with
@@ -30,12 +30,10 @@ import torch
 
 from tagger.atomic import atomic_write_text
 from tagger.checkpoints import load_checkpoint
-from tagger.emotion import TARGETS
-from tagger.emotion.datasets import TRAIN, VALID, EmotionSet
-from tagger.emotion.model import starting_point
-from tagger.emotion.retrain import describe_start, load_data
-from tagger.emotion.training import (
-    EmotionConfig,
+from tagger.datasets.splits import TRAIN, VALID, Split
+from tagger.features import FrontEndSpec
+from tagger.tasks import TARGETS
+from tagger.training.emotion import (
     evaluate_clips,
     evaluate_model,
     loss_weights,
@@ -44,7 +42,9 @@ from tagger.emotion.training import (
     subsample_seconds,
     train_emotion,
 )
-from tagger.features import FrontEndSpec
+from tagger.training.options import EmotionConfig, EmotionOptions
+from tagger.training.run import describe_start, load_data
+from tagger.training.transfer import starting_point
 
 ROWS: list[tuple[str, str, tuple[str, ...]]] = [
     *[(f"{t}, scratch", "scratch", (t,)) for t in TARGETS],
@@ -56,7 +56,7 @@ POOLING_TRAIN_SECONDS = 8
 
 
 def attention_pooling(
-    model: torch.nn.Module, sets: dict[str, EmotionSet], targets: tuple[str, ...],
+    model: torch.nn.Module, sets: dict[str, Split], targets: tuple[str, ...],
     device: torch.device, seed: int, steps: int = 300,
 ) -> dict[str, Any]:
     """Learn per-target attention over a clip's seconds on the training clips (backbone frozen).
@@ -69,10 +69,10 @@ def attention_pooling(
     padded = {}
     for split, per_clip in ((TRAIN, POOLING_TRAIN_SECONDS), (VALID, None)):
         emotion_set = subsample_seconds(sets[split], per_clip)
-        predictions, embeddings = predict_seconds(model, emotion_set.melgrams, device,
+        predictions, embeddings = predict_seconds(model, emotion_set.features, device,
                                                   with_embeddings=True)
         assert embeddings is not None
-        n_clips = len(emotion_set.clips)
+        n_clips = len(emotion_set.clip_names)
         longest = int(np.bincount(emotion_set.clip_ids, minlength=n_clips).max())
         emb = np.zeros((n_clips, longest, embeddings.shape[1]), dtype=np.float32)
         pred = np.zeros((n_clips, longest, predictions.shape[1]), dtype=np.float32)
@@ -95,7 +95,7 @@ def attention_pooling(
         scores = scorer(emb).masked_fill(~mask.unsqueeze(2), -math.inf)
         return (torch.softmax(scores, dim=1) * pred).sum(dim=1)
 
-    train_targets = torch.from_numpy(padded[TRAIN][3].targets[:, columns])
+    train_targets = torch.from_numpy(padded[TRAIN][3].clip_targets[:, columns])
     weights = torch.from_numpy(loss_weights(train_targets.numpy()))
     optimizer = torch.optim.Adam(scorer.parameters(), lr=1e-2, weight_decay=1e-3)
     for _ in range(steps):
@@ -170,10 +170,12 @@ def main(data_dir: Path, out_dir: Path, epochs: int, seed: int, valid_share: flo
         console.print(f"{init}: {describe_start(start)}", highlight=False)
 
     @functools.cache
-    def data_through(spec: FrontEndSpec) -> tuple[dict[str, EmotionSet], list[str]]:
+    def data_through(spec: FrontEndSpec) -> tuple[dict[str, Split], list[str]]:
         """Every clip's melgrams through ``spec`` (loaded once per front end) and the layouts."""
-        sets, layouts, _ = load_data(data_dir, spec, valid_share, seed, cache_dir, console)
-        return sets, layouts
+        options = EmotionOptions(data=data_dir, valid_share=valid_share, cache_dir=cache_dir,
+                                 train=EmotionConfig(seed=seed))
+        dataset = load_data(options, console, spec)
+        return dataset.splits, dataset.notes["layouts"]
 
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path = out_dir / "comparison.json"
@@ -192,13 +194,13 @@ def main(data_dir: Path, out_dir: Path, epochs: int, seed: int, valid_share: flo
             config = EmotionConfig(targets=targets, init=init, epochs=epochs, seed=seed)
             sets, _ = data_through(starts[init].spec)
             started = time.perf_counter()
-            model, history, _, embedded = train_emotion(config, sets, starts[init], device)
+            outcome, _ = train_emotion(config, sets, starts[init], device)
             elapsed = time.perf_counter() - started
-            report, _ = evaluate_model(model, config, {VALID: sets[VALID]}, device,
-                                       embedded=embedded)
+            report, _ = evaluate_model(outcome.model, config, {VALID: sets[VALID]}, device,
+                                       embedded=outcome.embedded)
             rows.append({"name": name, "valid": report[VALID]["per_target"],
                          "training_seconds": round(elapsed, 1),
-                         "history": [h.valid_spearman for h in history]})
+                         "history": [h.valid_spearman for h in outcome.history]})
         console.print(f"{name}: " + ", ".join(f"{t} {e['spearman']}"
                                               for t, e in rows[-1]["valid"].items()),
                       highlight=False)

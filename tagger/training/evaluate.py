@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from tagger.calibration import calibrate, expected_calibration_error, softmax
 from tagger.checkpoints import LoadedModel, load_checkpoint, save_checkpoint
-from tagger.crossval import fold_figures
-from tagger.datasets import Dataset, Split, load_dataset
+from tagger.datasets.layouts import load_dataset
+from tagger.datasets.splits import Dataset, Split
 from tagger.errors import DatasetError, ModelError
-from tagger.training import predict_logits
+from tagger.training.calibration import calibrate, expected_calibration_error, softmax
+from tagger.training.crossval import fold_figures
+from tagger.training.predict import predict_logits
 
 
 def load_for_evaluation(

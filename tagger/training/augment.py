@@ -16,7 +16,7 @@ of the spectrum, the codec and the performance:
   the top 30 %, as lossy codecs at low bit rates do;
 
 then every example is put back to 0 dB maximum and the 80 dB floor, and the
-SpecAugment-style masks of ``tagger.training.mask_spectrograms`` follow.
+SpecAugment-style masks of ``tagger.training.loop.mask_spectrograms`` follow.
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ TOP_DB = 80.0
 
 @dataclass(frozen=True)
 class Augmentation:
-    mix: float = 0.0
-    tempo: float = 0.0
-    pitch: int = 0
-    tilt: float = 0.0
-    lowpass: float = 0.0
+    """How strong each transform is (see above); 0 leaves it out."""
+
+    mix: float = 0.0  # probability
+    tempo: float = 0.0  # largest relative change
+    pitch: int = 0  # mel bands
+    tilt: float = 0.0  # dB
+    lowpass: float = 0.0  # probability
 
     @property
     def active(self) -> bool:

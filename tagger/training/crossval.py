@@ -9,46 +9,32 @@ holds every genre.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from rich.console import Console
 
-from tagger.calibration import softmax
-from tagger.datasets import TRAIN, VALID, Dataset, Split
-from tagger.training import (
-    EpochRecord,
-    TrainConfig,
-    embed_rows,
+from tagger.atomic import atomic_write_text
+from tagger.datasets.splits import TRAIN, VALID, Dataset, Split, join_splits
+from tagger.devices import select_device
+from tagger.errors import TaggerError
+from tagger.training.calibration import softmax
+from tagger.training.genre import (
+    GenreEpoch,
     evaluate_by_source,
     model_from_backbone,
     report_probabilities,
     train_classifier,
 )
-from tagger.transfer import Backbone
-
-
-def merge_splits(first: Split, second: Split) -> Split:
-    """Both splits' rows in one split, clip ids renumbered."""
-    offset = len(first.clip_names)
-
-    def listed(split: Split, values: list[str] | None) -> list[str]:
-        return values if values is not None else split.clip_names
-
-    sources = None
-    if first.clip_sources is not None and second.clip_sources is not None:
-        sources = first.clip_sources + second.clip_sources
-    return Split(
-        np.concatenate([first.features, second.features]),
-        np.concatenate([first.labels, second.labels]),
-        np.concatenate([first.clip_ids, second.clip_ids + offset]),
-        first.clip_names + second.clip_names,
-        sources,
-        listed(first, first.clip_groups) + listed(second, second.clip_groups),
-    )
+from tagger.training.options import GenreConfig, GenreOptions, RunResult
+from tagger.training.predict import embed_rows
+from tagger.training.transfer import Backbone
 
 
 def group_folds(split: Split, k: int, seed: int) -> list[np.ndarray]:
@@ -84,13 +70,13 @@ def fold_figures(probabilities: np.ndarray, split: Split, classes: list[str]) ->
 
 
 def cross_validate(
-    config: TrainConfig, dataset: Dataset, k: int, device: torch.device,
-    on_epoch: Callable[[int, EpochRecord], None] | None = None,
+    config: GenreConfig, dataset: Dataset, k: int, device: torch.device,
+    on_epoch: Callable[[int, GenreEpoch], None] | None = None,
     backbone: Backbone | None = None,
 ) -> dict[str, Any]:
     """Train once per fold on the other folds; the figures of every fold, their mean and
     standard deviation, and the pooled out-of-fold confusion matrices."""
-    everything = merge_splits(dataset.splits[TRAIN], dataset.splits[VALID])
+    everything = join_splits([dataset.splits[TRAIN], dataset.splits[VALID]])
     folds = group_folds(everything, k, config.seed)
     pooled = np.zeros((len(everything), len(dataset.classes)))
     per_fold = []
@@ -138,3 +124,29 @@ def folds_markdown(result: dict[str, Any], classes: list[str]) -> str:
     lines += [f"| {name} | " + " | ".join(str(n) for n in row) + " |"
               for name, row in zip(classes, matrix, strict=True)]
     return "\n".join(lines) + "\n"
+
+
+def run_folds(options: GenreOptions, dataset: Dataset, command: str, console: Console,
+              backbone: Backbone | None, write_config: Callable[[GenreOptions], None],
+              clear_run_folder: Callable[[Path], None]) -> RunResult:
+    """``--folds K``: k-fold figures over train + valid into ``folds.json`` and ``folds.md``
+    (and the run's ``config.json``, by ``write_config``, once ``clear_run_folder`` removed
+    an earlier run's files)."""
+    if options.folds < 2:
+        raise TaggerError(f"--folds {options.folds} needs at least 2 folds")
+
+    def on_epoch(fold: int, record: GenreEpoch) -> None:
+        console.print(f"fold {fold + 1}/{options.folds} {record.describe()}  "
+                      f"{record.seconds:.1f}s", highlight=False)
+
+    result = cross_validate(options.train, dataset, options.folds,
+                            select_device(options.device), on_epoch, backbone)
+    result["command"] = command
+    clear_run_folder(options.run_dir)
+    options.run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(options.run_dir / "folds.json", json.dumps(result, indent=2) + "\n")
+    table = folds_markdown(result, dataset.classes)
+    atomic_write_text(options.run_dir / "folds.md", table)
+    write_config(options)
+    console.print(table, highlight=False)
+    return RunResult(options.run_dir, "completed", result)

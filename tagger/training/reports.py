@@ -10,9 +10,10 @@ import torch
 from matplotlib.figure import Figure
 
 from tagger.atomic import atomic_open, atomic_write_text
-from tagger.datasets import Dataset, Split
+from tagger.datasets.splits import Dataset, Split
 from tagger.models import Classifier
-from tagger.training import EpochRecord, TrainingOutcome
+from tagger.training.genre import GenreEpoch, predict_probabilities
+from tagger.training.loop import Outcome
 
 
 def save_figure(figure: Figure, path: Path) -> None:
@@ -21,7 +22,7 @@ def save_figure(figure: Figure, path: Path) -> None:
         figure.savefig(stream, format="png", dpi=100)
 
 
-def plot_curves(history: list[EpochRecord], path: Path) -> None:
+def plot_curves(history: list[GenreEpoch], path: Path) -> None:
     epochs = [h.epoch for h in history]
     figure = Figure(figsize=(10, 4))
     loss, accuracy = figure.subplots(1, 2)
@@ -164,12 +165,10 @@ def tsne_2d(vectors: np.ndarray, seed: int) -> np.ndarray:
     return TSNE(n_components=2, random_state=seed, init="pca").fit_transform(vectors)
 
 
-def write_report(out_dir: Path, outcome: TrainingOutcome, dataset: Dataset,
+def write_report(out_dir: Path, outcome: Outcome, dataset: Dataset,
                  evaluation: dict[str, Any], device: torch.device, examples: int,
                  tsne: bool, seed: int) -> Path:
     """All pictures and ``report.md``, which links them; returns the report's path."""
-    from tagger.training import predict_probabilities
-
     pictures = out_dir / "pictures"
     pictures.mkdir(parents=True, exist_ok=True)
     plot_curves(outcome.history, pictures / "curves.png")
