@@ -126,7 +126,6 @@ def test_no_modules_import_each_other_in_a_loop() -> None:
     assert loop is None, "modules that import each other: " + " -> ".join(loop or [])
 
 
-@RESHAPE_PENDING
 def test_no_folders_import_each_other_in_a_loop() -> None:
     loops = loops_between_folders(PACKAGE)
     assert loops == [], "folders that import each other: " + "; ".join(

@@ -6,13 +6,13 @@ then ``fetch_entry`` downloads each one. Only the best audio stream is
 downloaded, with no FFmpeg post-processing (PyAV decodes whatever container
 arrives); live streams and recordings over the duration limit are refused
 before any media is downloaded, and every download is bounded while it runs
-(``tagger.download_limits``): a stream that never ends stops at the size or
+(``tagger.download.limits``): a stream that never ends stops at the size or
 duration limit, leaving no partial file behind, Ctrl-C included. YouTube's
 JavaScript challenges are solved by the Deno binary of the ``deno`` package
 with the yt-dlp-ejs scripts: nothing but the media is fetched at run time.
 
-Downloads land in the cache of ``tagger.download_cache``; failures become one
-line through ``tagger.download_failures``.
+Downloads land in the cache of ``tagger.download.cache``; failures become one
+line through ``tagger.download.failures``.
 """
 
 from __future__ import annotations
@@ -29,40 +29,18 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from tagger.download_cache import (
-    CacheUsage,
+from tagger.download.cache import (
     FetchedAudio,
-    cache_usage,
     cached_audio,
-    clear_cache,
     default_cache_dir,
     discard_download,
-    forget,
     prepare_cache_dir,
     remember,
 )
-from tagger.download_failures import DEFAULT_HINT, clean_message, explain_failure
-from tagger.download_limits import DownloadLimits
+from tagger.download.failures import DEFAULT_HINT, clean_message, explain_failure
+from tagger.download.limits import DownloadLimits
 from tagger.errors import DownloadError
 from tagger.units import clock
-
-__all__ = [
-    "CacheUsage",
-    "DownloadSettings",
-    "FetchedAudio",
-    "MediaEntry",
-    "browser_cookie_source",
-    "cache_usage",
-    "cached_audio",
-    "clear_cache",
-    "default_cache_dir",
-    "expand_url",
-    "explain_failure",
-    "fetch_audio",
-    "fetch_entry",
-    "forget",
-    "youtube_dl_options",
-]
 
 SOCKET_TIMEOUT_SECONDS = 30.0
 DEFAULT_MAX_DURATION_SECONDS = 2 * 3600.0
