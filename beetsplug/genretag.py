@@ -175,8 +175,9 @@ class GenreTagPlugin(BeetsPlugin):
                         pretend, write)
 
     def tag_item(self, item: Item, settings: Settings, summary: Summary) -> None:
-        """Analyse one item if it needs it, show the change, store it and (with
-        ``settings.write``) write its file; a file that fails is reported as one line."""
+        """Analyse one item if it needs it, show the change, store it and, when its genres
+        changed and ``settings.write``, write its file; a file that fails is reported as one
+        line."""
         summary.items += 1
         wants_genre = settings.force or not item.genres
         wants_emotion = settings.emotion and (settings.force or EMOTION_FIELDS[0] not in item)
@@ -185,6 +186,7 @@ class GenreTagPlugin(BeetsPlugin):
             self._log.debug("{}: already has genres {}, left alone", item, item.genres)
             return
         path = Path(os.fsdecode(item.path))
+        genres_before = list(item.genres)
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -203,7 +205,7 @@ class GenreTagPlugin(BeetsPlugin):
         ui.show_model_changes(item, fields=GENRE_FIELDS + EMOTION_FIELDS)
         if settings.pretend:
             return
-        if settings.write:
+        if settings.write and item.genres != genres_before:
             try:
                 item.write()
             except FileOperationError as error:

@@ -3,6 +3,7 @@ library made in the test (its own BEETSDIR and HOME, never the user's beets conf
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from audio_fixtures import chord, synth_song, write_audio
 from beets.library import Item, Library
 from mediafile import MediaFile
 
+from tagger.checkpoints import bundled_weights_path, load_checkpoint, save_checkpoint
 from tagger.inference import EmotionTagger, Tagger
 from tagger.library.genres import GenrePolicy, choose_genres, tag_names
 
@@ -28,7 +30,7 @@ plugins: [genretag]
 create_backup_before_migrations: no
 ui: {{color: no}}
 import: {{write: yes, copy: no, quiet: yes, log: null}}
-genretag: {{force_uncertain: yes, device: cpu{extra}}}
+genretag: {{device: cpu, {settings}}}
 """
 SONGS = ("song.mp3", "chords.flac", "human.ogg")
 
@@ -49,12 +51,12 @@ def make_song(path: Path, seed: int, genres: list[str] | None = None) -> Path:
 class BeetsLibrary:
     """A beets config folder and library of generated songs, and ``beet`` to run on it."""
 
-    def __init__(self, root: Path, config: str = "") -> None:
+    def __init__(self, root: Path, settings: str = "force_uncertain: yes") -> None:
         self.root = root
         self.music = root / "music"
         self.music.mkdir()
         (root / "beets").mkdir()
-        (root / "beets" / "config.yaml").write_text(CONFIG.format(root=root, extra=config))
+        (root / "beets" / "config.yaml").write_text(CONFIG.format(root=root, settings=settings))
         for seed, name in enumerate(SONGS):
             make_song(self.music / name, seed, ["Jazz"] if name == "human.ogg" else None)
 
@@ -167,6 +169,28 @@ def test_a_broken_file_is_reported_in_one_line_and_the_others_are_tagged(
     assert items["chords.flac"].genres != []
 
 
+def test_an_uncertain_song_gets_no_genre_and_keeps_the_one_it_has(tmp_path: Path) -> None:
+    library = BeetsLibrary(tmp_path, settings="force_uncertain: no")
+    library.import_songs()
+    bundled = load_checkpoint(bundled_weights_path())
+    calibration = {**bundled.card.calibration, "uncertain_below": 0.999}
+    strict = tmp_path / "strict.safetensors"
+    save_checkpoint(bundled.model, dataclasses.replace(
+        bundled.card, name="strict", calibration=calibration), strict)
+    before = library.contents()
+
+    run = library.beet("genretag", "--force", "--weights", str(strict))
+    assert run.returncode == 0, run.stderr
+    assert "3 items: 0 tagged, 3 without a genre (uncertain)" in run.stdout
+    items = library.items()
+    assert [items[name].genres for name in SONGS] == [[], [], ["Jazz"]]
+    for name in SONGS:
+        assert items[name]["genretag_model"] == "strict"
+        assert items[name]["genretag_genres"] == ""
+        assert 0 < float(items[name]["genretag_confidence"]) < 0.999
+    assert library.contents() == before
+
+
 def test_emotion_is_stored_on_request_even_for_items_that_keep_their_genre(
         library: BeetsLibrary) -> None:
     run = library.beet("genretag", "--emotion", "title:human")
@@ -179,7 +203,7 @@ def test_emotion_is_stored_on_request_even_for_items_that_keep_their_genre(
 
 
 def test_auto_tags_items_on_import(tmp_path: Path, tagger_cpu: Tagger) -> None:
-    library = BeetsLibrary(tmp_path, config=", auto: yes")
+    library = BeetsLibrary(tmp_path, settings="force_uncertain: yes, auto: yes")
     library.import_songs()
     items = library.items()
     genres, confidence = expected_genres(tagger_cpu, library.music / "song.mp3")
