@@ -152,7 +152,8 @@ class GenreTagPlugin(BeetsPlugin):
                                "see the lines above")
 
     def imported(self, session: ImportSession, task: ImportTask) -> None:
-        """Import stage (``auto: yes``): tag the new items; the importer writes the files."""
+        """Import stage (``auto: yes``): tag the new items. The importer writes them to the
+        files as it writes all tags (``import.write``; never on an as-is import)."""
         settings = self.settings(pretend=False, write=False)
         for item in task.imported_items():
             self.tag_item(item, settings, Summary())

@@ -49,7 +49,8 @@ def make_song(path: Path, seed: int, genres: list[str] | None = None) -> Path:
 
 
 class BeetsLibrary:
-    """A beets config folder and library of generated songs, and ``beet`` to run on it."""
+    """A beets config folder and library of generated songs, and ``beet`` to run on it;
+    ``settings`` are the config's ``genretag`` entries."""
 
     def __init__(self, root: Path, settings: str = "force_uncertain: yes") -> None:
         self.root = root
