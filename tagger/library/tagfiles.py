@@ -21,6 +21,7 @@ import contextlib
 import glob
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -147,6 +148,15 @@ def set_field(audio: mutagen.FileType, field: str, values: list[str]) -> None:
         del tags[key]
 
 
+def check_writable(path: Path) -> None:
+    """Raise TagWriteError for a file that is read-only: one we may not write, or one whose
+    owner took its write permission away (which even root respects here)."""
+    target = os.path.realpath(path)
+    if not os.access(target, os.W_OK) or not os.stat(target).st_mode & stat.S_IWUSR:
+        raise TagWriteError("is read-only, so genre-tag leaves it alone", str(path),
+                            "make it writable (chmod u+w) to tag it")
+
+
 def remove_stale_temporaries(target: Path) -> None:
     """Delete copies of ``target`` that a killed run (power cut, SIGKILL) left beside it."""
     pattern = f".{glob.escape(target.name)}.*{TEMPORARY_SUFFIX}"
@@ -158,9 +168,7 @@ def remove_stale_temporaries(target: Path) -> None:
 def write_fields(path: Path, changes: Mapping[str, list[str]], keep_mtime: bool = True) -> None:
     """Set ``changes`` (field: values, empty to remove) in the file's tag, atomically."""
     target = Path(os.path.realpath(path))
-    if not os.access(target, os.W_OK):
-        raise TagWriteError("is read-only, so genre-tag leaves it alone", str(path),
-                            "make it writable (chmod u+w) to tag it")
+    check_writable(path)
     kind = type(open_tagged(target))
     info = target.stat()
     remove_stale_temporaries(target)
