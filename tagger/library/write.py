@@ -165,13 +165,13 @@ def apply_write(plan: Plan, store: UndoStore, settings: WriteSettings) -> None:
                for group, names in GROUPS.items() for name in names}
     replace[PROVENANCE] = not plan.tags.fields[PROVENANCE]
     originals = {name: plan.tags.fields[name] for name in plan.changes}
-    store.remember(audio_content_sha256(plan.path), originals, replace)
+    store.remember(audio_content_sha256(plan.path), plan.path, originals, replace)
     write_fields(plan.path, plan.changes, keep_mtime=not settings.touch)
 
 
 def plan_restore(path: Path, store: UndoStore, overwrite: bool) -> Plan | None:
     """What restoring ``path`` changes (None: genre-tag never wrote to it)."""
-    originals = store.originals(audio_content_sha256(path))
+    originals = store.originals(audio_content_sha256(path), path)
     if not originals:
         return None
     tags = read_file_tags(path)
