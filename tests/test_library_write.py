@@ -231,8 +231,9 @@ def test_a_read_only_file_is_reported_and_the_rest_are_written(library: Path) ->
     assert "processed=2 written=1 skipped=0 errors=1" in result.stdout
 
 
-def test_emotion_fields_written_and_restored(library: Path) -> None:
-    songs = [library / "song.mp3", library / "song.m4a", library / "song.flac",
+def test_emotion_fields_written_and_restored_next_to_a_genre_set_by_hand(
+        library: Path) -> None:
+    songs = [library / "song.mp3", library / "song.m4a", library / HAND_TAGGED,
              library / "song.wma"]
     result = run(*map(str, songs), "--write-tags", "--write-emotion", "--report",
                  str(library.parent / "report.jsonl"))
@@ -248,7 +249,11 @@ def test_emotion_fields_written_and_restored(library: Path) -> None:
     assert 0 < first["proposed"]["confidence"] <= 1
     assert first["written"]["genre"] == ["Electronic"] and "valence" in first["written"]
     assert first["existing"]["genre"] == []
+    assert read_tag(library / HAND_TAGGED, "genre") == ["Jazz"]
+    assert records[2]["written"].keys() == {"mood", "valence", "energy", "danceability"}
+    assert "genre set by hand, left alone" in records[2]["notes"][0]
     assert run("--restore-tags", *map(str, songs)).exit_code == 0
+    assert read_tag(library / HAND_TAGGED, "genre") == ["Jazz"]
     for song in songs:
         assert read_tag(song, "mood") == [] and read_tag(song, "valence") == []
         assert read_tag(song, "title") == ["A title"]
@@ -275,3 +280,27 @@ def test_options_that_do_not_fit_are_refused(library: Path, args: list[str],
                                              message: str) -> None:
     result = run(str(library / "song.mp3"), *args)
     assert result.exit_code == 2 and message in result.stderr
+
+
+def test_ctrl_c_between_files_leaves_each_file_as_it_was_or_fully_written(
+        library: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tagger.library import tagfiles
+
+    first, second = library / "song.mp3", library / "song.ogg"
+    before = second.read_bytes()
+    real_replace = tagfiles.os.replace
+    replaced: list[str] = []
+
+    def replace_then_interrupt(source: str, target: Path) -> None:
+        if replaced:
+            raise KeyboardInterrupt
+        replaced.append(source)
+        real_replace(source, target)
+
+    monkeypatch.setattr(tagfiles.os, "replace", replace_then_interrupt)
+    result = run(str(first), str(second), "--write-tags")
+    assert result.exit_code == 130
+    assert "interrupted" in result.stdout and "written=1" in result.stdout
+    assert read_tag(first, "genre") == ["Electronic"]
+    assert second.read_bytes() == before
+    assert not [p for p in library.iterdir() if p.name.startswith(".")]
