@@ -67,7 +67,8 @@ def open_tagged(path: Path) -> mutagen.FileType:
         audio = mutagen.File(path)
     except (mutagen.MutagenError, OSError) as error:
         raise TagWriteError(f"cannot read its tags: {error}", str(path),
-                            "repair the file's tags in a tag editor, or leave it out") from error
+                            "is it a complete audio file? re-rip or repair it"
+                            ) from error
     if not isinstance(audio, SUPPORTED):
         reason = NO_TAGS.get(path.suffix.lower(), "its format has no tag genre-tag can write")
         raise CannotHoldTags(f"cannot hold tags: {reason}", str(path),
