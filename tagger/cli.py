@@ -21,6 +21,7 @@ import click
 from tagger import __version__
 from tagger.datasets import LAYOUTS
 from tagger.errors import TaggerError, TaggerWarning
+from tagger.library.genres import DEFAULT_MAX_GENRES, DEFAULT_MIN_SHARE
 from tagger.tasks import GENRE, TASKS
 from tagger.training.options import (
     BATCH_SIZE,
@@ -225,6 +226,98 @@ def tag_request(given: dict[str, Any]) -> Any:
                       download=download)
 
 
+LIBRARY_FLAGS = ("dry_run", "overwrite", "touch", "min_share", "max_genres", "force_uncertain",
+                 "tag_format", "write_emotion", "report")
+
+
+def library_options(command: Callable) -> Callable:
+    """The options of writing genres into the files (``tagger.library``); the command gets
+    them as one ``library`` argument: a ``LibraryOptions``."""
+    options = [
+        click.option("--write-tags", is_flag=True,
+                     help="Write each song's genres into its file's own tag (files and "
+                          "folders only)."),
+        click.option("--restore-tags", is_flag=True,
+                     help="Put back the genre (and emotion) each file had before genre-tag "
+                          "first wrote to it; no analysis."),
+        click.option("--dry-run", is_flag=True,
+                     help="Show 'file: existing -> proposed' and write nothing."),
+        click.option("--overwrite", is_flag=True,
+                     help="Also replace genres set by hand or by other tools."),
+        click.option("--touch", is_flag=True,
+                     help="Give written files a new modification time (default: kept)."),
+        click.option("--min-share", default=DEFAULT_MIN_SHARE, show_default=True,
+                     type=click.FloatRange(0, 1), metavar="P",
+                     help="Also write genres that win this share of the seconds."),
+        click.option("--max-genres", default=DEFAULT_MAX_GENRES, show_default=True,
+                     type=click.IntRange(1), metavar="K", help="Write at most K genres per song."),
+        click.option("--force-uncertain", is_flag=True,
+                     help="Write a genre even when the song's top genre is below the model's "
+                          "uncertain threshold."),
+        click.option("--tag-format", default="names", show_default=True, metavar="FORMAT",
+                     help="How genres are spelled: names (Hip-Hop), model (hiphop), or a JSON "
+                          "file mapping classes to names."),
+        click.option("--write-emotion", is_flag=True,
+                     help="Also write valence, energy, danceability and a mood word."),
+        click.option("--report", type=click.Path(path_type=Path), metavar="FILE",
+                     help="Write a JSON line per file: proposed genres, confidences, what was "
+                          "written."),
+    ]
+
+    def with_library(write_tags: bool, restore_tags: bool, **given: Any) -> None:
+        chosen = {flag: given.pop(flag) for flag in LIBRARY_FLAGS}
+        command(library=LibraryOptions(write_tags, restore_tags, **chosen), **given)
+
+    functools.update_wrapper(with_library, command)
+    for option in reversed(options):
+        with_library = option(with_library)
+    return with_library
+
+
+@dataclass(frozen=True)
+class LibraryOptions:
+    write_tags: bool
+    restore_tags: bool
+    dry_run: bool
+    overwrite: bool
+    touch: bool
+    min_share: float
+    max_genres: int
+    force_uncertain: bool
+    tag_format: str
+    write_emotion: bool
+    report: Path | None
+
+    def check(self, ctx: click.Context, request: Any) -> None:
+        """Refuse options that only make sense with --write-tags or --restore-tags."""
+        if self.write_tags and self.restore_tags:
+            raise click.UsageError("give --write-tags or --restore-tags, not both")
+        if not (self.write_tags or self.restore_tags):
+            given = [f"--{flag.replace('_', '-')}" for flag in LIBRARY_FLAGS
+                     if ctx.get_parameter_source(flag) is click.core.ParameterSource.COMMANDLINE]
+            if given:
+                raise click.UsageError(f"{given[0]} is for --write-tags (or --restore-tags)")
+        elif request.urls:
+            raise click.UsageError("--write-tags and --restore-tags work on files and folders, "
+                                   "not --url downloads")
+
+    def action(self, request: Any) -> Callable[[], int]:
+        def run() -> int:
+            from tagger.library.genres import GenrePolicy, tag_names
+            from tagger.library.workflow import run_restore_tags, run_write_tags
+            from tagger.library.write import WriteSettings
+
+            policy = GenrePolicy(self.min_share, self.max_genres, self.force_uncertain,
+                                 tag_names(self.tag_format))
+            settings = WriteSettings(policy, self.dry_run, self.overwrite, self.touch,
+                                     self.write_emotion)
+            if self.restore_tags:
+                return run_restore_tags(request.paths, settings, self.report)
+            return run_write_tags(request, settings, self.report)
+
+        return run
+
+
 @main.command("tag")
 @tagging_options("timeline and summary", "genre-tag retrain")
 @click.option("--top", default=3, show_default=True, type=click.IntRange(1),
@@ -236,9 +329,14 @@ def tag_request(given: dict[str, Any]) -> Any:
               metavar="N", callback=check_smoothing,
               help="Average each second's probabilities over a centred window of N seconds "
                    "(odd; silent seconds left out) before marking uncertain ones; 0: off.")
-def tag_command(debug: bool, **given: Any) -> None:
-    """Tag audio files, folders (recursively) and URLs, second by second."""
+@library_options
+def tag_command(library: LibraryOptions, debug: bool, **given: Any) -> None:
+    """Tag audio files, folders (recursively) and URLs, second by second; with --write-tags,
+    write the genres into the files."""
     request = tag_request({**given, "debug": debug})
+    library.check(click.get_current_context(), request)
+    if library.write_tags or library.restore_tags:
+        run_reporting_errors(debug, library.action(request))
     from tagger.runner import run_tagging
 
     run_reporting_errors(debug, lambda: run_tagging(request))

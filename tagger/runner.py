@@ -54,6 +54,10 @@ class TagRequest:
     batch_size: int = 64
     device: str = "auto"
     download: DownloadSettings = field(default_factory=DownloadSettings)
+    # Called with each tagged file and its result, and once at the end of the run (instead
+    # of the failure count line) with the outcome: writing tags (tagger.library.workflow).
+    after_song: Callable[[Path, Any], None] | None = None
+    after_run: Callable[[Outcome], None] | None = None
 
 
 class FileTagger(Protocol):
@@ -264,7 +268,7 @@ def expand_urls(request: TagRequest, progress: Progress,
 
 
 def tag_songs(request: TagRequest, job: Job, entries: list[MediaEntry], files: list[Path],
-              progress: Progress, finish: Callable[[Any], None],
+              progress: Progress, finish: Callable[[Any, Path | None], None],
               report: Callable[[str], None]) -> None:
     """Download and tag each entry, then tag each file, giving every result to ``finish``;
     a song that fails is reported and the rest go on (an output that fails stops the run)."""
@@ -294,7 +298,7 @@ def tag_songs(request: TagRequest, job: Job, entries: list[MediaEntry], files: l
                                   show_download(task, done, total))
             try:
                 finish(tagger.tag_file(fetched.path, source=entry.key, title=fetched.title,
-                                       **options))
+                                       **options), None)
             except AudioError as error:
                 forget(entry.key, request.download.cache_dir)
                 raise AudioError(error.what, entry.key, error.hint) from error
@@ -308,7 +312,7 @@ def tag_songs(request: TagRequest, job: Job, entries: list[MediaEntry], files: l
     for path in files:
         progress.update(songs, description=f"tagging {printable(path.name)[:40]}")
         try:
-            finish(tagger.tag_file(path, **options))
+            finish(tagger.tag_file(path, **options), path)
         except OutputError:
             raise
         except TaggerError as error:
@@ -372,16 +376,20 @@ def tag_inputs(request: TagRequest, job: Job) -> int:
             with RecordOutputs(job.records, request.json_path, request.csv_path,
                                single_song=n_songs == 1) as records:
 
-                def finish(result: Any) -> None:
+                def finish(result: Any, path: Path | None) -> None:
                     records.add(result)
                     outcome.tagged += 1
                     if show:
                         job.show(result, console, request)
                     if (target := png_targets.target(result.title)) is not None:
                         job.write_png(result, target)
+                    if request.after_song is not None and path is not None:
+                        request.after_song(path, result)
 
                 tag_songs(request, job, entries, files, progress, finish, report)
-    if outcome.failures and n_songs + unusable_inputs > 1:
+    if request.after_run is not None:
+        request.after_run(outcome)
+    elif outcome.failures and n_songs + unusable_inputs > 1:
         errors.print(f"{outcome.tagged} of {n_songs + unusable_inputs} inputs tagged, "
                      f"{len(outcome.failures)} failed", highlight=False)
     return EXIT_SOME_FAILED if outcome.failures else EXIT_OK

@@ -13,9 +13,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tagger.errors import TaggerError
-from tagger.results import SongResult
+
+if TYPE_CHECKING:  # the CLI reads the defaults here without loading numpy
+    from tagger.results import SongResult
 
 DEFAULT_MIN_SHARE = 0.3
 DEFAULT_MAX_GENRES = 2
