@@ -15,6 +15,7 @@ import contextlib
 import os
 import signal
 import sqlite3
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -110,11 +111,10 @@ _worker: _Worker | BaseException | None = None
 
 def _start_worker(setup: WorkerSetup) -> None:
     """Load the model in a new worker process. Ctrl-C is the main process's to handle (it
-    ends the workers); a failure is kept and raised with the first song, not here, where
+    ends the workers: SIGTERM); a failure is kept and raised with the first song, not here, where
     the pool would start the worker again and again."""
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         torch.set_num_threads(setup.torch_threads)
         device = torch.device(setup.device)
@@ -131,6 +131,21 @@ def _analyse_in_worker(path: Path) -> Analysis:
         raise _worker
     assert _worker is not None, "the worker was not started"
     return analyse_file(_worker.model, _worker.cache, path, read_cache=_worker.read_cache)
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Ignore SIGINT while worker processes are started: they inherit that, so a Ctrl-C
+    that reaches the whole process group while they import torch is left to the main
+    process, which ends them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class Analyser:
@@ -180,7 +195,8 @@ class Analyser:
         setup = WorkerSetup(type(model), model.loaded.path, str(model.device), model.batch_size,
                             self.cache.path if self.cache else None, self.read_cache,
                             max(1, usable_cpus() // jobs))
-        pool = get_context("spawn").Pool(jobs, initializer=_start_worker, initargs=(setup,))
+        with _workers_ignore_ctrl_c():
+            pool = get_context("spawn").Pool(jobs, initializer=_start_worker, initargs=(setup,))
         try:
             yield pool.imap(_analyse_in_worker, paths)
             pool.close()
