@@ -141,7 +141,7 @@ def main() -> None:
     genre-tag --url URL                any site yt-dlp supports, playlists too
     genre-tag emotion song.mp3         valence, energy, danceability over time
     genre-tag retrain --data DIR       train a model on your own folders
-    genre-tag cache info|clear         the download cache of --url
+    genre-tag cache info|clear         the download and results caches
 
     Run 'genre-tag tag --help' for every tagging option.
     """
@@ -193,6 +193,12 @@ def tagging_options(what: str, weights_from: str) -> Callable[[Callable], Callab
                           "name (e.g. genre-sources11, faster), instead of the default."),
         click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1),
                      help="Seconds per forward pass."),
+        click.option("--jobs", "-j", type=click.IntRange(1), metavar="N", envvar="GENRE_TAG_JOBS",
+                     help="Songs analysed at once, each in a worker process. [default: the "
+                          "CPUs genre-tag may use; env GENRE_TAG_JOBS]"),
+        click.option("--no-cache", is_flag=True,
+                     help="Analyse every song again instead of reading the results cache "
+                          "(new results are still stored)."),
         device_option,
         debug_option,
     ]
@@ -222,8 +228,9 @@ def tag_request(given: dict[str, Any]) -> Any:
         cookies_from_browser=given.pop("cookies_from_browser"),
     )
     given.pop("debug")
+    use_cache = not given.pop("no_cache")
     return TagRequest(**{**given, "paths": list(given["paths"]), "urls": list(given["urls"])},
-                      download=download)
+                      download=download, use_cache=use_cache)
 
 
 LIBRARY_FLAGS = ("dry_run", "overwrite", "touch", "min_share", "max_genres", "force_uncertain",
@@ -650,31 +657,52 @@ def calibrate_command(labelled: LabelledData, out: Path, uncertain_below: float,
     run_reporting_errors(debug, action)
 
 
+CACHES = ("downloads", "results")
+
+
 @main.group("cache")
 def cache_group() -> None:
-    """The download cache of --url, in the user cache folder."""
+    """The download cache of --url and the results cache of every run, in the user cache
+    folder."""
 
 
 @cache_group.command("info")
-def cache_info_command() -> None:
-    """Show where the download cache is and how much it holds."""
+@debug_option
+def cache_info_command(debug: bool) -> None:
+    """Show where the caches are and how much they hold."""
     from tagger.download import cache_usage
+    from tagger.results_cache import DEFAULT_RESULTS_CACHE_MAX_BYTES, results_cache_usage
 
-    usage = cache_usage()
-    click.echo(f"{usage.folder}: {usage.files} files, {usage.size / 1e6:.1f} MB "
-               "(capped per run by --cache-max, default 2 GB)")
+    def info() -> int:
+        usage = cache_usage()
+        click.echo(f"downloads: {usage.folder}: {usage.files} files, {usage.size / 1e6:.1f} MB "
+                   "(capped per run by --cache-max, default 2 GB)")
+        results = results_cache_usage()
+        click.echo(f"results: {results.path}: {results.songs} song results, "
+                   f"{results.size / 1e6:.1f} MB (capped at "
+                   f"{DEFAULT_RESULTS_CACHE_MAX_BYTES / 1e9:g} GB)")
+        return 0
+
+    run_reporting_errors(debug, info)
 
 
 @cache_group.command("clear")
+@click.argument("which", required=False, type=click.Choice(CACHES))
 @debug_option
-def cache_clear_command(debug: bool) -> None:
-    """Delete every cached download."""
+def cache_clear_command(which: str | None, debug: bool) -> None:
+    """Delete the cached downloads and song results (or only WHICH)."""
     from tagger.download import clear_cache
+    from tagger.results_cache import clear_results_cache
 
     def clear() -> int:
-        removed = clear_cache()
-        click.echo(f"removed {removed.files} files ({removed.size / 1e6:.1f} MB) "
-                   f"from {removed.folder}")
+        if which in (None, "downloads"):
+            removed = clear_cache()
+            click.echo(f"removed {removed.files} files ({removed.size / 1e6:.1f} MB) "
+                       f"from {removed.folder}")
+        if which in (None, "results"):
+            cleared = clear_results_cache()
+            click.echo(f"removed {cleared.songs} song results ({cleared.size / 1e6:.1f} MB) "
+                       f"from {cleared.path}")
         return 0
 
     run_reporting_errors(debug, clear)

@@ -4,6 +4,7 @@ memory."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from functools import cached_property
 from itertools import islice
 from pathlib import Path
 from typing import Any, Self
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 
 from tagger.audio import Segment
-from tagger.checkpoints import LoadedModel, bundled_weights_path, load_checkpoint
+from tagger.checkpoints import LoadedModel, bundled_weights_path, load_checkpoint, sha256_of
 from tagger.devices import select_device
 from tagger.errors import ModelError
 from tagger.features import MelgramFrontEnd, file_segments, stream_runs
@@ -23,6 +24,7 @@ from tagger.results import (
     check_smoothing_window,
     smooth_probabilities,
 )
+from tagger.results_cache import ModelOutputs
 from tagger.tasks import DEFAULT_EMOTION_MODEL, DEFAULT_GENRE_MODEL
 
 
@@ -80,11 +82,32 @@ class AudioModel:
             return self.tag_file(fetched.path, source=text, title=fetched.title)
         return self.tag_file(Path(source))
 
-    def outputs(self, path: Path, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The model's outputs for every second of ``path``, the seconds of real audio in
-        each, and which are silent."""
-        return run_over_file(path, source, self.front_end, self.model, self.device,
-                             self.batch_size)
+    @cached_property
+    def checksum(self) -> str:
+        """The sha256 of the weights file (verified on load): what results are cached under."""
+        return sha256_of(self.loaded.path)
+
+    def outputs(self, path: Path, source: str) -> ModelOutputs:
+        """The model's raw outputs for every second of ``path``, the seconds of real audio in
+        each, and which are silent: what ``result_from`` turns into a result."""
+        return ModelOutputs(*run_over_file(path, source, self.front_end, self.model,
+                                           self.device, self.batch_size))
+
+    def tag_file(self, path: Path, source: str | None = None, title: str | None = None,
+                 **options: Any) -> Any:
+        """Tag one audio file with the subclass's ``result_from`` (``options`` are its).
+        ``source`` and ``title`` name it in outputs (e.g. a URL)."""
+        self.check_options(**options)
+        source = source or str(path)
+        return self.result_from(self.outputs(path, source), source, title or Path(path).stem,
+                                **options)
+
+    def check_options(self, **options: Any) -> None:
+        """Raise ValueError for options ``result_from`` would refuse."""
+
+    def result_from(self, outputs: ModelOutputs, source: str, title: str,
+                    **options: Any) -> Any:
+        raise NotImplementedError
 
 
 class Tagger(AudioModel):
@@ -105,33 +128,36 @@ class Tagger(AudioModel):
                              "above 0, uncertain_below between 0 and 1)", str(loaded.path),
                              "fix the calibration in its model card")
 
-    def tag_file(
-        self, path: Path, source: str | None = None, title: str | None = None, *,
+    def check_options(self, *, uncertain_below: float | None = None,
+                      smooth_seconds: int = 0) -> None:
+        if uncertain_below is not None and not 0 <= uncertain_below <= 1:
+            raise ValueError(f"uncertain_below must be between 0 and 1, not {uncertain_below}")
+        check_smoothing_window(smooth_seconds)
+
+    def result_from(
+        self, outputs: ModelOutputs, source: str, title: str, *,
         uncertain_below: float | None = None, smooth_seconds: int = 0,
     ) -> SongResult:
-        """Tag one audio file. ``source`` and ``title`` name it in outputs (e.g. a URL).
+        """The genre result of a song from the model's raw ``outputs``.
 
         Seconds whose top probability is below ``uncertain_below`` (default: the model
         card's; 0: never) are uncertain; ``smooth_seconds`` (odd, 0: off) averages each
         second's probabilities with its neighbours' before that test.
         """
+        self.check_options(uncertain_below=uncertain_below, smooth_seconds=smooth_seconds)
         threshold = self.uncertain_below if uncertain_below is None else uncertain_below
-        if not 0 <= threshold <= 1:
-            raise ValueError(f"uncertain_below must be between 0 and 1, not {threshold}")
-        check_smoothing_window(smooth_seconds)
-        spec = self.card.front_end
-        source = source or str(path)
-        logits, valid, silent = self.outputs(path, source)
-        probabilities = torch.softmax(torch.from_numpy(logits) / self.temperature, dim=1).numpy()
+        logits = torch.from_numpy(outputs.values)
+        probabilities = torch.softmax(logits / self.temperature, dim=1).numpy()
+        silent = outputs.silent.copy()
         probabilities[silent] = 0.0
         return SongResult(
             source=source,
-            title=title or Path(path).stem,
+            title=title,
             model=self.card.name,
             classes=list(self.card.classes),
-            segment_seconds=spec.segment_seconds,
+            segment_seconds=self.card.front_end.segment_seconds,
             probabilities=smooth_probabilities(probabilities, silent, smooth_seconds),
-            valid_seconds=valid,
+            valid_seconds=outputs.valid_seconds.copy(),
             silent=silent,
             uncertain_below=threshold,
             smooth_seconds=smooth_seconds,
@@ -144,23 +170,19 @@ class EmotionTagger(AudioModel):
     task = "emotion"
     default_weights = DEFAULT_EMOTION_MODEL
 
-    def tag_file(
-        self, path: Path, source: str | None = None, title: str | None = None
-    ) -> EmotionResult:
-        """Tag one audio file. ``source`` and ``title`` name it in outputs (e.g. a URL)."""
-        spec = self.card.front_end
-        source = source or str(path)
-        values, valid, silent = self.outputs(path, source)
-        values[silent] = np.nan
+    def result_from(self, outputs: ModelOutputs, source: str, title: str) -> EmotionResult:
+        """The emotion result of a song from the model's raw ``outputs``."""
+        values = outputs.values.copy()
+        values[outputs.silent] = np.nan
         return EmotionResult(
             source=source,
-            title=title or Path(path).stem,
+            title=title,
             model=self.card.name,
             targets=list(self.card.classes),
-            segment_seconds=spec.segment_seconds,
+            segment_seconds=self.card.front_end.segment_seconds,
             values=values,
-            valid_seconds=valid,
-            silent=silent,
+            valid_seconds=outputs.valid_seconds.copy(),
+            silent=outputs.silent.copy(),
         )
 
 

@@ -6,8 +6,10 @@ entry), so one progress bar counts every song. One bad file, URL or entry is
 reported on one line and the rest go on; the exit status is non-zero when
 anything failed. Outputs are checked before any work (none may be an input
 or the output of two options), and each song's JSON/CSV records are written
-as it finishes. What differs between the commands (the model, its views and
-its records) comes in a ``Job``.
+as it finishes. Songs are analysed through the results cache, files in worker
+processes when there are several jobs (``tagger.analysis``); results are
+finished in the order of the inputs. What differs between the commands (the
+model, its views and its records) comes in a ``Job``.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import contextlib
 import os
 import signal
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
@@ -33,6 +36,10 @@ from tagger.errors import AudioError, OutputError, TaggerError
 from tagger.names import file_name_for, printable
 from tagger.render.records import STDOUT, RecordFormat, RecordOutputs
 from tagger.results import EmotionResult, SongResult
+
+if TYPE_CHECKING:
+    from tagger.analysis import Analysis
+    from tagger.inference import AudioModel
 
 EXIT_OK, EXIT_SOME_FAILED = 0, 1
 
@@ -54,28 +61,28 @@ class TagRequest:
     batch_size: int = 64
     device: str = "auto"
     download: DownloadSettings = field(default_factory=DownloadSettings)
+    # Worker processes for files (None: the CPUs this process may use), and whether
+    # results the cache holds are used (new results are stored either way).
+    jobs: int | None = None
+    use_cache: bool = True
     # Called with each tagged file and its result, and once at the end of the run (instead
     # of the failure count line) with the outcome: writing tags (tagger.library.workflow).
     after_song: Callable[[Path, Any], None] | None = None
     after_run: Callable[[Outcome], None] | None = None
 
 
-class FileTagger(Protocol):
-    def tag_file(self, path: Path, source: str | None = None,
-                 title: str | None = None, **options: Any) -> Any: ...
-
-
 def no_tag_options(request: TagRequest) -> dict[str, Any]:
-    """For jobs whose ``tag_file`` takes no options from the request."""
+    """For jobs whose ``result_from`` takes no options from the request."""
     return {}
 
 
 @dataclass(frozen=True)
 class Job:
     """What one command does with each song: its model, its terminal view, its PNG, its
-    JSON/CSV records and the keyword arguments of ``tag_file`` that come from the request."""
+    JSON/CSV records and the keyword arguments of ``result_from`` that come from the
+    request."""
 
-    load: Callable[[TagRequest], FileTagger]
+    load: Callable[[TagRequest], AudioModel]
     show: Callable[[Any, Console, TagRequest], None]
     write_png: Callable[[Any, Path], None]
     records: RecordFormat
@@ -85,7 +92,19 @@ class Job:
 @dataclass
 class Outcome:
     tagged: int = 0
+    # How many of the tagged songs came from the results cache (not analysed).
+    from_cache: int = 0
     failures: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TaggedSong:
+    """One finished song: its result, the input file it came from (None for a URL) and
+    whether its model outputs came from the results cache."""
+
+    result: Any
+    path: Path | None
+    from_cache: bool
 
 
 def collect_files(paths: list[Path], outcome: Outcome) -> list[Path]:
@@ -268,56 +287,77 @@ def expand_urls(request: TagRequest, progress: Progress,
 
 
 def tag_songs(request: TagRequest, job: Job, entries: list[MediaEntry], files: list[Path],
-              progress: Progress, finish: Callable[[Any, Path | None], None],
+              progress: Progress, finish: Callable[[TaggedSong], None],
               report: Callable[[str], None]) -> None:
-    """Download and tag each entry, then tag each file, giving every result to ``finish``;
-    a song that fails is reported and the rest go on (an output that fails stops the run)."""
+    """Download and tag each entry, then tag each file, giving every song to ``finish`` in
+    the order of the inputs; a song that fails is reported and the rest go on (an output
+    that fails stops the run)."""
+    from tagger.analysis import Analyser, open_results_cache, usable_cpus
     from tagger.download import fetch_entry, forget
 
-    tagger = job.load(request)
+    model = job.load(request)
     options = job.tag_options(request)
+    cache = open_results_cache()
+    analyser = Analyser(model, cache, request.jobs or usable_cpus(), request.use_cache)
     n_songs = len(entries) + len(files)
     songs = progress.add_task("tagging", total=n_songs, detail=f"0/{n_songs}")
-    done_songs = 0
+    done_songs = cached_songs = 0
+
+    def conclude(analysis: Analysis, source: str, title: str, input_file: Path | None) -> None:
+        """Show the song's warnings, raise its failure, or finish it."""
+        nonlocal cached_songs
+        for warning in analysis.warnings:
+            warnings.warn(warning, stacklevel=1)
+        if analysis.error is not None:
+            raise analysis.error
+        result = model.result_from(analysis.outputs, source, title, **options)
+        cached_songs += analysis.from_cache
+        finish(TaggedSong(result, input_file, analysis.from_cache))
 
     def advance() -> None:
         nonlocal done_songs
         done_songs += 1
-        progress.update(songs, completed=done_songs, detail=f"{done_songs}/{n_songs}")
+        cached = f", {cached_songs} from cache" if cached_songs else ""
+        progress.update(songs, completed=done_songs, detail=f"{done_songs}/{n_songs}{cached}")
 
     def show_download(task: TaskID, done: int, total: int | None) -> None:
         size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
         progress.update(task, completed=done, total=total, detail=size)
 
-    for entry in entries:
-        download = progress.add_task(f"downloading {printable(entry.title)[:40]}", total=None,
-                                     detail="")
-        try:
-            fetched = fetch_entry(entry, request.download,
-                                  lambda done, total, task=download:
-                                  show_download(task, done, total))
+    try:
+        for entry in entries:
+            download = progress.add_task(f"downloading {printable(entry.title)[:40]}",
+                                         total=None, detail="")
             try:
-                finish(tagger.tag_file(fetched.path, source=entry.key, title=fetched.title,
-                                       **options), None)
-            except AudioError as error:
-                forget(entry.key, request.download.cache_dir)
-                raise AudioError(error.what, entry.key, error.hint) from error
-        except OutputError:
-            raise
-        except TaggerError as error:
-            report(error.message)
-        finally:
-            progress.remove_task(download)
-        advance()
-    for path in files:
-        progress.update(songs, description=f"tagging {printable(path.name)[:40]}")
-        try:
-            finish(tagger.tag_file(path, **options), path)
-        except OutputError:
-            raise
-        except TaggerError as error:
-            report(error.message)
-        advance()
+                fetched = fetch_entry(entry, request.download,
+                                      lambda done, total, task=download:
+                                      show_download(task, done, total))
+                analysis = analyser.one(fetched.path, source=entry.key)
+                if isinstance(error := analysis.error, AudioError):
+                    forget(entry.key, request.download.cache_dir)
+                    raise AudioError(error.what, entry.key, error.hint) from error
+                conclude(analysis, entry.key, fetched.title, None)
+            except OutputError:
+                raise
+            except TaggerError as error:
+                report(error.message)
+            finally:
+                progress.remove_task(download)
+            advance()
+        with contextlib.closing(analyser.many(files)) as analyses:
+            for path in files:
+                progress.update(songs, description=f"tagging {printable(path.name)[:40]}")
+                try:
+                    conclude(next(analyses), str(path), path.stem, path)
+                except OutputError:
+                    raise
+                except TaggerError as error:
+                    report(error.message)
+                advance()
+    finally:
+        if cache is not None:
+            cache.evict()
+            cache.close()
 
 
 @contextlib.contextmanager
@@ -376,15 +416,17 @@ def tag_inputs(request: TagRequest, job: Job) -> int:
             with RecordOutputs(job.records, request.json_path, request.csv_path,
                                single_song=n_songs == 1) as records:
 
-                def finish(result: Any, path: Path | None) -> None:
+                def finish(song: TaggedSong) -> None:
+                    result = song.result
                     records.add(result)
                     outcome.tagged += 1
+                    outcome.from_cache += song.from_cache
                     if show:
                         job.show(result, console, request)
                     if (target := png_targets.target(result.title)) is not None:
                         job.write_png(result, target)
-                    if request.after_song is not None and path is not None:
-                        request.after_song(path, result)
+                    if request.after_song is not None and song.path is not None:
+                        request.after_song(song.path, result)
 
                 tag_songs(request, job, entries, files, progress, finish, report)
     if request.after_run is not None:

@@ -77,9 +77,11 @@ def assert_one_line_error(result: Result, *fragments: str) -> None:
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
-    """Keep download and feature caches out of the user's real cache folder."""
+    """Keep download, feature and results caches out of the user's real cache folder; tag
+    in one process (worker processes are tested with --jobs in test_parallel.py)."""
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setenv("GENRE_TAG_JOBS", "1")
     return cache
 
 

@@ -203,17 +203,17 @@ def crash() -> None:
 
 @pytest.fixture
 def stop_on_second_song(monkeypatch: pytest.MonkeyPatch):
-    """Stop the second song tagged with the ``stop`` function the test sets."""
-    tag_file = Tagger.tag_file
+    """Stop the second song analysed with the ``stop`` function the test sets."""
+    outputs = Tagger.outputs
     state = {"calls": 0, "stop": interrupt}
 
     def stopping(self: Tagger, *args: object, **kwargs: object) -> object:
         state["calls"] += 1
         if state["calls"] == 2:
             state["stop"]()
-        return tag_file(self, *args, **kwargs)
+        return outputs(self, *args, **kwargs)
 
-    monkeypatch.setattr(Tagger, "tag_file", stopping)
+    monkeypatch.setattr(Tagger, "outputs", stopping)
     return state
 
 

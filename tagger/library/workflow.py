@@ -237,7 +237,7 @@ def run_write_tags(request: TagRequest, settings: WriteSettings,
 
         def after_run(analysis: Outcome) -> None:
             run.tally.errors += len(analysis.failures)
-            run.out.print(run.tally.summary(getattr(analysis, "from_cache", None)))
+            run.out.print(run.tally.summary(analysis.from_cache))
 
         try:
             if tags_of:

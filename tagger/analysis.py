@@ -1,0 +1,205 @@
+"""Analysing songs with the results cache, in this process or in worker processes.
+
+A song is looked up in the results cache first (by its audio checksum and the model's);
+only a miss is decoded and run through the model, and its outputs are stored at once, so
+a run that stops keeps every song it finished. With several jobs, each worker process
+loads the model once and does a whole song (hash, decode, melgrams, model): the model is
+what costs (over 90 % of a song's time with the bundled model), so on a CPU the cores are
+best used by one song per core, each with its share of torch's threads. Results come back
+in the order of the inputs, and are the same as in one process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import torch
+
+from tagger.checkpoints import load_checkpoint
+from tagger.errors import TaggerError, TaggerWarning
+from tagger.inference import AudioModel
+from tagger.results_cache import ModelOutputs, ResultsCache
+
+
+@dataclass
+class Analysis:
+    """What became of one song: its model outputs (from the cache or not), or the expected
+    failure that stopped it, and the warnings its analysis gave."""
+
+    path: Path
+    outputs: ModelOutputs | None = None
+    from_cache: bool = False
+    error: TaggerError | None = None
+    warnings: list[Warning] = field(default_factory=list)
+
+
+def usable_cpus() -> int:
+    """How many CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
+def open_results_cache(path: Path | None = None) -> ResultsCache | None:
+    """The results cache, or None (with a warning) when it cannot be opened: the run goes
+    on without it."""
+    try:
+        return ResultsCache.open(path)
+    except (sqlite3.Error, OSError) as error:
+        warnings.warn(TaggerWarning(
+            f"the results cache cannot be used, so every song is analysed: {error} (run "
+            "'genre-tag cache clear results' to start it afresh)"), stacklevel=2)
+        return None
+
+
+def analyse_file(model: AudioModel, cache: ResultsCache | None, path: Path,
+                 source: str | None = None, read_cache: bool = True) -> Analysis:
+    """Look ``path`` up in ``cache`` (unless ``read_cache`` is false), else run ``model``
+    over it and store the outputs. An expected failure is returned, not raised; warnings
+    are collected, to be shown by the process that reports the song."""
+    analysis = Analysis(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            audio = cache.audio_checksum(path) if cache else None
+            if audio and read_cache and (hit := cache.get(model.checksum, audio)):
+                analysis.outputs, analysis.from_cache = hit, True
+            else:
+                analysis.outputs = model.outputs(path, source or str(path))
+                if audio:
+                    cache.put(model.checksum, audio, analysis.outputs)
+        except TaggerError as error:
+            analysis.error = error
+    analysis.warnings = [warning.message if isinstance(warning.message, Warning)
+                         else UserWarning(str(warning.message)) for warning in caught]
+    return analysis
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What a worker process needs to load the same model and open the same cache."""
+
+    model_class: type[AudioModel]
+    weights: Path
+    device: str
+    batch_size: int
+    cache_path: Path | None
+    read_cache: bool
+    torch_threads: int
+
+
+@dataclass
+class _Worker:
+    model: AudioModel
+    cache: ResultsCache | None
+    read_cache: bool
+
+
+# The model and cache of a worker process, or what stopped it from loading them.
+_worker: _Worker | BaseException | None = None
+
+
+def _start_worker(setup: WorkerSetup) -> None:
+    """Load the model in a new worker process. Ctrl-C is the main process's to handle (it
+    ends the workers: SIGTERM); a failure is kept and raised with the first song, not here, where
+    the pool would start the worker again and again."""
+    global _worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        torch.set_num_threads(setup.torch_threads)
+        device = torch.device(setup.device)
+        model = setup.model_class(load_checkpoint(setup.weights, device), device,
+                                  setup.batch_size)
+        cache = ResultsCache.open(setup.cache_path) if setup.cache_path else None
+        _worker = _Worker(model, cache, setup.read_cache)
+    except BaseException as error:  # raised in the main process with the first song
+        _worker = error
+
+
+def _analyse_in_worker(path: Path) -> Analysis:
+    if isinstance(_worker, BaseException):
+        raise _worker
+    assert _worker is not None, "the worker was not started"
+    return analyse_file(_worker.model, _worker.cache, path, read_cache=_worker.read_cache)
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Ignore SIGINT while worker processes are started: they inherit that, so a Ctrl-C
+    that reaches the whole process group while they import torch is left to the main
+    process, which ends them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Analyser:
+    """Analyses songs with ``model`` and ``cache`` in this process, or in up to ``jobs``
+    worker processes when several songs miss the cache."""
+
+    def __init__(self, model: AudioModel, cache: ResultsCache | None, jobs: int,
+                 read_cache: bool = True) -> None:
+        self.model = model
+        self.cache = cache
+        self.jobs = jobs
+        self.read_cache = read_cache
+
+    def one(self, path: Path, source: str | None = None) -> Analysis:
+        """Analyse one song in this process."""
+        return analyse_file(self.model, self.cache, path, source, self.read_cache)
+
+    def many(self, paths: list[Path]) -> Iterator[Analysis]:
+        """Analyse ``paths``, yielding in their order. Songs the cache remembers are read
+        from it; the others go to the workers (or are analysed here, with one job or one
+        such song). Close the iterator (``contextlib.closing``) to end the workers early."""
+        cached = [self._remembered(path) for path in paths]
+        misses = [path for path, hit in zip(paths, cached, strict=True) if not hit]
+        with self._analyses(misses) as analysed:
+            for path, hit in zip(paths, cached, strict=True):
+                outputs = self.cache.get(self.model.checksum, hit) if hit and self.cache else None
+                if outputs is not None:
+                    yield Analysis(path, outputs, from_cache=True)
+                else:
+                    yield next(analysed) if not hit else self.one(path)  # evicted meanwhile
+
+    def _remembered(self, path: Path) -> str | None:
+        """The audio checksum of ``path`` when the cache remembers both it and its result,
+        without reading the file."""
+        if not (self.cache and self.read_cache):
+            return None
+        audio = self.cache.known_audio(path)
+        return audio if audio and self.cache.has(self.model.checksum, audio) else None
+
+    @contextlib.contextmanager
+    def _analyses(self, paths: list[Path]) -> Iterator[Iterator[Analysis]]:
+        jobs = min(self.jobs, len(paths))
+        if jobs <= 1:
+            yield (self.one(path) for path in paths)
+            return
+        model = self.model
+        setup = WorkerSetup(type(model), model.loaded.path, str(model.device), model.batch_size,
+                            self.cache.path if self.cache else None, self.read_cache,
+                            max(1, usable_cpus() // jobs))
+        with _workers_ignore_ctrl_c():
+            pool = get_context("spawn").Pool(jobs, initializer=_start_worker, initargs=(setup,))
+        try:
+            yield pool.imap(_analyse_in_worker, paths)
+            pool.close()
+        finally:
+            pool.terminate()
+            pool.join()
