@@ -10,13 +10,8 @@ import ast
 import graphlib
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[1] / "tagger"
 MAX_LINES = 450
-RESHAPE_PENDING = pytest.mark.xfail(
-    strict=False, reason="issue 15: the package reshape lands in parts; remove this mark "
-                         "once it has all landed")
 
 
 def module_files(package: Path) -> dict[str, Path]:
@@ -132,7 +127,6 @@ def test_no_folders_import_each_other_in_a_loop() -> None:
         " -> ".join(loop) for loop in loops)
 
 
-@RESHAPE_PENDING
 def test_no_module_is_longer_than_the_limit() -> None:
     lengths = {name: len(path.read_text().splitlines())
                for name, path in module_files(PACKAGE).items()}

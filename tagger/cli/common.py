@@ -1,0 +1,84 @@
+"""What every command shares: one-line errors and warnings, exit statuses, quantities with
+units, and the --device and --debug options."""
+
+from __future__ import annotations
+
+import re
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import click
+
+from tagger.errors import TaggerError, TaggerWarning
+
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+class Quantity(click.ParamType):
+    """A number with an optional unit: a duration (90m, 2h) or a size (500MB, 2GB)."""
+
+    def __init__(self, name: str, units: dict[str, float], examples: str) -> None:
+        self.name = name
+        self.units = units
+        self.examples = examples
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", str(value).lower())
+        if match is None or match.group(2) not in self.units:
+            self.fail(f"{value!r} is not a {self.name} such as {self.examples}", param, ctx)
+        return float(match.group(1)) * self.units[match.group(2)]
+
+
+DURATION = Quantity("duration", {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600}, "45s, 90m or 2h")
+SIZE = Quantity("size", {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9,
+                         "gb": 1e9}, "500MB or 2GB")
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``message`` as one line on stderr (whatever names it holds) and exit."""
+    from tagger.names import printable
+
+    click.echo(f"genre-tag: error: {printable(message)}", err=True)
+    sys.exit(EXIT_FAILED)
+
+
+def run_reporting_errors(debug: bool, action: Callable[[], int]) -> None:
+    """Run ``action``; expected failures become one line on stderr and a non-zero exit, and
+    genre-tag's warnings one line each (the run goes on)."""
+    from tagger.names import printable
+
+    python_show_warning = warnings.showwarning
+
+    def show_warning(message: Warning | str, category: type[Warning], *where: Any) -> None:
+        if issubclass(category, TaggerWarning):  # print(): lands above a progress bar
+            print(f"genre-tag: warning: {printable(str(message))}", file=sys.stderr)
+        else:
+            python_show_warning(message, category, *where)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", TaggerWarning)
+            warnings.showwarning = show_warning
+            status = action()
+    except TaggerError as error:
+        if debug:
+            raise
+        fail(error.message)
+    except KeyboardInterrupt:
+        click.echo("genre-tag: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(status)
+
+
+device_option = click.option(
+    "--device", default="auto", show_default=True,
+    type=click.Choice(["auto", "cpu", "cuda", "mps"], case_sensitive=False),
+    help="Where the model runs; auto picks CUDA, then Apple MPS, then the CPU.",
+)
+debug_option = click.option("--debug", is_flag=True, help="Show tracebacks of failures.")
