@@ -39,7 +39,7 @@ class Analysis:
     outputs: ModelOutputs | None = None
     from_cache: bool = False
     error: TaggerError | None = None
-    warnings: list[Warning] = field(default_factory=list)
+    warnings: list[Warning | str] = field(default_factory=list)
 
 
 def usable_cpus() -> int:
@@ -80,8 +80,7 @@ def analyse_file(model: AudioModel, cache: ResultsCache | None, path: Path,
                     cache.put(model.checksum, audio, analysis.outputs)
         except TaggerError as error:
             analysis.error = error
-    analysis.warnings = [warning.message if isinstance(warning.message, Warning)
-                         else UserWarning(str(warning.message)) for warning in caught]
+    analysis.warnings = [warning.message for warning in caught]
     return analysis
 
 

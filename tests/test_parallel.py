@@ -81,7 +81,7 @@ def test_bad_files_and_warnings_of_workers_are_reported_once(
 
 def test_jobs_must_be_at_least_one(tmp_path: Path) -> None:
     result = run(str(tmp_path), "--jobs", "0")
-    assert result.exit_code == 2 and "--jobs" in result.stderr
+    assert result.exit_code == 2 and "'--jobs'" in result.stderr and "x>=1" in result.stderr
 
 
 def pool_workers_of(pid: int) -> set[int]:
@@ -106,8 +106,9 @@ def stored_results(database: Path) -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("moment", ["workers starting", "songs done"])
 def test_ctrl_c_ends_the_workers_and_the_cache_keeps_the_songs_done(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moment: str) -> None:
     music = tmp_path / "music"
     music.mkdir()
     for seed in range(16):
@@ -120,14 +121,20 @@ def test_ctrl_c_ends_the_workers_and_the_cache_keeps_the_songs_done(
     environment.pop("GENRE_TAG_JOBS")
     command = [sys.executable, "-m", "tagger", str(music), "--jobs", "2", "--quiet",
                "--json", str(out), "--device", "cpu"]
+
+    def ready() -> bool:
+        if moment == "workers starting":
+            return len(pool_workers_of(process.pid)) == 2
+        return stored_results(database) > 0
+
     # A session of its own, so that Ctrl-C can go to the whole group, as a terminal sends it.
     process = subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
     try:
         deadline = time.monotonic() + 300
-        while stored_results(database) == 0 and process.poll() is None:
-            assert time.monotonic() < deadline, "no song was finished"
-            time.sleep(0.1)
+        while not ready() and process.poll() is None:
+            assert time.monotonic() < deadline, f"never got to {moment}"
+            time.sleep(0.05)
         workers = pool_workers_of(process.pid)
         os.killpg(process.pid, signal.SIGINT)
         _, errors = process.communicate(timeout=120)
@@ -135,14 +142,15 @@ def test_ctrl_c_ends_the_workers_and_the_cache_keeps_the_songs_done(
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 130, errors
-    assert errors.strip().splitlines()[-1] == "genre-tag: interrupted"
-    assert "Traceback" not in errors
+    assert errors.strip().splitlines() == ["genre-tag: interrupted"]
     assert len(workers) == 2 and not any(Path(f"/proc/{pid}").exists() for pid in workers)
     done = stored_results(database)
-    assert 1 <= done < 16
+    assert done < 16
     # Finished songs' records are kept too; a song can be stored by its worker before the
     # main process writes its records.
     assert len(records(out) if out.exists() else []) <= done
+    if moment == "workers starting":
+        return
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
     analysed = []

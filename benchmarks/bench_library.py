@@ -1,0 +1,101 @@
+"""Songs per minute of `genre-tag` over a library: 1 job, N jobs, and a second (cached) run.
+
+Run: python benchmarks/bench_library.py [--data ../shared/data] [--songs 100] [--jobs 1 2]
+
+The songs are real 30-second GTZAN clips of ../shared/data, the same number from each
+genre, read in place. Every configuration is the whole command (`genre-tag FILES --quiet
+--json /dev/null`: start-up, model loading and worker start-up included) with an empty
+results cache of its own; the warm run repeats the last one on its now full cache.
+
+First, in this process, the share of a song's time that decoding and melgrams take (the
+rest is the model): what work a pool of decoding workers could take off the model's
+process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def library(data: Path, songs: int) -> list[Path]:
+    """``songs`` GTZAN clips, taken in turn from each genre folder."""
+    genres = sorted(p for p in (data / "gtzan").iterdir() if p.is_dir())
+    if not genres:
+        sys.exit(f"no GTZAN genre folders in {data / 'gtzan'}")
+    clips = [sorted(folder.glob("*.*")) for folder in genres]
+    chosen = [clip for group in zip(*clips, strict=False) for clip in group][:songs]
+    if len(chosen) < songs:
+        sys.exit(f"only {len(chosen)} clips in {data / 'gtzan'}")
+    return chosen
+
+
+def decoding_share(files: list[Path], weights: str | None) -> tuple[float, float]:
+    """Seconds per song of decoding + melgrams, and of the whole analysis, in one process."""
+    import numpy as np
+    import torch
+
+    from tagger.features import file_segments
+    from tagger.inference import Tagger
+
+    model = Tagger.load(Path(weights) if weights else None, "cpu")
+    spec = model.card.front_end
+    model.outputs(files[0], str(files[0]))  # warm-up
+    started = time.perf_counter()
+    for path in files:
+        with torch.inference_mode():
+            model.front_end(torch.from_numpy(np.stack([s.samples
+                                                        for s in file_segments(path, spec)])))
+    decoding = time.perf_counter() - started
+    started = time.perf_counter()
+    for path in files:
+        model.outputs(path, str(path))
+    return decoding / len(files), (time.perf_counter() - started) / len(files)
+
+
+def timed_run(files: list[Path], jobs: int, cache_home: Path, weights: str | None) -> float:
+    """Wall time of one whole `genre-tag` run."""
+    command = [sys.executable, "-m", "tagger", *map(str, files), "--jobs", str(jobs),
+               "--quiet", "--json", os.devnull, "--device", "cpu"]
+    if weights:
+        command += ["--weights", weights]
+    environment = {**os.environ, "XDG_CACHE_HOME": str(cache_home), "PYTHONPATH": str(ROOT)}
+    started = time.perf_counter()
+    subprocess.run(command, env=environment, check=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--songs", type=int, default=100)
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--weights", help="a checkpoint or bundled model (default: bundled)")
+    args = parser.parse_args()
+    files = library(args.data, args.songs)
+    seconds = 30 * len(files)
+    print(f"{len(files)} songs ({seconds / 60:.0f} min of audio), {os.cpu_count()} CPUs, "
+          f"weights {args.weights or 'default'}")
+    decoding, whole = decoding_share(files[:5], args.weights)
+    print(f"one process: decode + melgrams {decoding:.3f} s of {whole:.3f} s per song "
+          f"({decoding / whole:.0%})")
+    with tempfile.TemporaryDirectory() as scratch:
+        for jobs in args.jobs:
+            cache_home = Path(scratch) / f"jobs{jobs}"
+            took = timed_run(files, jobs, cache_home, args.weights)
+            print(f"--jobs {jobs}, empty cache: {took:6.1f} s, "
+                  f"{len(files) / took * 60:6.1f} songs/min")
+        took = timed_run(files, args.jobs[-1], cache_home, args.weights)
+        print(f"--jobs {args.jobs[-1]}, warm cache:  {took:6.1f} s, "
+              f"{len(files) / took * 60:6.1f} songs/min")
+
+
+if __name__ == "__main__":
+    main()
