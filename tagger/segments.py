@@ -2,10 +2,11 @@
 sequence model over the per-second outputs rather than by thresholding single seconds.
 
 The model is a hidden semi-Markov chain decoded exactly (Viterbi): each state
-is a genre, or the *uncertain* state; a second's score in a genre state is the
-log of its calibrated probability, and in the uncertain state the log of the
-uncertain threshold, so stretches where no genre reaches the threshold are
-better explained as uncertain. Every switch of state costs ``switch_penalty``
+is a genre, or the *uncertain* state; a second's score in a genre state is
+``log(p + 0.1)`` of its calibrated probability ``p`` (the 0.1 bounds what one
+wrong second can cost, so flicker cannot outweigh a stretch), and in the
+uncertain state the same of the uncertain threshold, so stretches where no
+genre reaches the threshold are better explained as uncertain. Every switch of state costs ``switch_penalty``
 (in the same log units) and every segment lasts at least ``min_segment_seconds``
 (a shorter recording is one segment). Silence is handled before decoding: a run
 of at least ``MIN_SILENCE_SECONDS`` silent seconds is a segment of its own
@@ -26,7 +27,7 @@ import numpy as np
 DEFAULT_MIN_SEGMENT_SECONDS = 20.0
 DEFAULT_SWITCH_PENALTY = 8.0
 MIN_SILENCE_SECONDS = 2.0
-PROBABILITY_FLOOR = 1e-4  # a probability of 0 would forbid a genre outright
+ROBUST_EPSILON = 0.1  # added to every probability before its log
 # The emotion levels of a target's value (the words of the emotion view).
 LEVEL_CENTRES = (0.3, 0.5, 0.7)
 LEVEL_SPREAD = 0.1
@@ -166,10 +167,10 @@ class Segmenter:
         seconds ignored). With ``uncertain_below`` above 0 the uncertain state scores
         its log; an uncertain segment is named by its top mean genre. A segment is
         uncertain when it was decoded so or its genre's mean is below the threshold."""
-        scores = np.log(np.maximum(probabilities, PROBABILITY_FLOOR))
+        scores = np.log(probabilities + ROBUST_EPSILON)
         uncertain_state = len(classes) if uncertain_below > 0 else None
         if uncertain_state is not None:
-            level = math.log(max(uncertain_below, PROBABILITY_FLOOR))
+            level = math.log(uncertain_below + ROBUST_EPSILON)
             scores = np.hstack([scores, np.full((len(scores), 1), level)])
         segments = []
         for first, after, state in self.state_runs(scores, silent):
@@ -214,4 +215,4 @@ def mix_shares(segments: list[Segment]) -> list[tuple[str, float]]:
     shares = {genre: sum(s.duration for s in clear if s.label == genre) / total
               for genre in genres}
     return sorted(((g, share) for g, share in shares.items() if g is not None),
-                  key=lambda item: -item[1])
+                  key=lambda item: (-item[1], item[0]))

@@ -53,9 +53,17 @@ def test_song_record_schema() -> None:
     result = make_result(5, silent=(2,))
     record = song_record(result)
     assert record["schema"] == SCHEMA
+    assert SCHEMA == "genre-tag/song/2"
     assert set(record) == {"schema", "source", "title", "duration", "model", "classes",
-                           "uncertain_below", "smooth_seconds", "summary", "seconds"}
+                           "uncertain_below", "smooth_seconds", "segmentation", "summary",
+                           "seconds", "segments"}
     assert (record["uncertain_below"], record["smooth_seconds"]) == (0.0, 0)
+    assert record["segmentation"] == {"min_segment_seconds": 20.0, "switch_penalty": 8.0}
+    # five seconds of mostly rock, one of them silent: one segment, not a mix
+    assert record["segments"] == [{"start": 0.0, "end": 4.5, "genre": "rock",
+                                   "mean_probability": record["segments"][0]["mean_probability"],
+                                   "uncertain": False, "silent": False}]
+    assert record["summary"]["mixed"] == []
     assert record["summary"]["uncertain_share"] == 0.0
     assert record["duration"] == 4.5
     assert len(record["seconds"]) == 5
