@@ -9,6 +9,7 @@ import io
 import itertools
 import json
 import re
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 from audio_fixtures import chord, noise, write_audio
 from click.testing import CliRunner, Result
+from download_site import serve_site
 
 from tagger.cli import main
 from tagger.results import SongResult
@@ -328,3 +330,23 @@ def test_cue_and_chapters_are_never_written_onto_an_input(mixes: Path, tmp_path:
     result = tag(str(mixes), "--cue", str(tmp_path / "one.cue"), "--quiet")
     assert result.exit_code == 1 and "--cue needs a folder" in result.stderr
     assert mix.read_bytes() == before
+
+
+def test_a_mix_from_a_url_gets_the_same_segments_and_a_cue_naming_it_by_title(
+        mixes: Path, tmp_path: Path) -> None:
+    with serve_site(tmp_path) as site:  # 127.0.0.1 only
+        shutil.copy(mixes / "mix with gaps.flac", site.root / "long-mix.flac")
+        url = f"{site.base}/long-mix.flac"
+        out, cue, chapters = tmp_path / "url.json", tmp_path / "url.cue", tmp_path / "url.txt"
+        result = tag("--url", url, "--json", str(out), "--cue", str(cue), "--chapters",
+                     str(chapters), "--quiet")
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.read_text())
+    assert record["source"] == url
+    assert [s["genre"] for s in record["segments"]] == [
+        "electronic", None, "classical", None, "electronic"]
+    sheet = parse_cue(cue.read_text())
+    assert sheet["file"] == "long-mix.flac" and sheet["title"] == "long-mix"
+    assert [t["title"] for t in sheet["tracks"]] == ["electronic", "classical", "electronic"]
+    with av.open(str(chapters), format="ffmetadata") as container:
+        assert len(container.chapters()) == 3
