@@ -6,8 +6,8 @@ is a genre, or the *uncertain* state; a second's score in a genre state is
 ``log(p + 0.1)`` of its calibrated probability ``p`` (the 0.1 bounds what one
 wrong second can cost, so flicker cannot outweigh a stretch), and in the
 uncertain state the same of the uncertain threshold, so stretches where no
-genre reaches the threshold are better explained as uncertain. Every switch of state costs ``switch_penalty``
-(in the same log units) and every segment lasts at least ``min_segment_seconds``
+genre reaches the threshold are better explained as uncertain. Every switch of
+state costs ``switch_penalty`` (in the same log units) and every segment lasts at least ``min_segment_seconds``
 (a shorter recording is one segment). Silence is handled before decoding: a run
 of at least ``MIN_SILENCE_SECONDS`` silent seconds is a segment of its own
 (genre None) and the audio either side is decoded apart; shorter silent runs
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DEFAULT_MIN_SEGMENT_SECONDS = 20.0
+DEFAULT_MIN_SEGMENT_SECONDS = 10.0
 DEFAULT_SWITCH_PENALTY = 8.0
 MIN_SILENCE_SECONDS = 2.0
 ROBUST_EPSILON = 0.1  # added to every probability before its log

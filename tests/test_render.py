@@ -59,7 +59,7 @@ def test_song_record_schema() -> None:
                            "uncertain_below", "smooth_seconds", "segmentation", "summary",
                            "seconds", "segments"}
     assert (record["uncertain_below"], record["smooth_seconds"]) == (0.0, 0)
-    assert record["segmentation"] == {"min_segment_seconds": 20.0, "switch_penalty": 8.0}
+    assert record["segmentation"] == {"min_segment_seconds": 10.0, "switch_penalty": 8.0}
     # five seconds of mostly rock, one of them silent: one segment, not a mix
     assert record["segments"] == [{"start": 0.0, "end": 4.5, "genre": "rock",
                                    "mean_probability": record["segments"][0]["mean_probability"],

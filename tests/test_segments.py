@@ -75,7 +75,8 @@ def test_known_change_points_are_found_through_flicker() -> None:
 
 def test_a_stretch_shorter_than_the_minimum_joins_its_neighbours() -> None:
     genres = [2] * 40 + [4] * 12 + [2] * 40
-    assert [s[2] for s in spans(song(probabilities_for(genres)))] == ["disco"]
+    assert [s[2] for s in spans(song(probabilities_for(genres), min_segment_seconds=20))
+            ] == ["disco"]
     short = song(probabilities_for(genres), min_segment_seconds=10)
     assert spans(short) == [(0.0, 40.0, "disco", False), (40.0, 52.0, "hiphop", False),
                             (52.0, 92.0, "disco", False)]

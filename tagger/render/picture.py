@@ -39,7 +39,7 @@ def draw_segments(axes: Axes, result: SongResult, colours: dict[str, str]) -> No
             axes.axvline(segment.start, color="black", linestyle="--", linewidth=1, zorder=4)
         if segment.label is not None:
             colour = UNCERTAIN_COLOUR if segment.uncertain else colours[segment.label]
-            axes.axvspan(segment.start, segment.end, ymin=1.01, ymax=1.06, color=colour,
+            axes.axvspan(segment.start, segment.end, ymin=1.01, ymax=1.04, color=colour,
                          clip_on=False, zorder=4)
 
 
@@ -81,7 +81,7 @@ def timeline_figure(result: SongResult) -> Figure:
     axes.set_xlabel("time (mm:ss)")
     smoothing = f", smoothed over {result.smooth_seconds} s" if result.smooth_seconds > 1 else ""
     axes.set_title(f"{printable(result.title)} — genre per second ({result.model}{smoothing})",
-                   parse_math=False, pad=14)
+                   parse_math=False, pad=20)
     figure.colorbar(image, ax=axes, pad=0.01, fraction=0.03, label="probability")
     figure.tight_layout()
     return figure
