@@ -1,5 +1,5 @@
-"""Segments of a long recording: stretches of one genre (or one energy level), found by a
-sequence model over the per-second outputs rather than by thresholding single seconds.
+"""Segments of a long recording: stretches of one genre, found by a sequence model over
+the per-second probabilities rather than by thresholding single seconds.
 
 The model is a hidden semi-Markov chain decoded exactly (Viterbi): each state
 is a genre, or the *uncertain* state; a second's score in a genre state is
@@ -7,13 +7,15 @@ is a genre, or the *uncertain* state; a second's score in a genre state is
 wrong second can cost, so flicker cannot outweigh a stretch), and in the
 uncertain state the same of the uncertain threshold, so stretches where no
 genre reaches the threshold are better explained as uncertain. Every switch of
-state costs ``switch_penalty`` (in the same log units) and every segment lasts at least ``min_segment_seconds``
-(a shorter recording is one segment). Silence is handled before decoding: a run
-of at least ``MIN_SILENCE_SECONDS`` silent seconds is a segment of its own
-(genre None) and the audio either side is decoded apart; shorter silent runs
-carry no evidence (the same score in every state) and join the segment around
-them. Decoding takes O(seconds x states) time and memory, whatever the minimum
-length: multi-hour recordings cost a few megabytes.
+state costs ``switch_penalty`` (in the same log units) and every segment lasts
+at least ``min_segment_seconds`` (a shorter recording is one segment).
+
+Silence is handled before decoding: a run of at least ``MIN_SILENCE_SECONDS``
+silent seconds is a segment of its own (genre None) and the audio either side
+is decoded apart; shorter silent runs carry no evidence (the same score in
+every state) and join the segment around them. Decoding takes O(seconds x
+states) time and memory, whatever the minimum length: multi-hour recordings
+cost a few megabytes.
 """
 
 from __future__ import annotations
@@ -28,17 +30,13 @@ DEFAULT_MIN_SEGMENT_SECONDS = 10.0
 DEFAULT_SWITCH_PENALTY = 8.0
 MIN_SILENCE_SECONDS = 2.0
 ROBUST_EPSILON = 0.1  # added to every probability before its log
-# The emotion levels of a target's value (the words of the emotion view).
-LEVEL_CENTRES = (0.3, 0.5, 0.7)
-LEVEL_SPREAD = 0.1
 
 
 @dataclass(frozen=True)
 class Segment:
-    """A stretch of a recording, from ``start`` to ``end`` seconds: its ``label`` (a genre,
-    or an emotion level) is None for silence; ``mean_probability`` is the mean
-    probability of that genre (or value of the target) over its audible seconds;
-    ``uncertain`` when that has no clear winner."""
+    """A stretch of a recording, from ``start`` to ``end`` seconds: its ``label`` (a genre)
+    is None for silence; ``mean_probability`` is the mean probability of that genre
+    over its audible seconds; ``uncertain`` when that has no clear winner."""
 
     start: float
     end: float
@@ -183,24 +181,6 @@ class Segmenter:
             genre = int(np.argmax(means)) if state == uncertain_state else state
             uncertain = state == uncertain_state or bool(means[genre] < uncertain_below)
             segments.append(Segment(start, end, classes[genre], float(means[genre]), uncertain))
-        return segments
-
-    def level_segments(self, values: np.ndarray, silent: np.ndarray, levels: list[str],
-                       starts: np.ndarray, ends: np.ndarray) -> list[Segment]:
-        """Segments of one emotion target's per-second ``values`` (0-1) by level (one name
-        per ``LEVEL_CENTRES``: low, middle, high): each level scores a second by a
-        Gaussian log-likelihood around its centre."""
-        centres = np.array(LEVEL_CENTRES)
-        filled = np.where(silent, 0.5, np.nan_to_num(values, nan=0.5))
-        scores = -0.5 * ((filled[:, None] - centres[None, :]) / LEVEL_SPREAD) ** 2
-        segments = []
-        for first, after, state in self.state_runs(scores, silent):
-            start, end = float(starts[first]), float(ends[after - 1])
-            audible = values[first:after][~silent[first:after]]
-            if state < 0 or not len(audible):
-                segments.append(Segment(start, end, None, None))
-                continue
-            segments.append(Segment(start, end, levels[state], float(np.mean(audible))))
         return segments
 
 
