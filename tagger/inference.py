@@ -25,6 +25,7 @@ from tagger.results import (
     smooth_probabilities,
 )
 from tagger.results_cache import ModelOutputs
+from tagger.segments import DEFAULT_MIN_SEGMENT_SECONDS, DEFAULT_SWITCH_PENALTY, Segmenter
 from tagger.tasks import DEFAULT_EMOTION_MODEL, DEFAULT_GENRE_MODEL
 
 
@@ -128,23 +129,31 @@ class Tagger(AudioModel):
                              "above 0, uncertain_below between 0 and 1)", str(loaded.path),
                              "fix the calibration in its model card")
 
-    def check_options(self, *, uncertain_below: float | None = None,
-                      smooth_seconds: int = 0) -> None:
+    def check_options(self, *, uncertain_below: float | None = None, smooth_seconds: int = 0,
+                      min_segment_seconds: float = DEFAULT_MIN_SEGMENT_SECONDS,
+                      switch_penalty: float = DEFAULT_SWITCH_PENALTY) -> None:
         if uncertain_below is not None and not 0 <= uncertain_below <= 1:
             raise ValueError(f"uncertain_below must be between 0 and 1, not {uncertain_below}")
         check_smoothing_window(smooth_seconds)
+        Segmenter(1.0, min_segment_seconds, switch_penalty)
 
     def result_from(
         self, outputs: ModelOutputs, source: str, title: str, *,
         uncertain_below: float | None = None, smooth_seconds: int = 0,
+        min_segment_seconds: float = DEFAULT_MIN_SEGMENT_SECONDS,
+        switch_penalty: float = DEFAULT_SWITCH_PENALTY,
     ) -> SongResult:
         """The genre result of a song from the model's raw ``outputs``.
 
         Seconds whose top probability is below ``uncertain_below`` (default: the model
         card's; 0: never) are uncertain; ``smooth_seconds`` (odd, 0: off) averages each
-        second's probabilities with its neighbours' before that test.
+        second's probabilities with its neighbours' before that test. Its segments last
+        at least ``min_segment_seconds`` and cost ``switch_penalty`` each
+        (``tagger.segments``).
         """
-        self.check_options(uncertain_below=uncertain_below, smooth_seconds=smooth_seconds)
+        self.check_options(uncertain_below=uncertain_below, smooth_seconds=smooth_seconds,
+                           min_segment_seconds=min_segment_seconds,
+                           switch_penalty=switch_penalty)
         threshold = self.uncertain_below if uncertain_below is None else uncertain_below
         logits = torch.from_numpy(outputs.values)
         probabilities = torch.softmax(logits / self.temperature, dim=1).numpy()
@@ -161,6 +170,8 @@ class Tagger(AudioModel):
             silent=silent,
             uncertain_below=threshold,
             smooth_seconds=smooth_seconds,
+            min_segment_seconds=min_segment_seconds,
+            switch_penalty=switch_penalty,
         )
 
 

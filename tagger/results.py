@@ -4,8 +4,17 @@ which every renderer of its task takes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
+
+from tagger.segments import (
+    DEFAULT_MIN_SEGMENT_SECONDS,
+    DEFAULT_SWITCH_PENALTY,
+    Segment,
+    Segmenter,
+    mix_shares,
+)
 
 
 @dataclass(frozen=True)
@@ -88,14 +97,30 @@ class SongResult(TimedResult):
     """Per-second genre probabilities of one song: ``probabilities`` is ``(seconds, classes)``;
     rows of silent seconds are zeros and carry no winner.
 
-    ``uncertain_below`` is the threshold of the uncertain state (0: off) and
-    ``smooth_seconds`` the smoothing window the probabilities went through (0: none).
+    ``uncertain_below`` is the threshold of the uncertain state (0: off),
+    ``smooth_seconds`` the smoothing window the probabilities went through (0: none),
+    ``min_segment_seconds`` and ``switch_penalty`` the settings of its segments.
     """
 
     classes: list[str]
     probabilities: np.ndarray
     uncertain_below: float = 0.0
     smooth_seconds: int = 0
+    min_segment_seconds: float = DEFAULT_MIN_SEGMENT_SECONDS
+    switch_penalty: float = DEFAULT_SWITCH_PENALTY
+
+    @cached_property
+    def segments(self) -> list[Segment]:
+        """The song's genre segments (``tagger.segments``), silent ones included."""
+        segmenter = Segmenter(self.segment_seconds, self.min_segment_seconds,
+                              self.switch_penalty)
+        return segmenter.genre_segments(self.probabilities, self.silent, self.classes,
+                                        self.starts, self.ends, self.uncertain_below)
+
+    def mixed(self) -> list[tuple[str, float]]:
+        """Each genre's share of the time of the clear segments when the song has several
+        of different genres (a mix); empty for a song of one genre."""
+        return mix_shares(self.segments)
 
     def winners(self) -> list[str | None]:
         """The winning genre of every second, or None for a silent one."""

@@ -29,13 +29,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from tagger.atomic import is_stream_device, output_target
 from tagger.audio import AUDIO_EXTENSIONS, find_audio_files
 from tagger.download import DownloadSettings, MediaEntry
 from tagger.errors import AudioError, OutputError, TaggerError
 from tagger.names import file_name_for, printable
+from tagger.output_paths import SongFileTargets, check_output_paths, check_song_folder
 from tagger.render.records import STDOUT, RecordFormat, RecordOutputs
-from tagger.results import EmotionResult, SongResult
+from tagger.segments import DEFAULT_MIN_SEGMENT_SECONDS, DEFAULT_SWITCH_PENALTY
 
 if TYPE_CHECKING:
     from tagger.analysis import Analysis
@@ -56,6 +56,13 @@ class TagRequest:
     # smoothing window in seconds (0: off).
     uncertain_below: float | None = None
     smooth_seconds: int = 0
+    # Genre tagging only: segments in the terminal and as CSV rows, the CUE sheet and
+    # chapter files (folders for several songs), and the segments' settings.
+    segments: bool = False
+    cue_path: Path | None = None
+    chapters_path: Path | None = None
+    min_segment: float = DEFAULT_MIN_SEGMENT_SECONDS
+    switch_penalty: float = DEFAULT_SWITCH_PENALTY
     quiet: bool = False
     weights: Path | None = None
     batch_size: int = 64
@@ -77,14 +84,26 @@ def no_tag_options(request: TagRequest) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class SongFile:
+    """A file of one option that each song gets (``--png``, ``--cue``, ...): the option's
+    path (None: not asked), the suffix of a song's file in its folder, and the writer of
+    a song to a target."""
+
+    option: str
+    path: Path | None
+    suffix: str
+    write: Callable[[TaggedSong, Path], None]
+
+
+@dataclass(frozen=True)
 class Job:
-    """What one command does with each song: its model, its terminal view, its PNG, its
-    JSON/CSV records and the keyword arguments of ``result_from`` that come from the
-    request."""
+    """What one command does with each song: its model, its terminal view, its files
+    (PNG, ...), its JSON/CSV records and the keyword arguments of ``result_from`` that
+    come from the request."""
 
     load: Callable[[TagRequest], AudioModel]
     show: Callable[[Any, Console, TagRequest], None]
-    write_png: Callable[[Any, Path], None]
+    song_files: list[SongFile]
     records: RecordFormat
     tag_options: Callable[[TagRequest], dict[str, Any]] = no_tag_options
 
@@ -99,12 +118,14 @@ class Outcome:
 
 @dataclass(frozen=True)
 class TaggedSong:
-    """One finished song: its result, the input file it came from (None for a URL) and
-    whether its model outputs came from the results cache."""
+    """One finished song: its result, the input file it came from (None for a URL),
+    whether its model outputs came from the results cache, and the file analysed (the
+    input, or the download in the download cache)."""
 
     result: Any
     path: Path | None
     from_cache: bool
+    audio: Path
 
 
 def collect_files(paths: list[Path], outcome: Outcome) -> list[Path]:
@@ -125,98 +146,6 @@ def collect_files(paths: list[Path], outcome: Outcome) -> list[Path]:
     return files
 
 
-FileIdentity = tuple[int, int]
-
-
-def file_identity(path: Path) -> FileIdentity | None:
-    """The device and inode of ``path`` (links followed); None when there is no such file."""
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
-
-
-@dataclass
-class TakenPaths:
-    """Paths no PNG of the run may be written to: the inputs (by device and inode, so hard
-    and symbolic links count) and the other outputs (by resolved path)."""
-
-    inputs: set[FileIdentity] = field(default_factory=set)
-    outputs: set[str] = field(default_factory=set)
-
-    def __contains__(self, path: Path) -> bool:
-        return (file_identity(path) in self.inputs
-                or os.path.realpath(path) in self.outputs)
-
-
-def check_output_paths(request: TagRequest, inputs: list[Path]) -> TakenPaths:
-    """Fail before any work when an output cannot be written, is one of the inputs, or is
-    given to two options; return the paths the run must not write a PNG to."""
-    taken = TakenPaths({identity for path in inputs if (identity := file_identity(path))})
-    png = request.png_path
-    options = {"--json": request.json_path, "--csv": request.csv_path,
-               "--png": None if png is None or png.is_dir() else str(png)}
-    claimed: dict[FileIdentity | str, str] = {}
-    for option, target in options.items():
-        if not target or target == STDOUT:
-            continue
-        path = Path(target)
-        output_target(path)  # refuses a folder, a block device, a socket
-        folder = path.parent
-        if option != "--png" and (not folder.is_dir() or not os.access(folder, os.W_OK)):
-            raise OutputError("cannot write here: the folder is missing or read-only", target,
-                              "choose another output path")
-        identity = file_identity(path)
-        if identity in taken.inputs:
-            raise OutputError(f"is one of the inputs, which {option} would overwrite", target,
-                              "give another output path")
-        if is_stream_device(path):
-            continue  # /dev/null may take every output
-        key = identity or os.path.realpath(path)
-        if key in claimed:
-            raise OutputError(f"is given to both {claimed[key]} and {option}", target,
-                              "give each output its own file")
-        claimed[key] = option
-        taken.outputs.add(os.path.realpath(path))
-    return taken
-
-
-def check_png_folder(png: Path | None, n_songs: int) -> None:
-    """With several songs ``--png`` is a folder: refuse a file, or a new name ending .png."""
-    if png is None or n_songs < 2 or png.is_dir():
-        return
-    if png.exists() or png.suffix.lower() == ".png":
-        raise OutputError(f"{n_songs} songs are tagged, so --png needs a folder for one PNG "
-                          "per song, not a file", str(png),
-                          "give a folder name; it is made when missing")
-
-
-class PngTargets:
-    """Where each song's PNG goes: ``--png`` itself for a single song (unless it is a
-    folder), else ``TITLE.png`` in that folder. A name that an earlier song of the run
-    took (whatever its case), or that is an input or another output, gets a number:
-    ``TITLE (2).png``."""
-
-    def __init__(self, png: Path | None, n_songs: int, taken: TakenPaths) -> None:
-        self.png = png
-        self.single_file = png is not None and n_songs == 1 and not png.is_dir()
-        self.taken = taken
-        self.given: set[str] = set()
-
-    def target(self, title: str) -> Path | None:
-        if self.png is None or self.single_file:
-            return self.png
-        number = 1
-        while True:
-            name = file_name_for(title, ".png", number)
-            path = self.png / name
-            if name.casefold() not in self.given and path not in self.taken:
-                self.given.add(name.casefold())
-                return path
-            number += 1
-
-
 def print_error(console: Console, message: str) -> None:
     """``message`` on one line of ``console``, as it is: no markup, control characters
     escaped."""
@@ -225,48 +154,70 @@ def print_error(console: Console, message: str) -> None:
     console.print(line, highlight=False, soft_wrap=True)
 
 
-def genre_job() -> Job:
+def cue_audio_name(song: TaggedSong, cue: Path) -> str:
+    """The audio file a CUE sheet names: an input by its path from the sheet's folder, a
+    download by its title (the cache is no place to play it from)."""
+    if song.path is None:
+        return file_name_for(song.result.title, song.audio.suffix)
+    try:
+        return os.path.relpath(song.path.absolute(), cue.absolute().parent)
+    except ValueError:  # another drive
+        return str(song.path.absolute())
+
+
+def genre_job(request: TagRequest) -> Job:
     from tagger.inference import Tagger
-    from tagger.render.records import GENRE_RECORDS
+    from tagger.render.chapters import write_chapters, write_cue
+    from tagger.render.records import genre_records
     from tagger.render.terminal import render_song
 
-    def write_png(result: SongResult, path: Path) -> None:
+    def write_png(song: TaggedSong, path: Path) -> None:
         from tagger.render.picture import write_png  # matplotlib only when asked
 
-        write_png(result, path)
+        write_png(song.result, path)
 
     return Job(
         load=lambda r: Tagger.load(r.weights, r.device, r.batch_size),
-        show=lambda result, console, r: render_song(result, console, r.top),
-        write_png=write_png, records=GENRE_RECORDS,
+        show=lambda result, console, r: render_song(result, console, r.top, r.segments),
+        song_files=[
+            SongFile("--png", request.png_path, ".png", write_png),
+            SongFile("--cue", request.cue_path, ".cue",
+                     lambda song, path: write_cue(song.result, path, cue_audio_name(song, path))),
+            SongFile("--chapters", request.chapters_path, ".chapters.txt",
+                     lambda song, path: write_chapters(song.result, path)),
+        ],
+        records=genre_records(request.segments),
         tag_options=lambda r: {"uncertain_below": r.uncertain_below,
-                               "smooth_seconds": r.smooth_seconds},
+                               "smooth_seconds": r.smooth_seconds,
+                               "min_segment_seconds": r.min_segment,
+                               "switch_penalty": r.switch_penalty},
     )
 
 
-def emotion_job() -> Job:
+def emotion_job(request: TagRequest) -> Job:
     from tagger.inference import EmotionTagger
     from tagger.render.emotion_records import EMOTION_RECORDS
     from tagger.render.emotion_terminal import render_emotion
 
-    def write_png(result: EmotionResult, path: Path) -> None:
+    def write_png(song: TaggedSong, path: Path) -> None:
         from tagger.render.emotion_picture import write_emotion_png  # matplotlib only if asked
 
-        write_emotion_png(result, path)
+        write_emotion_png(song.result, path)
 
     return Job(
         load=lambda r: EmotionTagger.load(r.weights, r.device, r.batch_size),
         show=lambda result, console, _: render_emotion(result, console),
-        write_png=write_png, records=EMOTION_RECORDS,
+        song_files=[SongFile("--png", request.png_path, ".png", write_png)],
+        records=EMOTION_RECORDS,
     )
 
 
 def run_tagging(request: TagRequest) -> int:
-    return run_job(request, genre_job())
+    return run_job(request, genre_job(request))
 
 
 def run_emotion(request: TagRequest) -> int:
-    return run_job(request, emotion_job())
+    return run_job(request, emotion_job(request))
 
 
 def expand_urls(request: TagRequest, progress: Progress,
@@ -303,7 +254,8 @@ def tag_songs(request: TagRequest, job: Job, entries: list[MediaEntry], files: l
     songs = progress.add_task("tagging", total=n_songs, detail=f"0/{n_songs}")
     done_songs = cached_songs = 0
 
-    def conclude(analysis: Analysis, source: str, title: str, input_file: Path | None) -> None:
+    def conclude(analysis: Analysis, source: str, title: str, input_file: Path | None,
+                 audio: Path) -> None:
         """Show the song's warnings, raise its failure, or finish it."""
         nonlocal cached_songs
         for warning in analysis.warnings:
@@ -312,7 +264,7 @@ def tag_songs(request: TagRequest, job: Job, entries: list[MediaEntry], files: l
             raise analysis.error
         result = model.result_from(analysis.outputs, source, title, **options)
         cached_songs += analysis.from_cache
-        finish(TaggedSong(result, input_file, analysis.from_cache))
+        finish(TaggedSong(result, input_file, analysis.from_cache, audio))
 
     def advance() -> None:
         nonlocal done_songs
@@ -336,7 +288,7 @@ def tag_songs(request: TagRequest, job: Job, entries: list[MediaEntry], files: l
                 if isinstance(error := analysis.error, AudioError):
                     forget(entry.key, request.download.cache_dir)
                     raise AudioError(error.what, entry.key, error.hint) from error
-                conclude(analysis, entry.key, fetched.title, None)
+                conclude(analysis, entry.key, fetched.title, None, fetched.path)
             except OutputError:
                 raise
             except TaggerError as error:
@@ -348,7 +300,7 @@ def tag_songs(request: TagRequest, job: Job, entries: list[MediaEntry], files: l
             for path in files:
                 progress.update(songs, description=f"tagging {printable(path.name)[:40]}")
                 try:
-                    conclude(next(analyses), str(path), path.stem, path)
+                    conclude(next(analyses), str(path), path.stem, path, path)
                 except OutputError:
                     raise
                 except TaggerError as error:
@@ -390,7 +342,8 @@ def tag_inputs(request: TagRequest, job: Job) -> int:
     errors = Console(stderr=True)
     outcome = Outcome()
     files = collect_files(request.paths, outcome)
-    taken = check_output_paths(request, files)
+    taken = check_output_paths({"--json": request.json_path, "--csv": request.csv_path},
+                               {f.option: f.path for f in job.song_files}, files)
     for message in outcome.failures:
         print_error(errors, message)
 
@@ -408,11 +361,13 @@ def tag_inputs(request: TagRequest, job: Job) -> int:
         entries = expand_urls(request, progress, report)
         unusable_inputs = len(outcome.failures)
         n_songs = len(files) + len(entries)
-        check_png_folder(request.png_path, n_songs)
+        for song_file in job.song_files:
+            check_song_folder(song_file.option, song_file.path, song_file.suffix, n_songs)
         if n_songs:
             console = Console()
             show = not request.quiet and STDOUT not in (request.json_path, request.csv_path)
-            png_targets = PngTargets(request.png_path, n_songs, taken)
+            targets = [(f, SongFileTargets(f.path, f.suffix, n_songs, taken))
+                       for f in job.song_files]
             with RecordOutputs(job.records, request.json_path, request.csv_path,
                                single_song=n_songs == 1) as records:
 
@@ -423,8 +378,9 @@ def tag_inputs(request: TagRequest, job: Job) -> int:
                     outcome.from_cache += song.from_cache
                     if show:
                         job.show(result, console, request)
-                    if (target := png_targets.target(result.title)) is not None:
-                        job.write_png(result, target)
+                    for song_file, song_targets in targets:
+                        if (target := song_targets.target(result.title)) is not None:
+                            song_file.write(song, target)
                     if request.after_song is not None and song.path is not None:
                         request.after_song(song.path, result)
 

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import matplotlib.colors
 import numpy as np
 import pytest
 from rich.console import Console
@@ -53,9 +54,17 @@ def test_song_record_schema() -> None:
     result = make_result(5, silent=(2,))
     record = song_record(result)
     assert record["schema"] == SCHEMA
+    assert SCHEMA == "genre-tag/song/2"
     assert set(record) == {"schema", "source", "title", "duration", "model", "classes",
-                           "uncertain_below", "smooth_seconds", "summary", "seconds"}
+                           "uncertain_below", "smooth_seconds", "segmentation", "summary",
+                           "seconds", "segments"}
     assert (record["uncertain_below"], record["smooth_seconds"]) == (0.0, 0)
+    assert record["segmentation"] == {"min_segment_seconds": 10.0, "switch_penalty": 8.0}
+    # five seconds of mostly rock, one of them silent: one segment, not a mix
+    assert record["segments"] == [{"start": 0.0, "end": 4.5, "genre": "rock",
+                                   "mean_probability": record["segments"][0]["mean_probability"],
+                                   "uncertain": False, "silent": False}]
+    assert record["summary"]["mixed"] == []
     assert record["summary"]["uncertain_share"] == 0.0
     assert record["duration"] == 4.5
     assert len(record["seconds"]) == 5
@@ -88,7 +97,9 @@ def test_csv_has_one_row_per_second_with_every_probability(tmp_path: Path) -> No
     write_csv([make_result(3, "a"), make_result(4, "b", silent=(1,))], str(target))
     rows = list(csv.DictReader(io.StringIO(target.read_text())))
     assert len(rows) == 7
-    assert [f"p_{g}" for g in CLASSES] == list(rows[0])[8:]
+    # the columns of song/1 where they were, then the scope: every row is a second
+    assert [f"p_{g}" for g in CLASSES] == list(rows[0])[8:-1]
+    assert list(rows[0])[-1] == "scope" and {row["scope"] for row in rows} == {"second"}
     assert rows[4]["silent"] == "1" and rows[4]["genre"] == "" and rows[4]["p_rock"] == ""
     assert {row["uncertain"] for row in rows} == {"0"}
     assert sum(float(rows[0][f"p_{g}"]) for g in CLASSES) == pytest.approx(1, abs=1e-3)
@@ -230,3 +241,68 @@ def test_titles_are_drawn_literally_in_the_png(tmp_path: Path) -> None:
     write_png(make_result(5, title=title), tmp_path / "song.png")
     drawn = timeline_figure(make_result(5, title=title)).axes[0].get_title()
     assert drawn.startswith("Money $\\frac{ mix$ \\xe9\\nlive — genre per second")
+
+
+def mix_result(lengths: tuple[int, ...] = (40, 30, 50), genres: tuple[int, ...] = (3, 4, 6)
+               ) -> SongResult:
+    """A mix of clear pieces: 0.8 on each piece's genre."""
+    winners = np.repeat(genres, lengths)
+    probabilities = np.full((len(winners), len(CLASSES)), 0.2 / (len(CLASSES) - 1))
+    probabilities[np.arange(len(winners)), winners] = 0.8
+    return SongResult(source="/music/mix.mp3", title="mix", model="test-model", classes=CLASSES,
+                      segment_seconds=1.0, probabilities=probabilities,
+                      valid_seconds=np.ones(len(winners)), silent=np.zeros(len(winners), bool),
+                      uncertain_below=0.35)
+
+
+def test_no_genre_is_drawn_in_a_grey_like_the_uncertain_marker() -> None:
+    from tagger.render.style import PALETTE
+
+    def spread(colour: str) -> int:
+        channels = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+        return max(channels) - min(channels)
+
+    assert spread(UNCERTAIN_COLOUR) == 0
+    assert all(spread(colour) > 30 for colour in PALETTE), PALETTE
+
+
+def test_the_png_marks_segment_boundaries_and_the_segments_colours() -> None:
+    from tagger.render.style import genre_colours
+
+    axes = timeline_figure(mix_result()).axes[0]
+    dashed = [line for line in axes.lines if line.get_linestyle() == "--"]
+    assert sorted(line.get_xdata()[0] for line in dashed) == [40, 70]
+    colours = genre_colours(CLASSES)
+    strip = [patch for patch in axes.patches if patch.get_clip_on() is False]
+    assert [tuple(patch.get_facecolor()) for patch in strip] == [
+        matplotlib.colors.to_rgba(colours[g]) for g in ("disco", "hiphop", "metal")]
+    assert not [line for line in timeline_figure(make_result(60)).axes[0].lines
+                if line.get_linestyle() == "--"]
+
+
+def test_a_mix_says_so_in_the_summary_and_lists_its_segments_when_asked() -> None:
+    console = Console(width=100, record=True, color_system=None)
+    render_song(mix_result(), console, top=3, show_segments=True)
+    text = console.export_text()
+    assert "mixed: metal 42 %, disco 33 %, hiphop 25 %" in text
+    assert re.search(r"00:00-00:40\s+d\s+disco\s+0\.80", text)
+    assert re.search(r"00:40-01:10\s+h\s+hiphop\s+0\.80", text)
+    console = Console(width=100, record=True, color_system=None)
+    render_song(make_result(60), console, top=3)
+    assert "mixed" not in console.export_text() and "segment" not in console.export_text()
+
+
+def test_csv_segment_rows_come_after_a_song_s_seconds_when_asked(tmp_path: Path) -> None:
+    from tagger.render.records import genre_records
+
+    target = tmp_path / "out.csv"
+    with RecordOutputs(genre_records(with_segments=True), None, str(target),
+                       single_song=True) as outputs:
+        outputs.add(mix_result())
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert [row["scope"] for row in rows] == ["second"] * 120 + ["segment"] * 3
+    segments = rows[120:]
+    assert [(r["start"], r["end"], r["genre"], r["uncertain"]) for r in segments] == [
+        ("0.000", "40.000", "disco", "0"), ("40.000", "70.000", "hiphop", "0"),
+        ("70.000", "120.000", "metal", "0")]
+    assert segments[0]["p_disco"] == "0.8000" and segments[0]["partial"] == ""

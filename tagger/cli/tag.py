@@ -13,6 +13,7 @@ import click
 
 from tagger.cli.common import DURATION, SIZE, debug_option, device_option, run_reporting_errors
 from tagger.library.genres import DEFAULT_MAX_GENRES, DEFAULT_MIN_SHARE
+from tagger.segments import DEFAULT_MIN_SEGMENT_SECONDS, DEFAULT_SWITCH_PENALTY
 
 
 def check_browser(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -220,6 +221,22 @@ class LibraryOptions:
               metavar="N", callback=check_smoothing,
               help="Average each second's probabilities over a centred window of N seconds "
                    "(odd; silent seconds left out) before marking uncertain ones; 0: off.")
+@click.option("--segments", is_flag=True,
+              help="List the song's genre segments in the terminal and as scope=segment CSV "
+                   "rows (JSON always has them).")
+@click.option("--cue", "cue_path", type=click.Path(path_type=Path), metavar="FILE",
+              help="Write a CUE sheet with one track per segment, titled by its genre (a "
+                   "folder when several songs are tagged).")
+@click.option("--chapters", "chapters_path", type=click.Path(path_type=Path), metavar="FILE",
+              help="Write the segments as FFmetadata chapters, for ffmpeg -i SONG -i FILE "
+                   "-map_metadata 1 -codec copy OUT (a folder when several songs are tagged).")
+@click.option("--min-segment", default=f"{DEFAULT_MIN_SEGMENT_SECONDS:g}s", show_default=True,
+              type=DURATION, metavar="TIME",
+              help="The shortest genre segment (45s, 2m; 0: any length).")
+@click.option("--switch-penalty", default=DEFAULT_SWITCH_PENALTY, show_default=True,
+              type=click.FloatRange(0), metavar="X",
+              help="What a change of genre costs, in log-probability: higher gives fewer, "
+                   "longer segments.")
 @library_options
 def tag_command(library: LibraryOptions, debug: bool, **given: Any) -> None:
     """Tag audio files, folders (recursively) and URLs, second by second; with --write-tags,

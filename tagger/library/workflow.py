@@ -40,13 +40,13 @@ from tagger.library.write import (
     read_file_tags,
 )
 from tagger.names import printable
+from tagger.output_paths import file_identity
 from tagger.render.records import STDOUT
 from tagger.results import SongResult
 from tagger.runner import (
     Outcome,
     TagRequest,
     collect_files,
-    file_identity,
     print_error,
     run_tagging,
 )

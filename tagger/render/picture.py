@@ -2,7 +2,9 @@
 
 Per-second probabilities are a heat map; the winning genre of each second is
 marked with a dot in that genre's colour (neutral grey when the second is
-uncertain), and silent seconds are shaded.
+uncertain), and silent seconds are shaded. A strip above the map shows the
+segments in their genres' colours (grey when uncertain, none for silence), and
+a dashed line marks each boundary between segments.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MultipleLocator
@@ -27,6 +30,17 @@ TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
 def tick_step(n_seconds: int, max_ticks: int) -> int:
     """The smallest round step in seconds that gives at most ``max_ticks`` time labels."""
     return next((s for s in TICK_STEPS if n_seconds / s <= max_ticks), TICK_STEPS[-1])
+
+
+def draw_segments(axes: Axes, result: SongResult, colours: dict[str, str]) -> None:
+    """The segment strip above the heat map and a dashed line at each boundary."""
+    for i, segment in enumerate(result.segments):
+        if i:
+            axes.axvline(segment.start, color="black", linestyle="--", linewidth=1, zorder=4)
+        if segment.label is not None:
+            colour = UNCERTAIN_COLOUR if segment.uncertain else colours[segment.label]
+            axes.axvspan(segment.start, segment.end, ymin=1.01, ymax=1.04, color=colour,
+                         clip_on=False, zorder=4)
 
 
 def timeline_figure(result: SongResult) -> Figure:
@@ -58,6 +72,7 @@ def timeline_figure(result: SongResult) -> Figure:
                     frameon=False, borderaxespad=2.3, borderpad=0, handletextpad=0.2)
     for start in result.starts[result.silent]:
         axes.axvspan(start, start + result.segment_seconds, color="#f4cccc", zorder=1)
+    draw_segments(axes, result, colours)
     axes.set_yticks(range(n_classes), result.classes)
     for label, genre in zip(axes.get_yticklabels(), result.classes, strict=True):
         label.set_color(colours[genre])
@@ -66,7 +81,7 @@ def timeline_figure(result: SongResult) -> Figure:
     axes.set_xlabel("time (mm:ss)")
     smoothing = f", smoothed over {result.smooth_seconds} s" if result.smooth_seconds > 1 else ""
     axes.set_title(f"{printable(result.title)} — genre per second ({result.model}{smoothing})",
-                   parse_math=False)
+                   parse_math=False, pad=20)
     figure.colorbar(image, ax=axes, pad=0.01, fraction=0.03, label="probability")
     figure.tight_layout()
     return figure

@@ -1,11 +1,13 @@
 """Machine-readable output: JSON / JSON Lines and CSV, with a stable schema, written as each
 song finishes.
 
-Schema ``genre-tag/song/1`` (documented in the README): per song its
+Schema ``genre-tag/song/2`` (documented in the README): per song its
 source, title, duration, model, classes, uncertain threshold, smoothing,
-summary and one record per second. Names are valid Unicode (see
-``tagger.names``) and numbers finite: a value that is not is null in JSON and
-empty in CSV.
+segmentation settings, summary, one record per second and its segments
+(``song/1`` had no segments). The CSV has one row per second (``scope`` is
+``second``, the last column) and, when asked, one per segment (``segment``).
+Names are valid Unicode (see ``tagger.names``) and numbers finite: a value that
+is not is null in JSON and empty in CSV.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from typing import Any, Protocol, Self
 from tagger.atomic import record_file
 from tagger.names import name_bytes, unicode_text
 from tagger.results import SongResult, TimedResult
+from tagger.segments import Segment
 
-SCHEMA = "genre-tag/song/1"
+SCHEMA = "genre-tag/song/2"
 STDOUT = "-"
 
 
@@ -81,6 +84,8 @@ def song_record(result: SongResult) -> dict[str, Any]:
         "classes": result.classes,
         "uncertain_below": float(result.uncertain_below),
         "smooth_seconds": int(result.smooth_seconds),
+        "segmentation": {"min_segment_seconds": float(result.min_segment_seconds),
+                         "switch_penalty": float(result.switch_penalty)},
         "summary": {
             "genre": result.song_genre(),
             "uncertain_share": rounded(result.uncertain_share(), 4),
@@ -89,18 +94,45 @@ def song_record(result: SongResult) -> dict[str, Any]:
                  "mean_probability": rounded(s.mean_probability, 4)}
                 for s in result.summary()
             ],
+            "mixed": [{"genre": genre, "share": rounded(share, 4)}
+                      for genre, share in result.mixed()],
         },
         "seconds": seconds,
+        "segments": [segment_record(segment) for segment in result.segments],
     }
+
+
+def segment_record(segment: Segment) -> dict[str, Any]:
+    mean = segment.mean_probability
+    return {"start": rounded(segment.start, 3), "end": rounded(segment.end, 3),
+            "genre": segment.label, "mean_probability": None if mean is None else rounded(mean, 4),
+            "uncertain": segment.uncertain, "silent": segment.silent}
 
 
 def csv_header(classes: list[str]) -> list[str]:
     return ["source", "title", "start", "end", "genre", "partial", "silent", "uncertain",
-            *[f"p_{genre}" for genre in classes]]
+            *[f"p_{genre}" for genre in classes], "scope"]
 
 
-def song_csv_rows(result: SongResult) -> list[list[Any]]:
-    """One row per second, with one probability column per genre."""
+def segment_csv_rows(result: SongResult) -> list[list[Any]]:
+    """One row per segment: its genre, and the mean probability of every genre over its
+    audible seconds (empty for a silent segment); ``partial`` is left empty."""
+    rows = []
+    for segment in result.segments:
+        first = round(segment.start / result.segment_seconds)
+        after = max(first + 1, round(-(-segment.end // result.segment_seconds)))
+        audible = result.probabilities[first:after][~result.silent[first:after]]
+        probabilities = ([""] * len(result.classes) if segment.silent or not len(audible)
+                         else [csv_number(p, 4) for p in audible.mean(axis=0)])
+        rows.append([*csv_names(result), csv_number(segment.start, 3),
+                     csv_number(segment.end, 3), segment.label or "", "", int(segment.silent),
+                     int(segment.uncertain), *probabilities, "segment"])
+    return rows
+
+
+def song_csv_rows(result: SongResult, with_segments: bool = False) -> list[list[Any]]:
+    """One row per second, with one probability column per genre; then, when
+    ``with_segments``, one row per segment."""
     winners, uncertain = result.winners(), result.uncertain
     rows = []
     for i in range(result.n_seconds):
@@ -111,9 +143,9 @@ def song_csv_rows(result: SongResult) -> list[list[Any]]:
         rows.append([
             *csv_names(result), csv_number(result.starts[i], 3),
             csv_number(result.ends[i], 3), winners[i] or "", int(result.partial[i]),
-            int(result.silent[i]), int(uncertain[i]), *probabilities,
+            int(result.silent[i]), int(uncertain[i]), *probabilities, "second",
         ])
-    return rows
+    return rows + (segment_csv_rows(result) if with_segments else [])
 
 
 @dataclass(frozen=True)
@@ -125,8 +157,13 @@ class RecordFormat:
     csv_rows: Callable[[Any], list[list[Any]]]
 
 
-GENRE_RECORDS = RecordFormat(song_record, lambda result: csv_header(result.classes),
-                             song_csv_rows)
+def genre_records(with_segments: bool = False) -> RecordFormat:
+    """The genre records; CSV segment rows only ``with_segments`` (``--segments``)."""
+    return RecordFormat(song_record, lambda result: csv_header(result.classes),
+                        lambda result: song_csv_rows(result, with_segments))
+
+
+GENRE_RECORDS = genre_records()
 
 
 def json_text(record: dict[str, Any], indent: int | None = None) -> str:

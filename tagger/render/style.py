@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-# matplotlib's tab10, then tab20's lighter shades for models with more classes.
+# matplotlib's tab10, then tab20's lighter shades for models with more classes; their
+# greys are replaced by tab20b's indigo and plum, so that grey means uncertain only.
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    "#8c564b", "#e377c2", "#393b79", "#bcbd22", "#17becf",
     "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
-    "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+    "#c49c94", "#f7b6d2", "#7b4173", "#dbdb8d", "#9edae5",
 )
 
-# Seconds with no clear genre: a neutral grey, lighter than the palette's own grey.
+# Seconds with no clear genre: a neutral grey, the one grey of the views.
 UNCERTAIN_COLOUR = "#d0d0d0"
 
 

@@ -113,6 +113,39 @@ def summary_table(result: SongResult, top: int) -> Table:
     return table
 
 
+def mix_line(result: SongResult) -> Text:
+    """``mixed: disco 40 %, electronic 35 %`` for a song of several clear segments of
+    different genres (by their share of its clear segments' time); empty otherwise."""
+    colours = genre_colours(result.classes)
+    text = Text()
+    for i, (genre, share) in enumerate(result.mixed()):
+        text.append("mixed: " if i == 0 else ", ")
+        text.append(genre, style=f"bold {colours[genre]}")
+        text.append(f" {share:.0%}".replace("%", " %"))
+    return text
+
+
+def segments_table(result: SongResult) -> Table:
+    """One row per segment: its time, genre (``?`` when uncertain) and mean probability."""
+    table = Table(box=None, padding=(0, 2), show_edge=False)
+    table.add_column("segment")
+    table.add_column("genre")
+    table.add_column("mean probability", justify="right")
+    colours, keys = genre_colours(result.classes), genre_keys(result.classes)
+    for segment in result.segments:
+        span = f"{clock(segment.start)}-{clock(segment.end)}"
+        if segment.label is None:
+            table.add_row(span, Text(f"{SILENT_KEY} silence", style="dim"), "")
+            continue
+        key_style = (UNCERTAIN_STYLE if segment.uncertain
+                     else f"bold black on {colours[segment.label]}")
+        genre = Text(f" {UNCERTAIN_KEY if segment.uncertain else keys[segment.label]} ",
+                     style=key_style)
+        genre.append(f" {segment.label}" + (" (uncertain)" if segment.uncertain else ""))
+        table.add_row(span, genre, f"{segment.mean_probability:.2f}")
+    return table
+
+
 def heading(result: TimedResult) -> Text:
     """The song's title (literally, on one line), duration, model and count of silent
     seconds."""
@@ -126,11 +159,19 @@ def heading(result: TimedResult) -> Text:
     return text
 
 
-def render_song(result: SongResult, console: Console, top: int) -> None:
+def render_song(result: SongResult, console: Console, top: int,
+                show_segments: bool = False) -> None:
+    """The timeline, legend and summary (led by the mix line of a mixed song); with
+    ``show_segments``, the segments after them."""
     width = console.width
     cell_seconds, cells_per_row = timeline_layout(result.n_seconds, width)
     cells = timeline_cells(result, cell_seconds)
     any_uncertain = any(cell is not None and cell.uncertain for cell in cells)
-    console.print(Group(heading(result), timeline(result, cells, cell_seconds, cells_per_row),
-                        legend(result, width, any_uncertain), Text(""),
-                        summary_table(result, top), Text("")), highlight=False)
+    parts = [heading(result), timeline(result, cells, cell_seconds, cells_per_row),
+             legend(result, width, any_uncertain), Text("")]
+    if mix := mix_line(result):
+        parts.append(mix)
+    parts += [summary_table(result, top), Text("")]
+    if show_segments:
+        parts += [segments_table(result), Text("")]
+    console.print(Group(*parts), highlight=False)
