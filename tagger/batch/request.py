@@ -63,7 +63,8 @@ class BatchSummary:
         """The summary as one line."""
         skipped = f", {self.skipped} already in {results_dir}" if self.skipped else ""
         failed = f", {self.failed} failed (see {results_dir / 'errors'})" if self.failed else ""
-        return (f"{self.tagged} songs tagged ({clock(self.seconds_of_audio)} of audio)"
+        songs = "song" if self.tagged == 1 else "songs"
+        return (f"{self.tagged} {songs} tagged ({clock(self.seconds_of_audio)} of audio)"
                 f"{skipped}{failed} in {clock(self.wall_seconds)}: "
                 f"{self.songs_per_second:.2f} songs per second")
 

@@ -8,12 +8,18 @@
 
 A song's expected failure is caught in the stage where it happens and travels on as its
 one-line reason, to become a row of the errors table. Ray moves a batch of songs as a
-column of Python objects; ``*_batch`` are the stages in that form.
+column of pickled songs; ``*_batch`` and ``ModelStage.__call__`` are the stages in that
+form.
+
+On CPU-only nodes Ray fuses the first two stages into the model actors (their resources
+match): each actor decodes and tags a song at a time, with no melgrams moved between
+processes. With ``gpus_per_actor``, decoding stays in CPU tasks that feed the GPU actors.
 """
 
 from __future__ import annotations
 
 import functools
+import pickle
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +48,8 @@ MODELS: dict[str, type[AudioModel]] = {"genre": Tagger, "emotion": EmotionTagger
 @dataclass(frozen=True)
 class BatchSetup:
     """What every stage needs, on any machine of the cluster: the task, the checkpoint and
-    its checksum and front end, and the seconds per forward pass."""
+    its checksum and front end, the seconds per forward pass, and the torch threads of a
+    model actor (None: as the process has them)."""
 
     task: str
     weights: Path
@@ -50,7 +57,7 @@ class BatchSetup:
     spec: FrontEndSpec
     batch_size: int = 64
     device: str = "auto"
-    torch_threads: int = 1
+    torch_threads: int | None = None
 
 
 @dataclass
@@ -122,7 +129,8 @@ class ModelStage:
     """Stage 2: the model, loaded once per instance (a Ray actor, or the local engine's)."""
 
     def __init__(self, setup: BatchSetup) -> None:
-        torch.set_num_threads(setup.torch_threads)
+        if setup.torch_threads is not None:
+            torch.set_num_threads(setup.torch_threads)
         self.setup = setup
         self.model = MODELS[setup.task].load(setup.weights, setup.device, setup.batch_size)
 
@@ -140,7 +148,7 @@ class ModelStage:
         return finished
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {SONG_COLUMN: _objects([self.finish(song) for song in batch[SONG_COLUMN]])}
+        return {SONG_COLUMN: _packed([self.finish(song) for song in _unpacked(batch[SONG_COLUMN])])}
 
 
 @dataclass(frozen=True)
@@ -160,20 +168,25 @@ def write_songs(songs: list[FinishedSong], results_dir: Path,
             else SongOutcome("tagged", song.result.duration) for song in songs]
 
 
-def _objects(items: list) -> np.ndarray:
-    column = np.empty(len(items), dtype=object)
-    column[:] = items
+def _packed(songs: list) -> np.ndarray:
+    """Songs as a column Ray moves as Arrow binary: pickled, their arrays out of band."""
+    column = np.empty(len(songs), dtype=object)
+    column[:] = [pickle.dumps(song, protocol=5) for song in songs]
     return column
+
+
+def _unpacked(column: np.ndarray) -> list:
+    return [pickle.loads(song) for song in column]  # written by _packed in this run
 
 
 def prepare_batch(batch: dict[str, np.ndarray], setup: BatchSetup,
                   done: DoneSongs) -> dict[str, np.ndarray]:
-    return {SONG_COLUMN: _objects([prepare_song(str(source), setup, done)
-                                   for source in batch["source"]])}
+    return {SONG_COLUMN: _packed([prepare_song(str(source), setup, done)
+                                  for source in batch["source"]])}
 
 
 def write_batch(batch: dict[str, np.ndarray], results_dir: Path,
                 setup: BatchSetup) -> dict[str, np.ndarray]:
-    outcomes = write_songs(list(batch[SONG_COLUMN]), results_dir, setup)
+    outcomes = write_songs(_unpacked(batch[SONG_COLUMN]), results_dir, setup)
     return {"status": np.array([o.status for o in outcomes]),
             "seconds_of_audio": np.array([o.seconds_of_audio for o in outcomes])}
