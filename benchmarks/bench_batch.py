@@ -2,7 +2,7 @@
 ``genre-tag DIR``: the same real songs, the same model, one after another in one run, so
 the ratios hold on a machine shared with other work.
 
-Run: python benchmarks/bench_batch.py [--songs 120] [--weights genre-sources11]
+Run: python benchmarks/bench_batch.py [--songs 120] [--weights genre-sources11] [--data DIR]
 (needs the ray extra and ../shared/data). The songs are read where they are: the folder
 for ``genre-tag DIR`` holds links to them, in a temporary folder. Each command runs in
 its own process with empty caches, and its wall time includes start-up (Ray's too).
@@ -21,14 +21,16 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def real_songs(count: int) -> list[Path]:
+def real_songs(data: Path, count: int) -> list[Path]:
     """``count`` GTZAN clips (30 s each), taken evenly from every genre."""
-    genres = sorted(path for path in (DATA / "gtzan").iterdir() if path.is_dir())
+    if not (data / "gtzan").is_dir():
+        sys.exit(f"no GTZAN clips in {data / 'gtzan'} (give --data)")
+    genres = sorted(path for path in (data / "gtzan").iterdir() if path.is_dir())
     by_genre = [sorted(genre.glob("*.opus")) for genre in genres]
     songs = [clips[i] for i in range(max(map(len, by_genre))) for clips in by_genre
              if i < len(clips)]
     if len(songs) < count:
-        sys.exit(f"only {len(songs)} songs in {DATA / 'gtzan'}")
+        sys.exit(f"only {len(songs)} songs in {data / 'gtzan'}")
     return songs[:count]
 
 
@@ -48,8 +50,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--songs", type=int, default=120)
     parser.add_argument("--weights", default="genre-sources11")
+    parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
     options = parser.parse_args()
-    songs = real_songs(options.songs)
+    songs = real_songs(options.data, options.songs)
     genre_tag = [sys.executable, "-m", "tagger"]
     model = ["--weights", options.weights, "--device", "cpu"]
     with tempfile.TemporaryDirectory() as temporary:
