@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,10 +39,11 @@ def table(results: Path, name: str) -> list[dict]:
 
 def cli_record(path: Path, command: str = "tag") -> dict:
     """What ``genre-tag FILE --json`` writes for ``path``."""
-    out = path.parent / f"{path.stem}.{command}.json"
-    result = run(command, str(path), "--json", str(out), "--quiet")
-    assert result.exit_code == 0, result.output
-    return json.loads(out.read_text())
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "song.json"
+        result = run(command, str(path), "--json", str(out), "--quiet")
+        assert result.exit_code == 0, result.output
+        return json.loads(out.read_text())
 
 
 def cli_error(path: Path) -> str:
