@@ -16,7 +16,7 @@ from tagger.audio import Segment
 from tagger.checkpoints import LoadedModel, bundled_weights_path, load_checkpoint, sha256_of
 from tagger.devices import select_device
 from tagger.errors import ModelError
-from tagger.features import MelgramFrontEnd, file_segments, stream_runs
+from tagger.features import FrontEndSpec, MelgramFrontEnd, file_segments, stream_runs
 from tagger.models import Classifier, prepare_for_inference
 from tagger.results import (
     EmotionResult,
@@ -203,24 +203,38 @@ def run_over_file(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The model's outputs for every segment of ``path`` (float32, one row per segment),
     with the seconds of real audio in each segment and which segments are silent."""
-    spec = front_end.spec
-    outputs: list[np.ndarray] = []
     valid: list[float] = []
     silent: list[bool] = []
-
-    def melgrams() -> Iterator[torch.Tensor]:
-        for batch in _batches(file_segments(path, spec, source), batch_size):
-            valid.extend(s.valid_samples / spec.sample_rate for s in batch)
-            silent.extend(s.silent for s in batch)
-            yield front_end(torch.from_numpy(np.stack([s.samples for s in batch])).to(device))
-
-    context = spec.context_segments
     with torch.inference_mode():
-        for run, start, count in stream_runs(melgrams(),
-                                             model.run_margin(context, spec.n_frames)):
+        batches = melgram_batches(path, source, front_end, device, batch_size, valid, silent)
+        outputs = run_over_melgrams(batches, model, front_end.spec)
+    return outputs, np.array(valid, dtype=np.float64), np.array(silent, dtype=bool)
+
+
+def melgram_batches(path: Path, source: str, front_end: MelgramFrontEnd, device: torch.device,
+                    batch_size: int, valid: list[float], silent: list[bool]
+                    ) -> Iterator[torch.Tensor]:
+    """The melgrams of ``path``'s segments in batches of ``batch_size``, decoded as they are
+    asked for; each segment's seconds of real audio go to ``valid`` and whether it is
+    silent to ``silent`` as it is decoded."""
+    spec = front_end.spec
+    for batch in _batches(file_segments(path, spec, source), batch_size):
+        valid.extend(s.valid_samples / spec.sample_rate for s in batch)
+        silent.extend(s.silent for s in batch)
+        yield front_end(torch.from_numpy(np.stack([s.samples for s in batch])).to(device))
+
+
+def run_over_melgrams(batches: Iterable[torch.Tensor], model: Classifier,
+                      spec: FrontEndSpec) -> np.ndarray:
+    """The model's outputs (float32, one row per segment) for a song's melgrams, given in
+    consecutive batches ``(S, frames, mels)``: each segment sees its neighbours across
+    batch boundaries, so the batching does not change the outputs."""
+    context = spec.context_segments
+    outputs: list[np.ndarray] = []
+    with torch.inference_mode():
+        for run, start, count in stream_runs(batches, model.run_margin(context, spec.n_frames)):
             outputs.append(model.forward_run(run, start, count, context).float().cpu().numpy())
-    return (np.concatenate(outputs).astype(np.float32), np.array(valid, dtype=np.float64),
-            np.array(silent, dtype=bool))
+    return np.concatenate(outputs).astype(np.float32)
 
 
 def tag(source: str | Path, weights: Path | None = None, device: str = "auto") -> SongResult:

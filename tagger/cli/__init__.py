@@ -1,5 +1,5 @@
 """The ``genre-tag`` command: a thin click layer over the library, one module per command
-group (``tag``, ``train``, ``cache``) on ``common``.
+group (``tag``, ``batch``, ``train``, ``cache``) on ``common``.
 
 Heavy imports (torch, PyAV, matplotlib) happen inside the commands, so
 ``genre-tag --help`` and ``--version`` answer at once.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from tagger import __version__
+from tagger.cli.batch import batch_command
 from tagger.cli.cache import cache_group
 from tagger.cli.tag import emotion_command, tag_command
 from tagger.cli.train import calibrate_command, evaluate_command, retrain_command
@@ -38,6 +39,7 @@ def main() -> None:
     genre-tag ~/Music --write-tags     write the genres into the files (--dry-run first)
     genre-tag --url URL                any site yt-dlp supports, playlists too
     genre-tag emotion song.mp3         valence, energy, danceability over time
+    genre-tag batch DIR --out RESULTS  many songs into Parquet tables, resumable (Ray Data)
     genre-tag retrain --data DIR       train a model on your own folders
     genre-tag cache info|clear         the download and results caches
 
@@ -45,7 +47,7 @@ def main() -> None:
     """
 
 
-for command in (tag_command, emotion_command, retrain_command, evaluate_command,
+for command in (tag_command, emotion_command, batch_command, retrain_command, evaluate_command,
                 calibrate_command, cache_group):
     main.add_command(command)
 
