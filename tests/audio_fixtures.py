@@ -86,3 +86,16 @@ def write_audio(path: Path, samples: np.ndarray, rate: int | None = None,
         for packet in stream.encode(None):
             container.mux(packet)
     return path
+
+
+def chords_and_noise(root: Path, clips: int, seconds: float, rate: int = 22050,
+                     suffix: str = ".flac", spread: int | None = None) -> Path:
+    """Two 'genres' a CNN separates easily, as GENRE/ folders: ``clips`` chords (roots spread
+    over ``spread`` steps from 110 Hz) and as many noises."""
+    for genre in ("chords", "noise"):
+        (root / genre).mkdir(parents=True, exist_ok=True)
+    for i in range(clips):
+        write_audio(root / "chords" / f"c{i}{suffix}",
+                    chord(seconds, rate, root=110 * (1 + i / (spread or clips))), rate)
+        write_audio(root / "noise" / f"n{i}{suffix}", noise(seconds, rate, seed=i), rate)
+    return root

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from audio_fixtures import chord, noise, write_audio
+from audio_fixtures import chords_and_noise, noise, write_audio
 from click.testing import CliRunner
 from conftest import SMALL_MUSICNN
 from safetensors import safe_open
@@ -117,16 +117,6 @@ def test_a_tags_model_is_not_a_genre_tagger(song_mp3: Path) -> None:
     assert "genre-tag retrain --init-weights" in result.output
 
 
-def _chords_and_noise(root: Path, clips: int = 5) -> Path:
-    for genre in ("chords", "noise"):
-        (root / genre).mkdir(parents=True)
-    for i in range(clips):
-        write_audio(root / "chords" / f"c{i}.flac", chord(4.0, 22050, root=110 * (1 + i / 5)),
-                    22050)
-        write_audio(root / "noise" / f"n{i}.flac", noise(4.0, 22050, seed=i), 22050)
-    return root
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("backbones", "head", "head_key", "head_inputs"), [
     (["musicnn-msd"], [], "head.weight", 200),
@@ -140,7 +130,7 @@ def test_frozen_transfer_trains_only_the_head(tmp_path: Path, backbones: list[st
     """One backbone, or two side by side (``joint``), the head reading their pooled maps
     too or not: their tensors stay as they were, one new head learns from their
     embeddings, and the result tags audio."""
-    root = _chords_and_noise(tmp_path / "data")
+    root = chords_and_noise(tmp_path / "data", 5, 4.0)
     out = tmp_path / "run"
     result = CliRunner().invoke(main, [
         "retrain", "--data", str(root), "--out", str(out),
@@ -177,7 +167,7 @@ def test_frozen_transfer_trains_only_the_head(tmp_path: Path, backbones: list[st
 
 @pytest.mark.slow
 def test_frozen_folds_embed_once_and_score_every_clip(tmp_path: Path) -> None:
-    root = _chords_and_noise(tmp_path / "data", clips=6)
+    root = chords_and_noise(tmp_path / "data", 6, 4.0, spread=5)
     out = tmp_path / "folds"
     result = CliRunner().invoke(main, [
         "retrain", "--data", str(root), "--out", str(out), "--init-weights", "musicnn-msd",

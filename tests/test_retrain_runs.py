@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from audio_fixtures import chord, noise, write_audio
+from audio_fixtures import chord, chords_and_noise, write_audio
 from click.testing import CliRunner, Result
 from conftest import assert_one_line_error
 from emotion_fixtures import make_4q, make_emotify, make_genre_checkpoint
@@ -24,14 +24,7 @@ FAST = ["--epochs", "1", "--batch-size", "8", "--device", "cpu", "--gradcam-exam
 @pytest.fixture(scope="module")
 def genres(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Chords and noise, three 2-second clips each."""
-    root = tmp_path_factory.mktemp("genres")
-    for genre in ("chords", "noise"):
-        (root / genre).mkdir()
-    for i in range(3):
-        write_audio(root / "chords" / f"c{i}.wav", chord(2.0, 16000, root=110 * (1 + i / 6)),
-                    16000)
-        write_audio(root / "noise" / f"n{i}.wav", noise(2.0, 16000, seed=i), 16000)
-    return root
+    return chords_and_noise(tmp_path_factory.mktemp("genres"), 3, 2.0, 16000, ".wav", spread=6)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_fixtures import chord, noise, write_audio
+from audio_fixtures import chords_and_noise, noise, write_audio
 from click.testing import CliRunner
 from conftest import shared_data
 
@@ -18,14 +18,7 @@ from tagger.errors import DatasetError
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two 'genres' a CNN separates easily: chords and noise, 6 clips of 3 s each."""
-    root = tmp_path_factory.mktemp("dataset")
-    for genre in ("chords", "noise"):
-        (root / genre).mkdir()
-    for i in range(6):
-        write_audio(root / "chords" / f"c{i}.flac", chord(3.0, 22050, root=110 * (1 + i / 6)),
-                    22050)
-        write_audio(root / "noise" / f"n{i}.flac", noise(3.0, 22050, seed=i), 22050)
-    return root
+    return chords_and_noise(tmp_path_factory.mktemp("dataset"), 6, 3.0)
 
 
 def retrain(data: Path, out: Path, *extra: str) -> dict:
