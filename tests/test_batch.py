@@ -203,11 +203,15 @@ def test_a_run_killed_mid_way_resumes_without_duplicates(tmp_path: Path) -> None
 
 @pytest.fixture(scope="module")
 def local_ray():
-    """A Ray of this machine for the module's tests, nothing external."""
+    """A Ray of this machine for the module's tests, nothing external; the signal handlers
+    ray.init installs in this process are put back after it."""
     ray = pytest.importorskip("ray")
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     ray.init(num_cpus=2, include_dashboard=False)
     yield ray
     ray.shutdown()
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
 
 
 @pytest.mark.slow

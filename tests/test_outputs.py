@@ -225,6 +225,7 @@ def test_a_run_that_stops_keeps_the_songs_it_finished(tmp_path: Path, stop_on_se
     songs(music, "1.wav", "2.wav", "3.wav")
     out, table = tmp_path / "tags.jsonl", tmp_path / "tags.csv"
     out.write_text("an earlier run\n")
+    handler_before = signal.getsignal(signal.SIGTERM)
     result = run(str(music), "--json", str(out), "--csv", str(table), "--quiet")
     if stop is crash:
         assert isinstance(result.exception, RuntimeError)
@@ -235,7 +236,7 @@ def test_a_run_that_stops_keeps_the_songs_it_finished(tmp_path: Path, stop_on_se
     rows = list(csv.DictReader(io.StringIO(table.read_text())))
     assert {row["title"] for row in rows} == {"1"} and len(rows) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["music", "tags.csv", "tags.jsonl"]
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) is handler_before
 
 
 def test_a_run_that_finishes_no_song_leaves_an_earlier_file_alone(
