@@ -3,10 +3,12 @@
 A model validated on clips whose album or artist it was trained on is scored
 partly on recognising the recording, not the genre. Where a data set names
 its artists (4Q), the artist is the group. Where it does not (Emotify's
-Magnatune excerpts), groups are estimated: two clips are linked when their
-mean embeddings (``tools/estimate_groups.py``: the bundled genre model's
-frozen backbones) have a cosine similarity of at least a threshold, and every
-connected component of these links is one group. A ``groups.csv`` beside a
+Magnatune excerpts), groups are estimated (``tools/estimate_groups.py``): each
+clip's mean embedding through the bundled genre model's frozen backbones,
+less the mean of its genre's clips (what every clip of a genre shares says
+nothing of its album), and two clips are linked when these have a cosine
+similarity of at least a threshold; every connected component of these links
+is one group. A ``groups.csv`` beside a
 data set's labels (columns ``file, group``) names the groups instead.
 """
 
@@ -47,6 +49,16 @@ def connected_components(n: int, links: Iterable[tuple[int, int, float]]) -> lis
         a, b = root(i), root(j)
         parent[max(a, b)] = min(a, b)
     return [root(i) for i in range(n)]
+
+
+def centred_by_label(vectors: np.ndarray, labels: list[str]) -> np.ndarray:
+    """``vectors`` less the mean of the rows with the same label."""
+    names = np.array(labels)
+    centred = vectors.astype(np.float64)
+    for label in set(labels):
+        rows = names == label
+        centred[rows] -= centred[rows].mean(axis=0)
+    return centred
 
 
 def similarity_groups(vectors: np.ndarray, threshold: float) -> list[int]:

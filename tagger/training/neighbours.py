@@ -17,7 +17,12 @@ import numpy as np
 import torch
 
 from tagger.atomic import atomic_write_text
-from tagger.datasets.groups import clip_stem, similarity_groups, similarity_links
+from tagger.datasets.groups import (
+    centred_by_label,
+    clip_stem,
+    similarity_groups,
+    similarity_links,
+)
 from tagger.datasets.melgrams import load_clips
 from tagger.datasets.splits import TRAIN, Clip, clip_means
 from tagger.models import build_model
@@ -65,12 +70,17 @@ def similar_pairs(clips: list[Clip], vectors: np.ndarray, threshold: float) -> l
             for i, j, similarity in similarity_links(vectors, threshold)]
 
 
+def genre_centred(clips: list[Clip], vectors: np.ndarray) -> np.ndarray:
+    """Each clip's vector less the mean of its genre's (the clips without one: of theirs)."""
+    return centred_by_label(vectors, [clip.label for clip in clips])
+
+
 def estimated_groups(clips: list[Clip], vectors: np.ndarray, threshold: float,
                      files: list[str]) -> dict[str, str]:
     """The group of each clip (by its data set ``files``, in order) that shares one with
-    another: the connected components of pairs at least ``threshold`` similar, each named
-    by its first clip's stem."""
-    components = similarity_groups(vectors, threshold)
+    another: the connected components of pairs whose genre-centred vectors are at least
+    ``threshold`` similar, each named by its first clip's stem."""
+    components = similarity_groups(genre_centred(clips, vectors), threshold)
     sizes = np.bincount(components, minlength=len(clips))
     return {clip_stem(files[i]): clip_stem(files[component])
             for i, component in enumerate(components) if sizes[component] > 1}
