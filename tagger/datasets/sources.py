@@ -4,13 +4,14 @@ with its own split, for either task.
 | folder | genres | emotion targets | split |
 |---|---|---|---|
 | an audio layout (GTZAN) | its genre sub-folders | - | its ``clips.csv`` (fault-filtered) |
-| Emotify (``labels.csv``) | classical, electronic, pop, rock | from GEMS | by clip |
+| Emotify (``labels.csv``) | classical, electronic, pop, rock | from GEMS | by album group |
 | 4Q (``labels.csv``, ``quadrant``) | AllMusic genres that map cleanly | quadrants | by artist |
 | NTUA multitask (``train_labels.txt``) | - | as given | by clip |
 
 Emotify and 4Q are split the same way (the same ``valid_share`` and ``seed``)
-for both tasks, so an emotion model fine-tuned from a genre model never had
-its held-out clips seen by the genre model either. Every clip keeps its
+for both tasks, whole groups at a time (a 4Q artist; an Emotify album or artist
+as estimated, see ``emotify.py``), so an emotion model fine-tuned from a genre
+model never had its held-out clips seen by the genre model either. Every clip keeps its
 source, so evaluation can be per source.
 """
 
@@ -32,7 +33,8 @@ from tagger.tasks import TARGETS
 EMOTION_SOURCES: dict[str, Callable[[Path], list[Clip]]] = {
     "4q": fourq.read_clips, "emotify": emotify.read_clips, "ntua": ntua.read_emotion_clips}
 GENRE_SOURCES = ("gtzan", "4q", "emotify")
-SPLIT_UNITS = {"4q": "4Q by artist", "emotify": "Emotify by clip", "ntua": "NTUA by clip"}
+SPLIT_UNITS = {"4q": "4Q by artist", "emotify": "Emotify by estimated album group",
+               "ntua": "NTUA by clip"}
 
 
 def source_kind(folder: Path) -> str | None:
@@ -122,8 +124,9 @@ def load(root: Path, options: dict[str, Any],
                 replace(split, clip_sources=[source] * len(split.clip_names)))
             clip_counts.setdefault(source, {})[split_name] = len(split.clip_names)
     splits = {name: join_splits(parts) for name, parts in per_split.items() if parts}
-    notes = {"split": f"GTZAN by clips.csv; Emotify by clip and 4Q by artist, seeded "
-                      f"(seed {seed}, valid share {valid_share}), as the emotion model's",
+    notes = {"split": f"GTZAN by clips.csv; Emotify by estimated album group and 4Q by "
+                      f"artist, seeded (seed {seed}, valid share {valid_share}), as the "
+                      f"emotion model's",
              "sources": clip_counts, "allmusic_genres": fourq.ALLMUSIC_GENRES}
     return Dataset("sources", classes, splits, spec, notes)
 
