@@ -98,6 +98,7 @@ def assert_matches_cli(results: Path, song: Path) -> None:
             np.testing.assert_allclose(ours["probabilities"], expected, atol=6e-5)
 
 
+@pytest.mark.slow
 def test_local_batch_has_the_cli_numbers_and_a_row_per_bad_file(music: Path,
                                                                  tmp_path: Path) -> None:
     results = tmp_path / "results"
@@ -117,6 +118,7 @@ def test_local_batch_has_the_cli_numbers_and_a_row_per_bad_file(music: Path,
         assert metadata[SCHEMA_KEY].decode() == SCHEMA == "genre-tag/batch/1"
 
 
+@pytest.mark.slow
 def test_list_files_and_table_columns_are_sources(music: Path, tmp_path: Path) -> None:
     one, two = music / "album" / "one.flac", music / "two.ogg"
     listing = tmp_path / "songs.txt"
@@ -134,6 +136,7 @@ def test_list_files_and_table_columns_are_sources(music: Path, tmp_path: Path) -
                           "catalogue.parquet", "no column 'path'", "--column")
 
 
+@pytest.mark.slow
 def test_emotion_task_has_the_emotion_commands_numbers(music: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
     two = music / "two.ogg"
@@ -152,6 +155,7 @@ def test_emotion_task_has_the_emotion_commands_numbers(music: Path, tmp_path: Pa
                           "holds emotion results", "its own --out")
 
 
+@pytest.mark.slow
 def test_without_ray_the_local_engine_runs_and_ray_says_how_to_install(
         music: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails

@@ -104,6 +104,7 @@ def assert_tagged(item: Item, genres: list[str], confidence: float, model: str) 
     assert item["genretag_model"] == model
 
 
+@pytest.mark.slow
 def test_items_without_genres_are_tagged_then_left_alone_until_forced(
         library: BeetsLibrary, tagger_cpu: Tagger) -> None:
     model = tagger_cpu.card.name
@@ -138,6 +139,7 @@ def test_items_without_genres_are_tagged_then_left_alone_until_forced(
     assert library.contents()["song.mp3"] == before["song.mp3"]
 
 
+@pytest.mark.slow
 def test_pretend_changes_nothing_and_nowrite_changes_only_the_library(
         library: BeetsLibrary, tagger_cpu: Tagger) -> None:
     before = library.contents()
@@ -154,6 +156,7 @@ def test_pretend_changes_nothing_and_nowrite_changes_only_the_library(
     assert library.contents() == before
 
 
+@pytest.mark.slow
 def test_a_broken_file_is_reported_in_one_line_and_the_others_are_tagged(
         library: BeetsLibrary) -> None:
     (library.music / "song.mp3").write_bytes(b"\xff\xfb" + os.urandom(3000))
@@ -170,6 +173,7 @@ def test_a_broken_file_is_reported_in_one_line_and_the_others_are_tagged(
     assert items["chords.flac"].genres != []
 
 
+@pytest.mark.slow
 def test_an_uncertain_song_gets_no_genre_and_keeps_the_one_it_has(tmp_path: Path) -> None:
     library = BeetsLibrary(tmp_path, settings="force_uncertain: no")
     library.import_songs()
@@ -192,6 +196,7 @@ def test_an_uncertain_song_gets_no_genre_and_keeps_the_one_it_has(tmp_path: Path
     assert library.contents() == before
 
 
+@pytest.mark.slow
 def test_emotion_is_stored_on_request_even_for_items_that_keep_their_genre(
         library: BeetsLibrary) -> None:
     run = library.beet("genretag", "--emotion", "title:human")
@@ -203,6 +208,7 @@ def test_emotion_is_stored_on_request_even_for_items_that_keep_their_genre(
         assert float(item[f"genretag_{target}"]) == pytest.approx(value, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_auto_tags_items_on_import(tmp_path: Path, tagger_cpu: Tagger) -> None:
     library = BeetsLibrary(tmp_path, settings="force_uncertain: yes, auto: yes")
     library.import_songs()
@@ -217,6 +223,7 @@ def test_auto_tags_items_on_import(tmp_path: Path, tagger_cpu: Tagger) -> None:
     (["--max-genres", "0"], "max_genres must be 1 or more"),
     (["--tag-format", "missing.json"], "missing.json: cannot read the tag names"),
 ])
+@pytest.mark.slow
 def test_bad_options_stop_with_one_line(library: BeetsLibrary, args: list[str],
                                         message: str) -> None:
     run = library.beet("genretag", *args)

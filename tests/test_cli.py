@@ -43,6 +43,7 @@ def test_python_dash_m_runs_the_cli() -> None:
     assert __version__ in completed.stdout
 
 
+@pytest.mark.slow
 def test_tagging_a_song_prints_a_timeline_and_summary(song_mp3: Path) -> None:
     result = run(str(song_mp3))
     assert result.exit_code == 0, result.output
@@ -51,6 +52,7 @@ def test_tagging_a_song_prints_a_timeline_and_summary(song_mp3: Path) -> None:
     assert "seconds won" in result.stdout
 
 
+@pytest.mark.slow
 def test_every_output_at_once_and_inputs_left_untouched(song_mp3: Path, tmp_path: Path) -> None:
     before = hashlib.sha256(song_mp3.read_bytes()).hexdigest()
     png, js, table = tmp_path / "t.png", tmp_path / "t.json", tmp_path / "t.csv"
@@ -67,12 +69,14 @@ def test_every_output_at_once_and_inputs_left_untouched(song_mp3: Path, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.json", "t.png"]
 
 
+@pytest.mark.slow
 def test_json_to_stdout_is_clean_json(song_mp3: Path) -> None:
     result = run(str(song_mp3), "--json", "-")
     assert result.exit_code == 0
     assert json.loads(result.stdout)["schema"] == "genre-tag/song/2"
 
 
+@pytest.mark.slow
 def test_a_folder_run_goes_on_past_bad_files(tmp_path: Path) -> None:
     music = mixed_music_folder(tmp_path)
     out = tmp_path / "tags.jsonl"
@@ -124,6 +128,7 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     assert result.exit_code != 0 and result.exception is not None
 
 
+@pytest.mark.slow
 def test_uncertain_below_marks_seconds_in_every_output(song_mp3: Path, tmp_path: Path) -> None:
     js, table = tmp_path / "t.json", tmp_path / "t.csv"
     result = run(str(song_mp3), "--uncertain-below", "0.99", "--json", str(js),
@@ -141,6 +146,7 @@ def test_uncertain_below_marks_seconds_in_every_output(song_mp3: Path, tmp_path:
     assert shown.exit_code == 0 and "uncertain (top probability < 0.99)" in shown.stdout
 
 
+@pytest.mark.slow
 def test_uncertain_below_zero_marks_nothing(song_mp3: Path) -> None:
     result = run(str(song_mp3), "--uncertain-below", "0", "--json", "-")
     record = json.loads(result.stdout)
@@ -194,6 +200,7 @@ def test_emotion_takes_no_genre_options(song_mp3: Path, option: str) -> None:
     assert "No such option" in result.stderr and option in result.stderr
 
 
+@pytest.mark.slow
 def test_bundled_models_are_chosen_by_name(song_mp3: Path) -> None:
     default = json.loads(run(str(song_mp3), "--json", "-").stdout)
     fast = run(str(song_mp3), "--weights", "genre-sources11", "--json", "-")

@@ -44,6 +44,7 @@ def glitched(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_float_wav(tmp_path_factory.mktemp("damaged") / "glitch.wav", samples)
 
 
+@pytest.mark.slow
 def test_a_nan_glitch_gives_finite_answers_and_one_warning_line(glitched: Path) -> None:
     result = CliRunner().invoke(main, [str(glitched), "--json", "-", "--device", "cpu"])
     assert result.exit_code == 0, result.output
@@ -61,6 +62,7 @@ def test_a_nan_glitch_gives_finite_answers_and_one_warning_line(glitched: Path) 
         "(re-export or re-rip the file to analyse them)")
 
 
+@pytest.mark.slow
 def test_the_python_api_warns_with_the_damaged_seconds(glitched: Path, tagger_cpu) -> None:
     with pytest.warns(DamagedAudioWarning, match="00:03-00:04, 00:05-00:06"):
         result = tagger_cpu.tag_file(glitched)

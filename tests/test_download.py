@@ -94,6 +94,7 @@ def test_a_direct_link_is_downloaded_once_and_then_cached(site: Site) -> None:
     assert cached_audio(url, default_cache_dir()) == fetched
 
 
+@pytest.mark.slow
 def test_cli_tags_a_url_and_names_the_song_by_its_title(site: Site, tmp_path: Path) -> None:
     url = f"{site.base}/demo-song.mp3"
     out = tmp_path / "url.json"
@@ -179,6 +180,7 @@ def test_an_overlong_recording_is_refused_before_downloading(site: Site) -> None
     assert fetched.path.is_file() and "/song-0.mp3" in site.served
 
 
+@pytest.mark.slow
 def test_playlist_entries_over_the_limit_are_refused_one_by_one(site: Site,
                                                                 tmp_path: Path) -> None:
     out = tmp_path / "feed.jsonl"

@@ -118,6 +118,7 @@ def test_a_cache_folder_that_is_a_file_is_moved_aside(site: Site) -> None:
 
 
 @pytest.mark.parametrize("damage", ["truncated", "a list", "entries"])
+@pytest.mark.slow
 def test_a_damaged_index_is_rebuilt_with_one_line(site: Site, tmp_path: Path,
                                                   damage: str) -> None:
     url = f"{site.base}/demo-song.mp3"

@@ -53,6 +53,7 @@ def test_bundled_emotion_card_is_complete_and_matches_its_weights() -> None:
     assert loaded.card.name == DEFAULT_EMOTION_MODEL
 
 
+@pytest.mark.slow
 def test_emotion_of_a_song_in_the_terminal(song_mp3: Path) -> None:
     result = run(str(song_mp3))
     assert result.exit_code == 0, result.output
@@ -63,6 +64,7 @@ def test_emotion_of_a_song_in_the_terminal(song_mp3: Path) -> None:
     assert any(c in out for c in "▁▂▃▄▅▆▇█")
 
 
+@pytest.mark.slow
 def test_every_output_at_once_and_the_input_left_untouched(song_mp3: Path,
                                                            tmp_path: Path) -> None:
     before = hashlib.sha256(song_mp3.read_bytes()).hexdigest()
@@ -87,6 +89,7 @@ def test_every_output_at_once_and_the_input_left_untouched(song_mp3: Path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.csv", "e.json", "e.png"]
 
 
+@pytest.mark.slow
 def test_emotion_tagger_matches_the_cli_and_marks_silence(tmp_path: Path) -> None:
     samples = synth_song(4.0, 44100, seed=2)
     samples[44100:88200] = 0.0
@@ -101,6 +104,7 @@ def test_emotion_tagger_matches_the_cli_and_marks_silence(tmp_path: Path) -> Non
     assert record["seconds"][1]["valence"] is None and record["seconds"][1]["silent"]
 
 
+@pytest.mark.slow
 def test_a_folder_run_goes_on_past_bad_files(tmp_path: Path) -> None:
     music = mixed_music_folder(tmp_path)
     out, pngs = tmp_path / "emotion.jsonl", tmp_path / "pictures"
@@ -185,6 +189,7 @@ def test_bundled_model_orders_real_4q_clips_by_quadrant() -> None:
         assert q1 > q3, target
 
 
+@pytest.mark.slow
 def test_python_api(song_mp3: Path) -> None:
     import tagger
 
@@ -217,6 +222,7 @@ def local_site(tmp_path: Path):
         httpd.server_close()
 
 
+@pytest.mark.slow
 def test_emotion_of_a_url(local_site: str) -> None:
     url = f"{local_site}/song.mp3"
     result = run("--url", url, "--json", "-")

@@ -111,6 +111,7 @@ def test_ntua_layout_with_audio_spectrograms_and_missing_targets(tmp_path: Path)
     assert np.isnan(sets[TRAIN].clip_targets[0, 2]) and sets[TRAIN].clip_targets[1, 2] == 0.5
 
 
+@pytest.mark.slow
 def test_context_joins_each_second_with_its_neighbours_in_its_own_clip(tmp_path: Path) -> None:
     """Audio and NTUA spectrogram clips alike: rows become what a context model takes."""
     song = synth_song(4.0, RATE, seed=3)

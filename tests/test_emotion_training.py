@@ -207,6 +207,7 @@ def test_training_is_seeded_learns_and_round_trips(tmp_path: Path) -> None:
     assert len(metrics["history"]) == 3 and outputs[VALID][0].shape == (18, 3)
 
 
+@pytest.mark.slow
 def test_a_single_target_model_trains_on_the_clips_that_have_it(tmp_path: Path) -> None:
     config = EmotionConfig(targets=("danceability",), epochs=1, batch_size=8,
                            seconds_per_clip=2, hyperparameters={"head_hidden": 8},
@@ -221,6 +222,7 @@ def test_a_single_target_model_trains_on_the_clips_that_have_it(tmp_path: Path) 
 
 
 @pytest.mark.parametrize("genre_head", [{}, {"head_pooled": True}])
+@pytest.mark.slow
 def test_a_musicnn_backbone_stays_frozen_and_is_scored_as_it_tags(
     tmp_path: Path, genre_head: dict[str, bool]
 ) -> None:
@@ -257,6 +259,7 @@ def emotion_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_retrain_task_emotion_writes_a_checkpoint_genre_tag_emotion_uses(
     emotion_data: Path, tmp_path: Path
 ) -> None:

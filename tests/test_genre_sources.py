@@ -160,6 +160,7 @@ def test_balanced_augmented_context_model_trains_calibrates_and_tags(
     assert json.loads(retagged.stdout)["uncertain_below"] == 0.2
 
 
+@pytest.mark.slow
 def test_folds_keep_groups_together_and_report_every_source(
         sources_root: Path, tmp_path: Path) -> None:
     output = retrain(sources_root, tmp_path / "folds", "--folds", "2", "--epochs", "2")

@@ -105,6 +105,7 @@ def test_silent_seconds_get_no_genre(tagger_cpu: Tagger, tmp_path: Path) -> None
         tagger_cpu.tag_file(silent)
 
 
+@pytest.mark.slow
 def test_temperature_divides_the_logits_and_keeps_every_winner(
     tagger_cpu: Tagger, chord_wav: Path, tmp_path: Path
 ) -> None:

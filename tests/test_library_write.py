@@ -132,6 +132,7 @@ def outcome_lines(result: Result, status: str) -> list[str]:
     return [line for line in result.stdout.splitlines() if line.startswith(status)]
 
 
+@pytest.mark.slow
 def test_a_library_of_every_format_through_dry_run_write_rerun_overwrite_and_restore(
         library: Path) -> None:
     taggable = [library / f"song{extension}" for extension in TAGGABLE]
@@ -231,6 +232,7 @@ def test_a_read_only_file_is_reported_and_the_rest_are_written(library: Path) ->
     assert "processed=2 written=1 skipped=0 errors=1" in result.stdout
 
 
+@pytest.mark.slow
 def test_emotion_fields_written_and_restored_next_to_a_genre_set_by_hand(
         library: Path) -> None:
     songs = [library / "song.mp3", library / "song.m4a", library / HAND_TAGGED,

@@ -43,6 +43,7 @@ def no_analysis_here(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(AudioModel, "outputs", refuse)
 
 
+@pytest.mark.slow
 def test_two_jobs_give_exactly_the_records_of_one(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     music = tmp_path / "music"
@@ -59,6 +60,7 @@ def test_two_jobs_give_exactly_the_records_of_one(tmp_path: Path,
     assert [r["title"] for r in records(two)] == ["chord", *(f"song {i}" for i in range(4))]
 
 
+@pytest.mark.slow
 def test_bad_files_and_warnings_of_workers_are_reported_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     music = mixed_music_folder(tmp_path)
@@ -107,6 +109,7 @@ def stored_results(database: Path) -> int:
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
 @pytest.mark.parametrize("moment", ["workers starting", "songs done"])
+@pytest.mark.slow
 def test_ctrl_c_ends_the_workers_and_the_cache_keeps_the_songs_done(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moment: str) -> None:
     music = tmp_path / "music"

@@ -169,6 +169,7 @@ def test_lse_run_with_report_and_config_repeat(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "precomputed features" in result.stderr
 
 
+@pytest.mark.slow
 def test_course_melgram_model_tags_audio(tmp_path: Path, song_mp3: Path) -> None:
     data, out = make_course(tmp_path / "course"), tmp_path / "run"
     code, stderr = retrain("--data", str(data), "--arch", "uoa-cnn", "--epochs", "1",
@@ -180,6 +181,7 @@ def test_course_melgram_model_tags_audio(tmp_path: Path, song_mp3: Path) -> None
     assert json.loads(result.stdout)["classes"] == GENRES
 
 
+@pytest.mark.slow
 def test_early_stopping_and_overfitting_one_batch(tmp_path: Path) -> None:
     data = make_course(tmp_path / "course", "mfccs", n=64)
     out = tmp_path / "stop"

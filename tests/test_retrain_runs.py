@@ -105,6 +105,7 @@ def test_a_folder_of_other_files_is_refused_unless_overwrite(genres: Path,
     assert (out / "notes.txt").read_text() == "my notes\n" and (out / "model.json").is_file()
 
 
+@pytest.mark.slow
 def test_a_new_run_replaces_an_earlier_run_and_its_stale_files(genres: Path,
                                                                tmp_path: Path) -> None:
     out = tmp_path / "run"

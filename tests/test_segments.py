@@ -244,6 +244,7 @@ def assert_three_pieces(segments: list[dict], boundaries: list[float]) -> None:
     assert found == pytest.approx(boundaries, abs=3)
 
 
+@pytest.mark.slow
 def test_a_crossfaded_mix_gives_its_pieces_as_segments_cue_and_chapters(mixes: Path,
                                                                          tmp_path: Path) -> None:
     mix = mixes / "crossfaded mix.wav"
@@ -278,6 +279,7 @@ def test_a_crossfaded_mix_gives_its_pieces_as_segments_cue_and_chapters(mixes: P
     assert all(a["end"] == b["start"] for a, b in itertools.pairwise(read))
 
 
+@pytest.mark.slow
 def test_a_mix_with_silence_between_pieces_puts_the_gaps_before_the_tracks(
         mixes: Path, tmp_path: Path) -> None:
     mix = mixes / "mix with gaps.flac"
@@ -307,6 +309,7 @@ def test_a_mix_with_silence_between_pieces_puts_the_gaps_before_the_tracks(
     assert starts == [0, round(gap_starts[0] * 1000), round(gap_starts[1] * 1000)]
 
 
+@pytest.mark.slow
 def test_several_songs_get_a_cue_sheet_and_chapters_each_in_folders(mixes: Path,
                                                                     tmp_path: Path) -> None:
     result = tag(str(mixes), "--cue", str(tmp_path / "cues"), "--chapters",
@@ -333,6 +336,7 @@ def test_cue_and_chapters_are_never_written_onto_an_input(mixes: Path, tmp_path:
     assert mix.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_a_mix_from_a_url_gets_the_same_segments_and_a_cue_naming_it_by_title(
         mixes: Path, tmp_path: Path) -> None:
     with serve_site(tmp_path) as site:  # 127.0.0.1 only
