@@ -11,7 +11,7 @@ from typing import Any
 
 # The one place the version is written: pyproject.toml reads it from here, and it is the
 # newest release heading of CHANGELOG.md (tests/test_packaging.py checks both).
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["EmotionResult", "EmotionTagger", "SongResult", "Tagger", "__version__", "tag",
            "tag_emotion"]

@@ -2,7 +2,7 @@
 
 The fields come in two groups: the genre, and the emotion (mood word, valence,
 energy, danceability). The provenance field (``GENRE_TAGGER``) is a JSON object
-of what genre-tag last wrote: ``{"by": "genre-tag 0.1.0", "models": {"genre":
+of what genre-tag last wrote: ``{"by": "genre-tag 0.2.0", "models": {"genre":
 "genre-musicnn11"}, "fields": {"genre": ["Hip-Hop"]}}``. A group is
 genre-tag's own while the file still holds exactly what the provenance says was
 written; a group with any other value was set by hand (or by another tool) and
