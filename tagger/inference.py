@@ -3,7 +3,8 @@ memory."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from itertools import islice
 from pathlib import Path
@@ -13,11 +14,12 @@ import numpy as np
 import torch
 
 from tagger.audio import Segment
+from tagger.backends import RunEngine, build_engine, choose_backend
 from tagger.checkpoints import LoadedModel, bundled_weights_path, load_checkpoint, sha256_of
 from tagger.devices import select_device
-from tagger.errors import ModelError
+from tagger.errors import ModelError, TaggerError, TaggerWarning
 from tagger.features import MelgramFrontEnd, file_segments, stream_runs
-from tagger.models import Classifier, prepare_for_inference
+from tagger.models import prepare_for_inference
 from tagger.results import (
     EmotionResult,
     SongResult,
@@ -45,7 +47,8 @@ class AudioModel:
     task = "genre"
     default_weights = DEFAULT_GENRE_MODEL
 
-    def __init__(self, loaded: LoadedModel, device: torch.device, batch_size: int = 64) -> None:
+    def __init__(self, loaded: LoadedModel, device: torch.device, batch_size: int = 64,
+                 backend: str = "auto") -> None:
         card = loaded.card
         if card.task != self.task:
             article = "an" if self.task[0] in "aeiou" else "a"
@@ -62,14 +65,38 @@ class AudioModel:
         self.batch_size = batch_size
         self.front_end = MelgramFrontEnd(card.front_end).to(device)
         self.model = prepare_for_inference(loaded.model.to(device))
+        self.engine = self._engine(backend)
+        # What runs the model: torch, openvino or onnx (``engine.name`` adds the precision).
+        self.backend = self.engine.name.split("-")[0] if self.engine else "torch"
+
+    def _engine(self, requested: str) -> RunEngine | None:
+        """The exported model ``requested`` (see ``tagger.backends``), or None for torch.
+        With auto, a graph that cannot be built leaves torch to do the work, with a warning."""
+        backend = choose_backend(requested, self.model, self.device)
+        if backend == "torch":
+            return None
+        spec = self.card.front_end
+        try:
+            return build_engine(backend, self.model, spec.context_segments, spec.n_frames,
+                                spec.n_mels, self.checksum)
+        except TaggerError:
+            raise
+        except Exception as error:  # the exporters' and runtimes' own failures
+            if requested != "auto":
+                raise ModelError(f"cannot be run by {backend}: {error}", str(self.loaded.path),
+                                 "use --backend torch") from error
+            warnings.warn(TaggerWarning(f"{backend} cannot run {self.card.name} ({error}); "
+                                        "torch runs it instead"), stacklevel=3)
+            return None
 
     @classmethod
     def load(cls, weights: Path | None = None, device: str = "auto",
-             batch_size: int = 64) -> Self:
-        """Load ``weights`` (default: the bundled model of this task) onto ``device``."""
+             batch_size: int = 64, backend: str = "auto") -> Self:
+        """Load ``weights`` (default: the bundled model of this task) onto ``device``, run
+        by ``backend`` (auto, torch, openvino or onnx)."""
         chosen = select_device(device)
         path = weights or bundled_weights_path(cls.default_weights)
-        return cls(load_checkpoint(path, chosen), chosen, batch_size)
+        return cls(load_checkpoint(path, chosen), chosen, batch_size, backend)
 
     def tag_source(self, source: str | Path) -> Any:
         """Tag a file, or the audio of an http(s) URL (downloaded first), with the subclass's
@@ -87,11 +114,28 @@ class AudioModel:
         """The sha256 of the weights file (verified on load): what results are cached under."""
         return sha256_of(self.loaded.path)
 
+    @property
+    def results_key(self) -> str:
+        """What this model's outputs are cached under: the weights' checksum, and the
+        backend when its outputs are not torch's to float32 precision (bf16)."""
+        exact = self.engine is None or self.engine.exact
+        return self.checksum if exact else f"{self.checksum}+{self.engine.name}"
+
+    def run_outputs(self, run: torch.Tensor, start: int, count: int) -> np.ndarray:
+        """The outputs of segments ``run[start : start + count]`` (float32)."""
+        context = self.card.front_end.context_segments
+        if self.engine is not None:
+            return self.engine(run.cpu().numpy())[start : start + count]
+        with torch.inference_mode():
+            return self.model.forward_run(run, start, count, context).float().cpu().numpy()
+
     def outputs(self, path: Path, source: str) -> ModelOutputs:
         """The model's raw outputs for every second of ``path``, the seconds of real audio in
         each, and which are silent: what ``result_from`` turns into a result."""
-        return ModelOutputs(*run_over_file(path, source, self.front_end, self.model,
-                                           self.device, self.batch_size))
+        spec = self.card.front_end
+        margin = self.model.run_margin(spec.context_segments, spec.n_frames)
+        return ModelOutputs(*run_over_file(path, source, self.front_end, self.run_outputs,
+                                           margin, self.device, self.batch_size))
 
     def tag_file(self, path: Path, source: str | None = None, title: str | None = None,
                  **options: Any) -> Any:
@@ -114,8 +158,9 @@ class Tagger(AudioModel):
     """The genre tagger, calibrated by its model card's ``temperature`` and
     ``uncertain_below`` (1 and 0, i.e. no calibration, when the card has none)."""
 
-    def __init__(self, loaded: LoadedModel, device: torch.device, batch_size: int = 64) -> None:
-        super().__init__(loaded, device, batch_size)
+    def __init__(self, loaded: LoadedModel, device: torch.device, batch_size: int = 64,
+                 backend: str = "auto") -> None:
+        super().__init__(loaded, device, batch_size, backend)
         calibration = self.card.calibration
         try:
             self.temperature = float(calibration.get("temperature", 1.0))
@@ -187,11 +232,13 @@ class EmotionTagger(AudioModel):
 
 
 def run_over_file(
-    path: Path, source: str, front_end: MelgramFrontEnd, model: Classifier,
+    path: Path, source: str, front_end: MelgramFrontEnd,
+    run_outputs: Callable[[torch.Tensor, int, int], np.ndarray], margin: int,
     device: torch.device, batch_size: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The model's outputs for every segment of ``path`` (float32, one row per segment),
-    with the seconds of real audio in each segment and which segments are silent."""
+    """The outputs ``run_outputs(run, start, count)`` gives for every segment of ``path``
+    (float32, one row per segment; runs carry ``margin`` neighbours on either side), with
+    the seconds of real audio in each segment and which segments are silent."""
     spec = front_end.spec
     outputs: list[np.ndarray] = []
     valid: list[float] = []
@@ -203,21 +250,20 @@ def run_over_file(
             silent.extend(s.silent for s in batch)
             yield front_end(torch.from_numpy(np.stack([s.samples for s in batch])).to(device))
 
-    context = spec.context_segments
     with torch.inference_mode():
-        for run, start, count in stream_runs(melgrams(),
-                                             model.run_margin(context, spec.n_frames)):
-            outputs.append(model.forward_run(run, start, count, context).float().cpu().numpy())
+        for run, start, count in stream_runs(melgrams(), margin):
+            outputs.append(run_outputs(run, start, count))
     return (np.concatenate(outputs).astype(np.float32), np.array(valid, dtype=np.float64),
             np.array(silent, dtype=bool))
 
 
-def tag(source: str | Path, weights: Path | None = None, device: str = "auto") -> SongResult:
+def tag(source: str | Path, weights: Path | None = None, device: str = "auto",
+        backend: str = "auto") -> SongResult:
     """Tag one file or URL with the bundled model (or ``weights``): the Python API."""
-    return Tagger.load(weights, device).tag_source(source)
+    return Tagger.load(weights, device, backend=backend).tag_source(source)
 
 
-def tag_emotion(source: str | Path, weights: Path | None = None, device: str = "auto"
-                ) -> EmotionResult:
+def tag_emotion(source: str | Path, weights: Path | None = None, device: str = "auto",
+                backend: str = "auto") -> EmotionResult:
     """Emotion of one file or URL with the bundled model (or ``weights``): the Python API."""
-    return EmotionTagger.load(weights, device).tag_source(source)
+    return EmotionTagger.load(weights, device, backend=backend).tag_source(source)

@@ -60,6 +60,7 @@ class TagRequest:
     weights: Path | None = None
     batch_size: int = 64
     device: str = "auto"
+    backend: str = "auto"
     download: DownloadSettings = field(default_factory=DownloadSettings)
     # Worker processes for files (None: the CPUs this process may use), and whether
     # results the cache holds are used (new results are stored either way).
@@ -236,7 +237,7 @@ def genre_job() -> Job:
         write_png(result, path)
 
     return Job(
-        load=lambda r: Tagger.load(r.weights, r.device, r.batch_size),
+        load=lambda r: Tagger.load(r.weights, r.device, r.batch_size, r.backend),
         show=lambda result, console, r: render_song(result, console, r.top),
         write_png=write_png, records=GENRE_RECORDS,
         tag_options=lambda r: {"uncertain_below": r.uncertain_below,
@@ -255,7 +256,7 @@ def emotion_job() -> Job:
         write_emotion_png(result, path)
 
     return Job(
-        load=lambda r: EmotionTagger.load(r.weights, r.device, r.batch_size),
+        load=lambda r: EmotionTagger.load(r.weights, r.device, r.batch_size, r.backend),
         show=lambda result, console, _: render_emotion(result, console),
         write_png=write_png, records=EMOTION_RECORDS,
     )

@@ -14,6 +14,9 @@ import click
 from tagger.cli.common import DURATION, SIZE, debug_option, device_option, run_reporting_errors
 from tagger.library.genres import DEFAULT_MAX_GENRES, DEFAULT_MIN_SHARE
 
+# tagger.backends.BACKENDS, spelled out so that the command line starts without torch.
+BACKENDS = ("auto", "torch", "openvino", "onnx")
+
 
 def check_browser(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Validate ``--cookies-from-browser`` the way yt-dlp reads it."""
@@ -77,6 +80,11 @@ def tagging_options(what: str, weights_from: str) -> Callable[[Callable], Callab
                           "name (e.g. genre-sources11, faster), instead of the default."),
         click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1),
                      help="Seconds per forward pass."),
+        click.option("--backend", default="auto", show_default=True,
+                     type=click.Choice(BACKENDS, case_sensitive=False),
+                     help="What runs the model on the CPU: auto (OpenVINO, else ONNX Runtime, "
+                          "when installed and the model is a musicnn one; else torch), or one "
+                          "of them by name."),
         click.option("--jobs", "-j", type=click.IntRange(1), metavar="N", envvar="GENRE_TAG_JOBS",
                      help="Songs analysed at once, each in a worker process. [default: the "
                           "CPUs genre-tag may use; env GENRE_TAG_JOBS]"),
