@@ -94,6 +94,7 @@ class WorkerSetup:
     device: str
     batch_size: int
     backend: str
+    excerpts: int
     cache_path: Path | None
     read_cache: bool
     torch_threads: int
@@ -120,7 +121,7 @@ def _start_worker(setup: WorkerSetup) -> None:
         torch.set_num_threads(setup.torch_threads)
         device = torch.device(setup.device)
         model = setup.model_class(load_checkpoint(setup.weights, device), device,
-                                  setup.batch_size, setup.backend)
+                                  setup.batch_size, setup.backend, setup.excerpts)
         cache = ResultsCache.open(setup.cache_path) if setup.cache_path else None
         _worker = _Worker(model, cache, setup.read_cache)
     except BaseException as error:  # raised in the main process with the first song
@@ -195,7 +196,8 @@ class Analyser:
             return
         model = self.model
         setup = WorkerSetup(type(model), model.loaded.path, str(model.device), model.batch_size,
-                            model.backend, self.cache.path if self.cache else None,
+                            model.backend, model.excerpts,
+                            self.cache.path if self.cache else None,
                             self.read_cache,
                             max(1, usable_cpus() // jobs))
         with _workers_ignore_ctrl_c():

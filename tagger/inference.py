@@ -48,7 +48,7 @@ class AudioModel:
     default_weights = DEFAULT_GENRE_MODEL
 
     def __init__(self, loaded: LoadedModel, device: torch.device, batch_size: int = 64,
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", excerpts: int = 0) -> None:
         card = loaded.card
         if card.task != self.task:
             article = "an" if self.task[0] in "aeiou" else "a"
@@ -63,6 +63,8 @@ class AudioModel:
         self.card = card
         self.device = device
         self.batch_size = batch_size
+        # Analyse only this many excerpts spread over each song (0: every second).
+        self.excerpts = excerpts
         self.front_end = MelgramFrontEnd(card.front_end).to(device)
         self.model = prepare_for_inference(loaded.model.to(device))
         self.engine = self._engine(backend)
@@ -91,12 +93,13 @@ class AudioModel:
 
     @classmethod
     def load(cls, weights: Path | None = None, device: str = "auto",
-             batch_size: int = 64, backend: str = "auto") -> Self:
+             batch_size: int = 64, backend: str = "auto", excerpts: int = 0) -> Self:
         """Load ``weights`` (default: the bundled model of this task) onto ``device``, run
-        by ``backend`` (auto, torch, openvino or onnx)."""
+        by ``backend`` (auto, torch, openvino or onnx), over ``excerpts`` excerpts of each
+        song (0: every second)."""
         chosen = select_device(device)
         path = weights or bundled_weights_path(cls.default_weights)
-        return cls(load_checkpoint(path, chosen), chosen, batch_size, backend)
+        return cls(load_checkpoint(path, chosen), chosen, batch_size, backend, excerpts)
 
     def tag_source(self, source: str | Path) -> Any:
         """Tag a file, or the audio of an http(s) URL (downloaded first), with the subclass's
@@ -116,10 +119,12 @@ class AudioModel:
 
     @property
     def results_key(self) -> str:
-        """What this model's outputs are cached under: the weights' checksum, and the
-        backend when its outputs are not torch's to float32 precision (bf16)."""
-        exact = self.engine is None or self.engine.exact
-        return self.checksum if exact else f"{self.checksum}+{self.engine.name}"
+        """What this model's outputs are cached under: the weights' checksum, the backend
+        when its outputs are not torch's to float32 precision (bf16), and the excerpts."""
+        key = self.checksum
+        if self.engine is not None and not self.engine.exact:
+            key += f"+{self.engine.name}"
+        return key + (f"+excerpts{self.excerpts}" if self.excerpts else "")
 
     def run_outputs(self, run: torch.Tensor, start: int, count: int) -> np.ndarray:
         """The outputs of segments ``run[start : start + count]`` (float32)."""
@@ -134,6 +139,10 @@ class AudioModel:
         each, and which are silent: what ``result_from`` turns into a result."""
         spec = self.card.front_end
         margin = self.model.run_margin(spec.context_segments, spec.n_frames)
+        if self.excerpts:
+            return ModelOutputs(*run_over_excerpts(path, source, self.front_end,
+                                                   self.run_outputs, margin, self.device,
+                                                   self.batch_size, self.excerpts))
         return ModelOutputs(*run_over_file(path, source, self.front_end, self.run_outputs,
                                            margin, self.device, self.batch_size))
 
@@ -159,8 +168,8 @@ class Tagger(AudioModel):
     ``uncertain_below`` (1 and 0, i.e. no calibration, when the card has none)."""
 
     def __init__(self, loaded: LoadedModel, device: torch.device, batch_size: int = 64,
-                 backend: str = "auto") -> None:
-        super().__init__(loaded, device, batch_size, backend)
+                 backend: str = "auto", excerpts: int = 0) -> None:
+        super().__init__(loaded, device, batch_size, backend, excerpts)
         calibration = self.card.calibration
         try:
             self.temperature = float(calibration.get("temperature", 1.0))
@@ -255,6 +264,63 @@ def run_over_file(
             outputs.append(run_outputs(run, start, count))
     return (np.concatenate(outputs).astype(np.float32), np.array(valid, dtype=np.float64),
             np.array(silent, dtype=bool))
+
+
+# How long each excerpt of ``--excerpts`` is, in segments (seconds).
+EXCERPT_SECONDS = 5
+
+
+def excerpt_spans(n_seconds: int, count: int, seconds: int = EXCERPT_SECONDS
+                  ) -> list[tuple[int, int]]:
+    """``count`` excerpts of ``seconds`` spread evenly over a song of ``n_seconds``, as
+    ``(start, stop)`` segment ranges, first to last; the whole song when they would cover
+    it."""
+    if count * seconds >= n_seconds:
+        return [(0, n_seconds)]
+    starts = [min(n_seconds - seconds, max(0, round((i + 0.5) * n_seconds / count
+                                                     - seconds / 2)))
+              for i in range(count)]
+    return [(start, start + seconds) for start in starts]
+
+
+def excerpt_seconds(n_seconds: int, count: int, seconds: int = EXCERPT_SECONDS) -> np.ndarray:
+    """The segment indices ``excerpt_spans`` covers."""
+    return np.concatenate([np.arange(start, stop)
+                           for start, stop in excerpt_spans(n_seconds, count, seconds)])
+
+
+def run_over_excerpts(
+    path: Path, source: str, front_end: MelgramFrontEnd,
+    run_outputs: Callable[[torch.Tensor, int, int], np.ndarray], margin: int,
+    device: torch.device, batch_size: int, count: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``run_over_file`` for ``count`` excerpts of the song only (``excerpt_spans``): their
+    outputs are what every-second analysis gives them; the other segments are left out as
+    silent ones are (zero outputs, marked silent). Keeps the song's melgrams (about 90 MB an
+    hour at the bundled model's front end) until the excerpts are known."""
+    spec = front_end.spec
+    melgrams: list[torch.Tensor] = []
+    valid: list[float] = []
+    silent: list[bool] = []
+    with torch.inference_mode():
+        for batch in _batches(file_segments(path, spec, source), batch_size):
+            valid.extend(s.valid_samples / spec.sample_rate for s in batch)
+            silent.extend(s.silent for s in batch)
+            samples = torch.from_numpy(np.stack([s.samples for s in batch])).to(device)
+            melgrams.append(front_end(samples).cpu())
+        song = torch.cat(melgrams)
+        analysed = np.zeros(len(song), dtype=bool)
+        rows: list[tuple[int, np.ndarray]] = []
+        for start, stop in excerpt_spans(len(song), count):
+            low, high = max(0, start - margin), min(len(song), stop + margin)
+            rows.append((start, run_outputs(song[low:high].to(device), start - low,
+                                            stop - start)))
+            analysed[start:stop] = True
+    outputs = np.zeros((len(song), rows[0][1].shape[1]), dtype=np.float32)
+    for start, values in rows:
+        outputs[start : start + len(values)] = values
+    return (outputs, np.array(valid, dtype=np.float64),
+            np.array(silent, dtype=bool) | ~analysed)
 
 
 def tag(source: str | Path, weights: Path | None = None, device: str = "auto",

@@ -61,6 +61,8 @@ class TagRequest:
     batch_size: int = 64
     device: str = "auto"
     backend: str = "auto"
+    # Genre tagging for --write-tags only: analyse this many excerpts of each song (0: all).
+    excerpts: int = 0
     download: DownloadSettings = field(default_factory=DownloadSettings)
     # Worker processes for files (None: the CPUs this process may use), and whether
     # results the cache holds are used (new results are stored either way).
@@ -237,7 +239,8 @@ def genre_job() -> Job:
         write_png(result, path)
 
     return Job(
-        load=lambda r: Tagger.load(r.weights, r.device, r.batch_size, r.backend),
+        load=lambda r: Tagger.load(r.weights, r.device, r.batch_size, r.backend,
+                                      r.excerpts),
         show=lambda result, console, r: render_song(result, console, r.top),
         write_png=write_png, records=GENRE_RECORDS,
         tag_options=lambda r: {"uncertain_below": r.uncertain_below,

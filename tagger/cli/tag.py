@@ -228,12 +228,19 @@ class LibraryOptions:
               metavar="N", callback=check_smoothing,
               help="Average each second's probabilities over a centred window of N seconds "
                    "(odd; silent seconds left out) before marking uncertain ones; 0: off.")
+@click.option("--excerpts", default=0, show_default=True, type=click.IntRange(0), metavar="N",
+              help="With --write-tags: judge each song's genres from N excerpts of 5 seconds "
+                   "spread over it instead of every second (0: every second).")
 @library_options
 def tag_command(library: LibraryOptions, debug: bool, **given: Any) -> None:
     """Tag audio files, folders (recursively) and URLs, second by second; with --write-tags,
     write the genres into the files."""
     request = tag_request({**given, "debug": debug})
     library.check(click.get_current_context(), request)
+    per_second = request.json_path or request.csv_path or request.png_path
+    if request.excerpts and (per_second or not library.write_tags):
+        raise click.UsageError("--excerpts is for --write-tags without --json, --csv or --png: "
+                               "timelines need every second")
     if library.write_tags or library.restore_tags:
         run_reporting_errors(debug, library.action(request))
     from tagger.runner import run_tagging
