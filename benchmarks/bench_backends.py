@@ -120,7 +120,7 @@ def main() -> None:
             "today": command(*tag, str(clips), "--quiet", "--backend", "torch"),
             "new": command(*tag, str(clips), "--quiet"),
             "librosa": command(str(script), str(clips)),
-        }, max(1, args.runs // 2))
+        }, args.runs)
         row(f"folder of {args.folder_minutes} min, x real time", seconds / runs_folder["today"],
             seconds / runs_folder["new"], "x")
         print(f"{'librosa script (no model): song':<44} {whole['librosa']:>9.2f} s; "
