@@ -151,7 +151,10 @@ def build_engine(backend: str, model: nn.Module, context: int, frames: int, band
 
         if precision == "auto":
             precision = "bf16" if bf16_capable() else "f32"
-        compiled = openvino.Core().compile_model(
+        core = openvino.Core()
+        # OpenVINO keeps the compiled model there too: later runs load it instead.
+        core.set_property({"CACHE_DIR": str(graphs_folder() / "compiled")})
+        compiled = core.compile_model(
             _openvino_graph(graph, frames, bands, key), "CPU",
             {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads})
         request = compiled.create_infer_request()
