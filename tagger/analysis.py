@@ -72,12 +72,12 @@ def analyse_file(model: AudioModel, cache: ResultsCache | None, path: Path,
         warnings.simplefilter("always")
         try:
             audio = cache.audio_checksum(path) if cache else None
-            if audio and read_cache and (hit := cache.get(model.checksum, audio)):
+            if audio and read_cache and (hit := cache.get(model.results_key, audio)):
                 analysis.outputs, analysis.from_cache = hit, True
             else:
                 analysis.outputs = model.outputs(path, source or str(path))
                 if audio:
-                    cache.put(model.checksum, audio, analysis.outputs)
+                    cache.put(model.results_key, audio, analysis.outputs)
         except TaggerError as error:
             analysis.error = error
     analysis.warnings = [warning.message for warning in caught]
@@ -92,6 +92,8 @@ class WorkerSetup:
     weights: Path
     device: str
     batch_size: int
+    backend: str
+    excerpts: int
     cache_path: Path | None
     read_cache: bool
     torch_threads: int
@@ -118,7 +120,7 @@ def _start_worker(setup: WorkerSetup) -> None:
         torch.set_num_threads(setup.torch_threads)
         device = torch.device(setup.device)
         model = setup.model_class(load_checkpoint(setup.weights, device), device,
-                                  setup.batch_size)
+                                  setup.batch_size, setup.backend, setup.excerpts)
         cache = ResultsCache.open(setup.cache_path) if setup.cache_path else None
         _worker = _Worker(model, cache, setup.read_cache)
     except BaseException as error:  # raised in the main process with the first song
@@ -170,7 +172,8 @@ class Analyser:
         misses = [path for path, hit in zip(paths, cached, strict=True) if not hit]
         with self._analyses(misses) as analysed:
             for path, hit in zip(paths, cached, strict=True):
-                outputs = self.cache.get(self.model.checksum, hit) if hit and self.cache else None
+                key = self.model.results_key
+                outputs = self.cache.get(key, hit) if hit and self.cache else None
                 if outputs is not None:
                     yield Analysis(path, outputs, from_cache=True)
                 else:
@@ -182,7 +185,7 @@ class Analyser:
         if not (self.cache and self.read_cache):
             return None
         audio = self.cache.known_audio(path)
-        return audio if audio and self.cache.has(self.model.checksum, audio) else None
+        return audio if audio and self.cache.has(self.model.results_key, audio) else None
 
     @contextlib.contextmanager
     def _analyses(self, paths: list[Path]) -> Iterator[Iterator[Analysis]]:
@@ -192,7 +195,9 @@ class Analyser:
             return
         model = self.model
         setup = WorkerSetup(type(model), model.loaded.path, str(model.device), model.batch_size,
-                            self.cache.path if self.cache else None, self.read_cache,
+                            model.backend, model.excerpts,
+                            self.cache.path if self.cache else None,
+                            self.read_cache,
                             max(1, usable_cpus() // jobs))
         with _workers_ignore_ctrl_c():
             pool = get_context("spawn").Pool(jobs, initializer=_start_worker, initargs=(setup,))

@@ -3,7 +3,8 @@ memory."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from itertools import islice
 from pathlib import Path
@@ -13,11 +14,12 @@ import numpy as np
 import torch
 
 from tagger.audio import Segment
+from tagger.backends import RunEngine, build_engine, choose_backend
 from tagger.checkpoints import LoadedModel, bundled_weights_path, load_checkpoint, sha256_of
 from tagger.devices import select_device
-from tagger.errors import ModelError
-from tagger.features import FrontEndSpec, MelgramFrontEnd, file_segments, stream_runs
-from tagger.models import Classifier, prepare_for_inference
+from tagger.errors import ModelError, TaggerError, TaggerWarning
+from tagger.features import MelgramFrontEnd, file_segments, stream_runs
+from tagger.models import prepare_for_inference
 from tagger.results import (
     EmotionResult,
     SongResult,
@@ -46,7 +48,8 @@ class AudioModel:
     task = "genre"
     default_weights = DEFAULT_GENRE_MODEL
 
-    def __init__(self, loaded: LoadedModel, device: torch.device, batch_size: int = 64) -> None:
+    def __init__(self, loaded: LoadedModel, device: torch.device, batch_size: int = 64,
+                 backend: str = "auto", excerpts: int = 0) -> None:
         card = loaded.card
         if card.task != self.task:
             article = "an" if self.task[0] in "aeiou" else "a"
@@ -61,16 +64,43 @@ class AudioModel:
         self.card = card
         self.device = device
         self.batch_size = batch_size
+        # Analyse only this many excerpts spread over each song (0: every second).
+        self.excerpts = excerpts
         self.front_end = MelgramFrontEnd(card.front_end).to(device)
         self.model = prepare_for_inference(loaded.model.to(device))
+        self.engine = self._engine(backend)
+        # What runs the model: torch, openvino or onnx (``engine.name`` adds the precision).
+        self.backend = self.engine.name.split("-")[0] if self.engine else "torch"
+
+    def _engine(self, requested: str) -> RunEngine | None:
+        """The exported model ``requested`` (see ``tagger.backends``), or None for torch.
+        With auto, a graph that cannot be built leaves torch to do the work, with a warning."""
+        backend = choose_backend(requested, self.model, self.device)
+        if backend == "torch":
+            return None
+        spec = self.card.front_end
+        try:
+            return build_engine(backend, self.model, spec.context_segments, spec.n_frames,
+                                spec.n_mels, self.checksum)
+        except TaggerError:
+            raise
+        except Exception as error:  # the exporters' and runtimes' own failures
+            if requested != "auto":
+                raise ModelError(f"cannot be run by {backend}: {error}", str(self.loaded.path),
+                                 "use --backend torch") from error
+            warnings.warn(TaggerWarning(f"{backend} cannot run {self.card.name} ({error}); "
+                                        "torch runs it instead"), stacklevel=3)
+            return None
 
     @classmethod
     def load(cls, weights: Path | None = None, device: str = "auto",
-             batch_size: int = 64) -> Self:
-        """Load ``weights`` (default: the bundled model of this task) onto ``device``."""
+             batch_size: int = 64, backend: str = "auto", excerpts: int = 0) -> Self:
+        """Load ``weights`` (default: the bundled model of this task) onto ``device``, run
+        by ``backend`` (auto, torch, openvino or onnx), over ``excerpts`` excerpts of each
+        song (0: every second)."""
         chosen = select_device(device)
         path = weights or bundled_weights_path(cls.default_weights)
-        return cls(load_checkpoint(path, chosen), chosen, batch_size)
+        return cls(load_checkpoint(path, chosen), chosen, batch_size, backend, excerpts)
 
     def tag_source(self, source: str | Path) -> Any:
         """Tag a file, or the audio of an http(s) URL (downloaded first), with the subclass's
@@ -88,11 +118,38 @@ class AudioModel:
         """The sha256 of the weights file (verified on load): what results are cached under."""
         return sha256_of(self.loaded.path)
 
+    @property
+    def results_key(self) -> str:
+        """What this model's outputs are cached under: the weights' checksum, the backend
+        when its outputs are not torch's to float32 precision (bf16), and the excerpts."""
+        key = self.checksum
+        if self.engine is not None and not self.engine.exact:
+            key += f"+{self.engine.name}"
+        return key + (f"+excerpts{self.excerpts}" if self.excerpts else "")
+
+    def run_outputs(self, run: torch.Tensor, start: int, count: int) -> np.ndarray:
+        """The outputs of segments ``run[start : start + count]`` (float32)."""
+        context = self.card.front_end.context_segments
+        if self.engine is not None:
+            return self.engine(run.cpu().numpy())[start : start + count]
+        with torch.inference_mode():
+            return self.model.forward_run(run, start, count, context).float().cpu().numpy()
+
+    @property
+    def margin(self) -> int:
+        """How many neighbouring segments a run needs on either side (``run_outputs``)."""
+        spec = self.card.front_end
+        return self.model.run_margin(spec.context_segments, spec.n_frames)
+
     def outputs(self, path: Path, source: str) -> ModelOutputs:
         """The model's raw outputs for every second of ``path``, the seconds of real audio in
         each, and which are silent: what ``result_from`` turns into a result."""
-        return ModelOutputs(*run_over_file(path, source, self.front_end, self.model,
-                                           self.device, self.batch_size))
+        if self.excerpts:
+            return ModelOutputs(*run_over_excerpts(path, source, self.front_end,
+                                                   self.run_outputs, self.margin, self.device,
+                                                   self.batch_size, self.excerpts))
+        return ModelOutputs(*run_over_file(path, source, self.front_end, self.run_outputs,
+                                           self.margin, self.device, self.batch_size))
 
     def tag_file(self, path: Path, source: str | None = None, title: str | None = None,
                  **options: Any) -> Any:
@@ -115,8 +172,9 @@ class Tagger(AudioModel):
     """The genre tagger, calibrated by its model card's ``temperature`` and
     ``uncertain_below`` (1 and 0, i.e. no calibration, when the card has none)."""
 
-    def __init__(self, loaded: LoadedModel, device: torch.device, batch_size: int = 64) -> None:
-        super().__init__(loaded, device, batch_size)
+    def __init__(self, loaded: LoadedModel, device: torch.device, batch_size: int = 64,
+                 backend: str = "auto", excerpts: int = 0) -> None:
+        super().__init__(loaded, device, batch_size, backend, excerpts)
         calibration = self.card.calibration
         try:
             self.temperature = float(calibration.get("temperature", 1.0))
@@ -198,16 +256,18 @@ class EmotionTagger(AudioModel):
 
 
 def run_over_file(
-    path: Path, source: str, front_end: MelgramFrontEnd, model: Classifier,
+    path: Path, source: str, front_end: MelgramFrontEnd,
+    run_outputs: Callable[[torch.Tensor, int, int], np.ndarray], margin: int,
     device: torch.device, batch_size: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The model's outputs for every segment of ``path`` (float32, one row per segment),
-    with the seconds of real audio in each segment and which segments are silent."""
+    """The outputs ``run_outputs(run, start, count)`` gives for every segment of ``path``
+    (float32, one row per segment; runs carry ``margin`` neighbours on either side), with
+    the seconds of real audio in each segment and which segments are silent."""
     valid: list[float] = []
     silent: list[bool] = []
     with torch.inference_mode():
         batches = melgram_batches(path, source, front_end, device, batch_size, valid, silent)
-        outputs = run_over_melgrams(batches, model, front_end.spec)
+        outputs = run_over_melgrams(batches, run_outputs, margin)
     return outputs, np.array(valid, dtype=np.float64), np.array(silent, dtype=bool)
 
 
@@ -224,25 +284,82 @@ def melgram_batches(path: Path, source: str, front_end: MelgramFrontEnd, device:
         yield front_end(torch.from_numpy(np.stack([s.samples for s in batch])).to(device))
 
 
-def run_over_melgrams(batches: Iterable[torch.Tensor], model: Classifier,
-                      spec: FrontEndSpec) -> np.ndarray:
-    """The model's outputs (float32, one row per segment) for a song's melgrams, given in
+def run_over_melgrams(batches: Iterable[torch.Tensor],
+                      run_outputs: Callable[[torch.Tensor, int, int], np.ndarray],
+                      margin: int) -> np.ndarray:
+    """The outputs (float32, one row per segment) for a song's melgrams, given in
     consecutive batches ``(S, frames, mels)``: each segment sees its neighbours across
-    batch boundaries, so the batching does not change the outputs."""
-    context = spec.context_segments
-    outputs: list[np.ndarray] = []
-    with torch.inference_mode():
-        for run, start, count in stream_runs(batches, model.run_margin(context, spec.n_frames)):
-            outputs.append(model.forward_run(run, start, count, context).float().cpu().numpy())
+    batch boundaries (runs carry ``margin`` of them), so the batching does not change
+    the outputs."""
+    outputs = [run_outputs(run, start, count)
+               for run, start, count in stream_runs(batches, margin)]
     return np.concatenate(outputs).astype(np.float32)
 
 
-def tag(source: str | Path, weights: Path | None = None, device: str = "auto") -> SongResult:
+# How long each excerpt of ``--excerpts`` is, in segments (seconds).
+EXCERPT_SECONDS = 5
+
+
+def excerpt_spans(n_seconds: int, count: int, seconds: int = EXCERPT_SECONDS
+                  ) -> list[tuple[int, int]]:
+    """``count`` excerpts of ``seconds`` spread evenly over a song of ``n_seconds``, as
+    ``(start, stop)`` segment ranges, first to last; the whole song when they would cover
+    it."""
+    if count * seconds >= n_seconds:
+        return [(0, n_seconds)]
+    starts = [min(n_seconds - seconds, max(0, round((i + 0.5) * n_seconds / count
+                                                     - seconds / 2)))
+              for i in range(count)]
+    return [(start, start + seconds) for start in starts]
+
+
+def excerpt_seconds(n_seconds: int, count: int, seconds: int = EXCERPT_SECONDS) -> np.ndarray:
+    """The segment indices ``excerpt_spans`` covers."""
+    return np.concatenate([np.arange(start, stop)
+                           for start, stop in excerpt_spans(n_seconds, count, seconds)])
+
+
+def run_over_excerpts(
+    path: Path, source: str, front_end: MelgramFrontEnd,
+    run_outputs: Callable[[torch.Tensor, int, int], np.ndarray], margin: int,
+    device: torch.device, batch_size: int, count: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``run_over_file`` for ``count`` excerpts of the song only (``excerpt_spans``): their
+    outputs are what every-second analysis gives them; the other segments are left out as
+    silent ones are (zero outputs, marked silent). Keeps the song's melgrams (about 90 MB an
+    hour at the bundled model's front end) until the excerpts are known."""
+    spec = front_end.spec
+    melgrams: list[torch.Tensor] = []
+    valid: list[float] = []
+    silent: list[bool] = []
+    with torch.inference_mode():
+        for batch in _batches(file_segments(path, spec, source), batch_size):
+            valid.extend(s.valid_samples / spec.sample_rate for s in batch)
+            silent.extend(s.silent for s in batch)
+            samples = torch.from_numpy(np.stack([s.samples for s in batch])).to(device)
+            melgrams.append(front_end(samples).cpu())
+        song = torch.cat(melgrams)
+        analysed = np.zeros(len(song), dtype=bool)
+        rows: list[tuple[int, np.ndarray]] = []
+        for start, stop in excerpt_spans(len(song), count):
+            low, high = max(0, start - margin), min(len(song), stop + margin)
+            rows.append((start, run_outputs(song[low:high].to(device), start - low,
+                                            stop - start)))
+            analysed[start:stop] = True
+    outputs = np.zeros((len(song), rows[0][1].shape[1]), dtype=np.float32)
+    for start, values in rows:
+        outputs[start : start + len(values)] = values
+    return (outputs, np.array(valid, dtype=np.float64),
+            np.array(silent, dtype=bool) | ~analysed)
+
+
+def tag(source: str | Path, weights: Path | None = None, device: str = "auto",
+        backend: str = "auto") -> SongResult:
     """Tag one file or URL with the bundled model (or ``weights``): the Python API."""
-    return Tagger.load(weights, device).tag_source(source)
+    return Tagger.load(weights, device, backend=backend).tag_source(source)
 
 
-def tag_emotion(source: str | Path, weights: Path | None = None, device: str = "auto"
-                ) -> EmotionResult:
+def tag_emotion(source: str | Path, weights: Path | None = None, device: str = "auto",
+                backend: str = "auto") -> EmotionResult:
     """Emotion of one file or URL with the bundled model (or ``weights``): the Python API."""
-    return EmotionTagger.load(weights, device).tag_source(source)
+    return EmotionTagger.load(weights, device, backend=backend).tag_source(source)

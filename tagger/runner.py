@@ -67,6 +67,9 @@ class TagRequest:
     weights: Path | None = None
     batch_size: int = 64
     device: str = "auto"
+    backend: str = "auto"
+    # Genre tagging for --write-tags only: analyse this many excerpts of each song (0: all).
+    excerpts: int = 0
     download: DownloadSettings = field(default_factory=DownloadSettings)
     # Worker processes for files (None: the CPUs this process may use), and whether
     # results the cache holds are used (new results are stored either way).
@@ -177,7 +180,8 @@ def genre_job(request: TagRequest) -> Job:
         write_png(song.result, path)
 
     return Job(
-        load=lambda r: Tagger.load(r.weights, r.device, r.batch_size),
+        load=lambda r: Tagger.load(r.weights, r.device, r.batch_size, r.backend,
+                                      r.excerpts),
         show=lambda result, console, r: render_song(result, console, r.top, r.segments),
         song_files=[
             SongFile("--png", request.png_path, ".png", write_png),
@@ -205,7 +209,7 @@ def emotion_job(request: TagRequest) -> Job:
         write_emotion_png(song.result, path)
 
     return Job(
-        load=lambda r: EmotionTagger.load(r.weights, r.device, r.batch_size),
+        load=lambda r: EmotionTagger.load(r.weights, r.device, r.batch_size, r.backend),
         show=lambda result, console, _: render_emotion(result, console),
         song_files=[SongFile("--png", request.png_path, ".png", write_png)],
         records=EMOTION_RECORDS,

@@ -75,12 +75,20 @@ def assert_one_line_error(result: Result, *fragments: str) -> None:
         assert fragment in lines[0]
 
 
+@pytest.fixture(scope="session")
+def exported_graphs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder of exported model graphs for the whole session: each is built once."""
+    return tmp_path_factory.mktemp("graphs")
+
+
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+                   exported_graphs: Path):
     """Keep download, feature and results caches out of the user's real cache folder; tag
     in one process (worker processes are tested with --jobs in test_parallel.py)."""
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setenv("GENRE_TAG_GRAPHS", str(exported_graphs))
     monkeypatch.setenv("GENRE_TAG_JOBS", "1")
     return cache
 

@@ -142,7 +142,7 @@ class ModelStage:
         size, melgrams = self.setup.batch_size, torch.from_numpy(song.melgrams)
         batches = (melgrams[start : start + size].to(self.model.device)
                    for start in range(0, len(melgrams), size))
-        values = run_over_melgrams(batches, self.model.model, self.setup.spec)
+        values = run_over_melgrams(batches, self.model.run_outputs, self.model.margin)
         outputs = ModelOutputs(values, song.valid_seconds, song.silent)
         finished.result = self.model.result_from(outputs, song.source, song.title)
         return finished

@@ -15,6 +15,9 @@ from tagger.cli.common import DURATION, SIZE, debug_option, device_option, run_r
 from tagger.library.genres import DEFAULT_MAX_GENRES, DEFAULT_MIN_SHARE
 from tagger.segments import DEFAULT_MIN_SEGMENT_SECONDS, DEFAULT_SWITCH_PENALTY
 
+# tagger.backends.BACKENDS, spelled out so that the command line starts without torch.
+BACKENDS = ("auto", "torch", "openvino", "onnx")
+
 
 def check_browser(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Validate ``--cookies-from-browser`` the way yt-dlp reads it."""
@@ -78,6 +81,11 @@ def tagging_options(what: str, weights_from: str) -> Callable[[Callable], Callab
                           "name (e.g. genre-sources11, faster), instead of the default."),
         click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1),
                      help="Seconds per forward pass."),
+        click.option("--backend", default="auto", show_default=True,
+                     type=click.Choice(BACKENDS, case_sensitive=False),
+                     help="What runs the model on the CPU: auto (OpenVINO, else ONNX Runtime, "
+                          "when installed and the model is a musicnn one; else torch), or one "
+                          "of them by name."),
         click.option("--jobs", "-j", type=click.IntRange(1), metavar="N", envvar="GENRE_TAG_JOBS",
                      help="Songs analysed at once, each in a worker process. [default: the "
                           "CPUs genre-tag may use; env GENRE_TAG_JOBS]"),
@@ -237,12 +245,19 @@ class LibraryOptions:
               type=click.FloatRange(0), metavar="X",
               help="What a change of genre costs, in log-probability: higher gives fewer, "
                    "longer segments.")
+@click.option("--excerpts", default=0, show_default=True, type=click.IntRange(0), metavar="N",
+              help="With --write-tags: judge each song's genres from N excerpts of 5 seconds "
+                   "spread over it instead of every second (0: every second).")
 @library_options
 def tag_command(library: LibraryOptions, debug: bool, **given: Any) -> None:
     """Tag audio files, folders (recursively) and URLs, second by second; with --write-tags,
     write the genres into the files."""
     request = tag_request({**given, "debug": debug})
     library.check(click.get_current_context(), request)
+    per_second = request.json_path or request.csv_path or request.png_path
+    if request.excerpts and (per_second or not library.write_tags):
+        raise click.UsageError("--excerpts is for --write-tags without --json, --csv or --png: "
+                               "timelines need every second")
     if library.write_tags or library.restore_tags:
         run_reporting_errors(debug, library.action(request))
     from tagger.runner import run_tagging

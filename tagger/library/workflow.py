@@ -173,7 +173,8 @@ def song_writer(run: LibraryRun, tags_of: dict[Path, FileTags],
         if not emotion_tagger:
             from tagger.inference import EmotionTagger
 
-            emotion_tagger.append(EmotionTagger.load(None, request.device, request.batch_size))
+            emotion_tagger.append(EmotionTagger.load(None, request.device, request.batch_size,
+                                                      request.backend))
         result = emotion_tagger[0].tag_file(path)
         return emotion_fields(result.song_values()), result.model
 

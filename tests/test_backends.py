@@ -1,0 +1,171 @@
+"""The exported graph of the musicnn models and the backends that run it: the same outputs
+as torch's, chosen by --backend or automatically, built once and cached by the weights'
+checksum. Tests of a backend skip when its package is not installed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import SMALL_MUSICNN
+from test_musicnn import _with_random_norms
+
+from tagger.backends import RunGraph, build_engine, choose_backend, graphs_folder, installed
+from tagger.backends import engines as engines_module
+from tagger.checkpoints import bundled_weights_path
+from tagger.cli import main
+from tagger.errors import TaggerError
+from tagger.features import stream_runs
+from tagger.inference import EmotionTagger, Tagger
+from tagger.models import JointBackbones, MusiCNN, prepare_for_inference
+
+EXPORTED = [pytest.param(name, marks=pytest.mark.skipif(not installed(name),
+                                                        reason=f"{name} is not installed"))
+            for name in ("openvino", "onnx")]
+
+
+def small_model(context: int, joint: bool) -> MusiCNN | JointBackbones:
+    torch.manual_seed(0)
+    members = [_with_random_norms(MusiCNN(4, (63 * (2 * context + 1), 96), **SMALL_MUSICNN))
+               for _ in range(2 if joint else 1)]
+    model = JointBackbones(4, members) if joint else members[0]
+    return prepare_for_inference(model)
+
+
+@pytest.mark.parametrize(("context", "joint"), [(0, False), (1, True), (2, False)])
+def test_the_graph_gives_forward_runs_outputs(context: int, joint: bool) -> None:
+    """Every segment of a run, windows clipped at both ends, as ``forward_run`` gives it."""
+    model = small_model(context, joint)
+    run = torch.rand(9, 63, 96) * 4
+    with torch.inference_mode():
+        expected = model.forward_run(run, 0, 9, context)
+        middle = model.forward_run(run, 3, 4, context)
+        outputs = RunGraph(model, context)(run)
+    torch.testing.assert_close(outputs, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(outputs[3:7], middle, atol=1e-5, rtol=1e-5)
+
+
+def test_only_musicnn_models_have_a_graph(monkeypatch) -> None:
+    other = Tagger.load(bundled_weights_path("genre-gtzan10"), device="cpu", backend="torch")
+    with pytest.raises(ValueError, match="no exported graph"):
+        RunGraph(other.model, 0)
+    monkeypatch.setattr(engines_module, "installed", lambda name: True)
+    assert choose_backend("auto", other.model, torch.device("cpu")) == "torch"
+    with pytest.raises(TaggerError, match="runs musicnn models only, not GenreCNN"):
+        choose_backend("onnx", other.model, torch.device("cpu"))
+    with pytest.raises(TaggerError, match="unknown backend 'tensorflow'"):
+        choose_backend("tensorflow", other.model, torch.device("cpu"))
+
+
+def test_auto_prefers_an_installed_backend_on_the_cpu_only(monkeypatch) -> None:
+    model = small_model(1, True)
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(engines_module, "installed", lambda name: name in ("torch", "onnx"))
+    assert choose_backend("auto", model, cpu) == "onnx"
+    assert choose_backend("auto", model, gpu) == "torch"
+    with pytest.raises(TaggerError, match="runs on the CPU"):
+        choose_backend("onnx", model, gpu)
+    with pytest.raises(TaggerError, match="openvino is not installed") as raised:
+        choose_backend("openvino", model, cpu)
+    assert "pip install 'genre-tag[openvino]'" in raised.value.message
+    monkeypatch.setattr(engines_module, "installed", lambda name: name == "torch")
+    assert choose_backend("auto", model, cpu) == "torch"
+
+
+def test_a_missing_backend_is_one_line_and_a_failing_status(song_mp3: Path,
+                                                            monkeypatch) -> None:
+    monkeypatch.setattr(engines_module, "installed", lambda name: name == "torch")
+    result = CliRunner().invoke(main, [str(song_mp3), "--backend", "openvino", "--device",
+                                       "cpu"])
+    assert result.exit_code != 0
+    assert result.stderr.strip().splitlines() == [
+        "genre-tag: error: --backend openvino asked for, but openvino is not installed "
+        "(pip install 'genre-tag[openvino]', or use --backend torch)"]
+
+
+def test_the_cli_offers_every_backend() -> None:
+    from tagger.backends import BACKENDS
+    from tagger.cli.tag import BACKENDS as OFFERED
+
+    assert OFFERED == BACKENDS
+
+
+def test_torch_runs_the_model_when_asked(song_mp3: Path) -> None:
+    tagger = Tagger.load(device="cpu", backend="torch")
+    assert tagger.engine is None and tagger.backend == "torch"
+    assert tagger.results_key == tagger.checksum
+
+
+def per_second(tagger: Tagger, path: Path) -> np.ndarray:
+    return tagger.tag_file(path).probabilities
+
+
+@pytest.mark.parametrize("backend", EXPORTED)
+def test_the_exported_bundled_model_agrees_with_torch(backend: str, song_mp3: Path) -> None:
+    reference = per_second(Tagger.load(device="cpu", backend="torch"), song_mp3)
+    tagger = Tagger.load(device="cpu", backend=backend)
+    assert tagger.backend == backend
+    probabilities = per_second(tagger, song_mp3)
+    if tagger.engine.exact:
+        np.testing.assert_allclose(probabilities, reference, atol=1e-4)
+        assert tagger.results_key == tagger.checksum
+    else:  # bfloat16: the acceptance rule is 98 % top-1 agreement on real music
+        assert np.abs(probabilities - reference).max() < 0.1
+        assert (probabilities.argmax(1) == reference.argmax(1)).mean() >= 0.9
+        assert tagger.results_key == f"{tagger.checksum}+{tagger.engine.name}"
+
+
+@pytest.mark.parametrize("backend", EXPORTED)
+def test_the_exported_emotion_model_agrees_with_torch(backend: str, song_mp3: Path) -> None:
+    reference = EmotionTagger.load(device="cpu", backend="torch").tag_file(song_mp3).values
+    values = EmotionTagger.load(device="cpu", backend=backend).tag_file(song_mp3).values
+    np.testing.assert_allclose(values, reference, atol=0.03)
+
+
+@pytest.mark.skipif(not installed("openvino"), reason="openvino is not installed")
+def test_openvino_in_float32_is_torchs_to_1e5() -> None:
+    model = small_model(1, True)
+    engine = build_engine("openvino", model, 1, 63, 96, "f" * 64, threads=1, precision="f32")
+    run = torch.rand(20, 63, 96) * 4
+    with torch.inference_mode():
+        expected = model.forward_run(run, 0, 20, 1).numpy()
+    assert engine.exact and engine.name == "openvino-f32"
+    np.testing.assert_allclose(engine(run.numpy()), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", EXPORTED)
+def test_a_graph_is_built_once_per_checksum_and_streams_like_torch(backend: str) -> None:
+    model = small_model(1, False)
+    engine = build_engine(backend, model, 1, 63, 96, "a" * 64, threads=1, precision="f32")
+    built = sorted(graphs_folder().glob("a" * 64 + "*"))
+    assert built and not [p for p in graphs_folder().iterdir() if p.name.startswith(".")]
+    stamps = [p.stat().st_mtime_ns for p in built]
+    build_engine(backend, model, 1, 63, 96, "a" * 64, threads=1, precision="f32")
+    assert [p.stat().st_mtime_ns for p in built] == stamps
+    build_engine(backend, model, 1, 63, 96, "b" * 64, threads=1, precision="f32")
+    assert sorted(graphs_folder().glob("b" * 64 + "*"))
+
+    melgrams = torch.rand(30, 63, 96) * 4
+    with torch.inference_mode():
+        expected = model.forward_run(melgrams, 0, 30, 1).numpy()
+    margin = model.run_margin(1, 63)
+    streamed = np.concatenate([engine(run.numpy())[start : start + count] for run, start, count
+                               in stream_runs(iter(melgrams.split(7)), margin)])
+    np.testing.assert_allclose(streamed, expected, atol=1e-5)
+
+
+@pytest.mark.skipif(not installed("openvino"), reason="openvino is not installed")
+def test_an_interrupted_build_leaves_no_graph(monkeypatch) -> None:
+    import openvino
+
+    def fail(*args, **kwargs) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(openvino, "save_model", fail)
+    with pytest.raises(KeyboardInterrupt):
+        build_engine("openvino", small_model(0, False), 0, 63, 96, "c" * 64, threads=1)
+    assert not [p for p in os.listdir(graphs_folder()) if "c" * 64 in p]
