@@ -174,8 +174,7 @@ class Tagger(AudioModel):
 
     def __init__(self, loaded: LoadedModel, device: torch.device, batch_size: int = 64,
                  backend: str = "auto", excerpts: int = 0) -> None:
-        super().__init__(loaded, device, batch_size, backend, excerpts)
-        calibration = self.card.calibration
+        calibration = loaded.card.calibration  # checked before any graph is built
         try:
             self.temperature = float(calibration.get("temperature", 1.0))
             self.uncertain_below = float(calibration.get("uncertain_below", 0.0))
@@ -186,6 +185,7 @@ class Tagger(AudioModel):
             raise ModelError(f"has an invalid calibration {calibration} (temperature must be "
                              "above 0, uncertain_below between 0 and 1)", str(loaded.path),
                              "fix the calibration in its model card")
+        super().__init__(loaded, device, batch_size, backend, excerpts)
 
     def check_options(self, *, uncertain_below: float | None = None, smooth_seconds: int = 0,
                       min_segment_seconds: float = DEFAULT_MIN_SEGMENT_SECONDS,

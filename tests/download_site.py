@@ -153,7 +153,8 @@ def serve_site(tmp_path: Path) -> Iterator[Site]:
     (root / "feed.xml").write_text(podcast_feed(site.base, ["0:02", "10:00:00", "0:02"]))
     (root / "live.m3u8").write_text(  # no #EXT-X-ENDLIST: a live playlist
         "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:2.0,\nsegment-0.ts\n")
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
     try:
         yield site

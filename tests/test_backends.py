@@ -105,6 +105,7 @@ def per_second(tagger: Tagger, path: Path) -> np.ndarray:
 
 
 @pytest.mark.parametrize("backend", EXPORTED)
+@pytest.mark.slow
 def test_the_exported_bundled_model_agrees_with_torch(backend: str, song_mp3: Path) -> None:
     reference = per_second(Tagger.load(device="cpu", backend="torch"), song_mp3)
     tagger = Tagger.load(device="cpu", backend=backend)
@@ -120,6 +121,7 @@ def test_the_exported_bundled_model_agrees_with_torch(backend: str, song_mp3: Pa
 
 
 @pytest.mark.parametrize("backend", EXPORTED)
+@pytest.mark.slow
 def test_the_exported_emotion_model_agrees_with_torch(backend: str, song_mp3: Path) -> None:
     reference = EmotionTagger.load(device="cpu", backend="torch").tag_file(song_mp3).values
     values = EmotionTagger.load(device="cpu", backend=backend).tag_file(song_mp3).values
@@ -127,6 +129,7 @@ def test_the_exported_emotion_model_agrees_with_torch(backend: str, song_mp3: Pa
 
 
 @pytest.mark.skipif(not installed("openvino"), reason="openvino is not installed")
+@pytest.mark.slow
 def test_openvino_in_float32_is_torchs_to_1e5() -> None:
     model = small_model(1, True)
     engine = build_engine("openvino", model, 1, 63, 96, "f" * 64, threads=1, precision="f32")
@@ -138,6 +141,7 @@ def test_openvino_in_float32_is_torchs_to_1e5() -> None:
 
 
 @pytest.mark.parametrize("backend", EXPORTED)
+@pytest.mark.slow
 def test_a_graph_is_built_once_per_checksum_and_streams_like_torch(backend: str) -> None:
     model = small_model(1, False)
     engine = build_engine(backend, model, 1, 63, 96, "a" * 64, threads=1, precision="f32")
@@ -159,6 +163,7 @@ def test_a_graph_is_built_once_per_checksum_and_streams_like_torch(backend: str)
 
 
 @pytest.mark.skipif(not installed("openvino"), reason="openvino is not installed")
+@pytest.mark.slow
 def test_an_interrupted_build_leaves_no_graph(monkeypatch) -> None:
     import openvino
 

@@ -214,7 +214,8 @@ def local_site(tmp_path: Path):
     write_audio(root / "song.mp3", synth_song(3.0, 44100), 44100)
     (root / "fake.mp3").write_text("<html>not audio at all</html>" * 20)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(root)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:

@@ -133,6 +133,7 @@ def test_context_joins_each_second_with_its_neighbours_in_its_own_clip(tmp_path:
         np.testing.assert_array_equal(joined[split].clip_ids, plain[split].clip_ids)
 
 
+@pytest.mark.slow
 def test_ntua_spectrograms_approximate_our_melgrams(tmp_path: Path) -> None:
     """The converted course spectrogram resembles our own front end's melgrams of the audio."""
     song = synth_song(6.0, RATE, seed=5)

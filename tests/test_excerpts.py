@@ -34,6 +34,7 @@ def long_song(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_audio(folder / "long.wav", synth_song(40.0, 16000, seed=3), 16000)
 
 
+@pytest.mark.slow
 def test_excerpt_seconds_are_what_every_second_analysis_gives(long_song: Path) -> None:
     full = Tagger.load(device="cpu", backend="torch")
     some = Tagger.load(device="cpu", backend="torch", excerpts=2)
