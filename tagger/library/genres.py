@@ -29,7 +29,6 @@ TAG_NAMES: Mapping[str, str] = {
     "electronic": "Electronic", "hiphop": "Hip-Hop", "jazz": "Jazz", "metal": "Metal",
     "pop": "Pop", "reggae": "Reggae", "rock": "Rock", "rock_metal_hardrock": "Rock",
 }
-TAG_FORMATS = ("names", "model")  # or the path of a JSON object {class: name}
 
 
 @dataclass(frozen=True)
