@@ -138,7 +138,8 @@ def _analyse_in_worker(path: Path) -> Analysis:
 def _workers_ignore_ctrl_c() -> Iterator[None]:
     """Ignore SIGINT while worker processes are started: they inherit that, so a Ctrl-C
     that reaches the whole process group while they import torch is left to the main
-    process, which ends them."""
+    process, which ends them. The main process ignores it only while it starts them (a few
+    milliseconds: a Ctrl-C then is lost, and the next one is heard)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -97,6 +97,14 @@ def pool_workers_of(pid: int) -> set[int]:
     return found
 
 
+def ignores_ctrl_c(pid: int) -> bool:
+    """Whether process ``pid`` ignores SIGINT now (the SigIgn mask of /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGINT - 1) & 1)
+    raise AssertionError(f"/proc/{pid}/status has no SigIgn line")
+
+
 def stored_results(database: Path) -> int:
     if not database.is_file():
         return 0
@@ -126,8 +134,8 @@ def test_ctrl_c_ends_the_workers_and_the_cache_keeps_the_songs_done(
                "--json", str(out), "--device", "cpu"]
 
     def ready() -> bool:
-        if moment == "workers starting":
-            return len(pool_workers_of(process.pid)) == 2
+        if moment == "workers starting":  # the pool is up, the workers import torch
+            return len(pool_workers_of(process.pid)) == 2 and not ignores_ctrl_c(process.pid)
         return stored_results(database) > 0
 
     # A session of its own, so that Ctrl-C can go to the whole group, as a terminal sends it.
