@@ -234,8 +234,8 @@ class GenreTagPlugin(BeetsPlugin):
 
     def genre_tagger(self) -> Tagger:
         if self._genre_tagger is None:
-            # Imported here, not at the top: torch loads only when a command needs the model,
-            # so other beets commands start as fast as without the plugin.
+            # Imported here, not at the top: the model loads only when a command needs it, so
+            # other beets commands start as fast as without the plugin.
             from tagger.inference import Tagger
 
             self._genre_tagger = self._load(Tagger)

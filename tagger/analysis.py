@@ -12,7 +12,6 @@ in the order of the inputs, and are the same as in one process.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sqlite3
 import threading
@@ -22,9 +21,8 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-import torch
-
-from tagger.checkpoints import load_checkpoint
+from tagger.cards import read_card
+from tagger.devices import usable_cpus
 from tagger.errors import TaggerError, TaggerWarning
 from tagger.inference import AudioModel
 from tagger.results_cache import ModelOutputs, ResultsCache
@@ -40,14 +38,6 @@ class Analysis:
     from_cache: bool = False
     error: TaggerError | None = None
     warnings: list[Warning | str] = field(default_factory=list)
-
-
-def usable_cpus() -> int:
-    """How many CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS and Windows have no affinity call
-        return os.cpu_count() or 1
 
 
 def open_results_cache(path: Path | None = None) -> ResultsCache | None:
@@ -96,7 +86,7 @@ class WorkerSetup:
     excerpts: int
     cache_path: Path | None
     read_cache: bool
-    torch_threads: int
+    threads: int
 
 
 @dataclass
@@ -117,10 +107,9 @@ def _start_worker(setup: WorkerSetup) -> None:
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        torch.set_num_threads(setup.torch_threads)
-        device = torch.device(setup.device)
-        model = setup.model_class(load_checkpoint(setup.weights, device), device,
-                                  setup.batch_size, setup.backend, setup.excerpts)
+        card, path = read_card(setup.weights)
+        model = setup.model_class(card, path, setup.device, setup.batch_size, setup.backend,
+                                  setup.excerpts, setup.threads)
         cache = ResultsCache.open(setup.cache_path) if setup.cache_path else None
         _worker = _Worker(model, cache, setup.read_cache)
     except BaseException as error:  # raised in the main process with the first song
@@ -195,7 +184,7 @@ class Analyser:
             yield (self.one(path) for path in paths)
             return
         model = self.model
-        setup = WorkerSetup(type(model), model.loaded.path, str(model.device), model.batch_size,
+        setup = WorkerSetup(type(model), model.path, model.device, model.batch_size,
                             model.backend, model.excerpts,
                             self.cache.path if self.cache else None,
                             self.read_cache,

@@ -1,94 +1,29 @@
-"""Checkpoints: safetensors weights plus a JSON model card, never pickles.
-
-A checkpoint is ``NAME.safetensors``, whose header metadata carries the model
-card (classes, architecture and hyper-parameters, front end, training
-provenance) and a ``content_sha256`` of everything else in the file, and a
-sidecar ``NAME.json``: the same card plus evaluation figures and the sha256 of
-the weights file. Every load is verified: against the sidecar's sha256 when it
-has one, and against the header's checksum when the file has one; a checkpoint
-with neither (an old one whose card is lost) is refused.
-"""
+"""Checkpoints: safetensors weights plus a JSON model card (``tagger.cards``), never
+pickles; loading builds the torch model the card describes."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import struct
-from dataclasses import dataclass, field
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from tagger.atomic import atomic_write_bytes, atomic_write_text
+from tagger.cards import (
+    CHECKPOINT_HINT,
+    CONTENT_CHECKSUM_KEY,
+    ModelCard,
+    card_path_for,
+    content_digest,
+    read_card,
+    sha256_of,
+)
 from tagger.errors import ModelError
-from tagger.features import FrontEndSpec
 from tagger.models import build_model
-from tagger.tasks import DEFAULT_GENRE_MODEL
-
-CARD_FORMAT = "genre-tag-card/1"
-# The header metadata key of the checksum of the header (without this key) and the tensors.
-CONTENT_CHECKSUM_KEY = "content_sha256"
-# safetensors headers are small JSON; a larger length prefix means the file is not one.
-MAX_HEADER_BYTES = 100_000_000
-SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
-
-
-@dataclass
-class ModelCard:
-    name: str
-    task: str
-    classes: list[str]
-    architecture: str
-    hyperparameters: dict[str, Any]
-    # How features are computed from audio; None for models trained on
-    # precomputed features we cannot reproduce (they cannot tag audio).
-    front_end: FrontEndSpec | None
-    input_shape: tuple[int, ...]
-    training: dict[str, Any] = field(default_factory=dict)
-    evaluation: dict[str, Any] = field(default_factory=dict)
-    # Genre models: ``temperature`` (logits are divided by it before the softmax) and
-    # ``uncertain_below`` (a second whose top calibrated probability is lower has no
-    # clear genre). Empty for uncalibrated models.
-    calibration: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": CARD_FORMAT,
-            "name": self.name,
-            "task": self.task,
-            "classes": list(self.classes),
-            "architecture": self.architecture,
-            "hyperparameters": self.hyperparameters,
-            "front_end": self.front_end.to_dict() if self.front_end else None,
-            "input_shape": list(self.input_shape),
-            "training": self.training,
-            "evaluation": self.evaluation,
-            "calibration": self.calibration,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
-        if not isinstance(data, dict):
-            raise ValueError(f"the model card is not a JSON object but {type(data).__name__}")
-        if data.get("format") != CARD_FORMAT:
-            raise ValueError(f"unsupported card format {data.get('format')!r}")
-        return cls(
-            name=data["name"],
-            task=data["task"],
-            classes=list(data["classes"]),
-            architecture=data["architecture"],
-            hyperparameters=dict(data["hyperparameters"]),
-            front_end=FrontEndSpec.from_dict(data["front_end"]) if data["front_end"] else None,
-            input_shape=tuple(data["input_shape"]),
-            training=dict(data.get("training", {})),
-            evaluation=dict(data.get("evaluation", {})),
-            calibration=dict(data.get("calibration", {})),
-        )
 
 
 @dataclass
@@ -96,51 +31,6 @@ class LoadedModel:
     card: ModelCard
     model: torch.nn.Module
     path: Path
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def card_path_for(weights_path: Path) -> Path:
-    return weights_path.with_suffix(".json")
-
-
-def _read_header(path: Path) -> tuple[dict[str, Any], int]:
-    """The JSON header of a safetensors file and where its tensor data starts."""
-    with open(path, "rb") as stream:
-        prefix = stream.read(8)
-        if len(prefix) < 8:
-            raise ValueError("the file is too short to be safetensors")
-        (length,) = struct.unpack("<Q", prefix)
-        if length > min(MAX_HEADER_BYTES, path.stat().st_size - 8):
-            raise ValueError("its header length is impossible (not a safetensors file?)")
-        header = json.loads(stream.read(length))
-    if not isinstance(header, dict) or not isinstance(header.get("__metadata__", {}), dict):
-        raise ValueError("its header is not a JSON object with a metadata object")
-    return header, 8 + length
-
-
-def _content_digest(header: dict[str, Any], data: bytes | Path, data_start: int = 0) -> str:
-    """sha256 of the header (without its own checksum, keys sorted) and the tensor data,
-    given as bytes or as the file ``data`` whose tensors start at ``data_start``."""
-    metadata = {k: v for k, v in (header.get("__metadata__") or {}).items()
-                if k != CONTENT_CHECKSUM_KEY}
-    canonical = {**header, "__metadata__": metadata}
-    digest = hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":"))
-                            .encode("utf-8"))
-    if isinstance(data, bytes):
-        digest.update(data)
-        return digest.hexdigest()
-    with open(data, "rb") as stream:
-        stream.seek(data_start)
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def checkpoint_bytes(model: torch.nn.Module, card: ModelCard) -> bytes:
@@ -151,7 +41,7 @@ def checkpoint_bytes(model: torch.nn.Module, card: ModelCard) -> bytes:
     unsigned = safetensors_bytes(tensors, metadata=metadata)
     (length,) = struct.unpack("<Q", unsigned[:8])
     header = json.loads(unsigned[8 : 8 + length])
-    metadata[CONTENT_CHECKSUM_KEY] = _content_digest(header, unsigned[8 + length :])
+    metadata[CONTENT_CHECKSUM_KEY] = content_digest(header, unsigned[8 + length :])
     return safetensors_bytes(tensors, metadata=metadata)
 
 
@@ -162,80 +52,18 @@ def save_checkpoint(model: torch.nn.Module, card: ModelCard, weights_path: Path)
     atomic_write_text(card_path_for(weights_path), json.dumps(card_dict, indent=2) + "\n")
 
 
-def bundled_weights_path(name: str = DEFAULT_GENRE_MODEL) -> Path:
-    return Path(str(resources.files("tagger.weights").joinpath(f"{name}.safetensors")))
-
-
-def resolve_weights_path(path: Path) -> Path:
-    """Accept a .safetensors file, its .json card, a run folder holding model.safetensors, or
-    the name of a bundled model (e.g. ``genre-sources11``)."""
-    path = Path(path)
-    if not path.exists() and path.name == str(path) and bundled_weights_path(path.name).is_file():
-        return bundled_weights_path(path.name)
-    if path.is_dir():
-        path = path / "model.safetensors"
-    elif path.suffix == ".json":
-        path = path.with_suffix(".safetensors")
-    return path
-
-
-def _sidecar_checksum(card_path: Path, hint: str) -> str | None:
-    """The sha256 that the card beside the weights holds, or None without a card or sha256."""
-    if not card_path.is_file():
-        return None
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelError(f"unreadable model card: {error}", str(card_path), hint) from error
-    if not isinstance(card, dict):
-        raise ModelError(f"the model card is not a JSON object but {type(card).__name__}",
-                         str(card_path), hint)
-    expected = card.get("sha256")
-    if expected is not None and not (isinstance(expected, str)
-                                     and SHA256_PATTERN.fullmatch(expected)):
-        raise ModelError(f"the model card's sha256 is not a sha256 checksum: {expected!r}",
-                         str(card_path), hint)
-    return expected
-
-
-def verify_checkpoint(path: Path, hint: str) -> None:
-    """Check ``path`` against the sha256 in its card and the checksum in its header, whichever
-    it has; raise ModelError on a mismatch, or when it has neither."""
-    expected = _sidecar_checksum(card_path_for(path), hint)
-    if expected is not None and sha256_of(path) != expected:
-        raise ModelError("weights do not match the checksum in their model card "
-                         "(tampered or damaged)", str(path), hint)
-    try:
-        header, data_start = _read_header(path)
-    except (OSError, ValueError) as error:
-        raise ModelError(f"not a usable genre-tag checkpoint: {error}", str(path), hint) from error
-    stored = (header.get("__metadata__") or {}).get(CONTENT_CHECKSUM_KEY)
-    if stored is not None and _content_digest(header, path, data_start) != stored:
-        raise ModelError("weights do not match the checksum in their own header "
-                         "(tampered or damaged)", str(path), hint)
-    if expected is None and stored is None:
-        raise ModelError(
-            f"cannot be verified: no model card with a sha256 beside it "
-            f"({card_path_for(path).name}) and no checksum in its header", str(path),
-            "put the .json card written with it back beside it")
-
-
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> LoadedModel:
-    """Load a checkpoint after ``verify_checkpoint``; nothing is unpickled."""
-    path = resolve_weights_path(path)
-    hint = "use a checkpoint written by 'genre-tag retrain', or reinstall genre-tag"
-    if not path.is_file():
-        raise ModelError("no model weights here", str(path), hint)
-    verify_checkpoint(path, hint)
+    """Load a checkpoint after verifying it (``tagger.cards.read_card``); nothing is
+    unpickled."""
+    card, path = read_card(path)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as reader:
-            metadata = reader.metadata() or {}
             state = {key: reader.get_tensor(key) for key in reader.keys()}  # noqa: SIM118
-        card = ModelCard.from_dict(json.loads(metadata["card"]))
         model = build_model(card.architecture, len(card.classes), card.input_shape,
                             card.hyperparameters)
         model.load_state_dict(state, strict=True)
     except (SafetensorError, OSError, KeyError, ValueError, TypeError, RuntimeError) as error:
-        raise ModelError(f"not a usable genre-tag checkpoint: {error}", str(path), hint) from error
+        raise ModelError(f"not a usable genre-tag checkpoint: {error}", str(path),
+                         CHECKPOINT_HINT) from error
     model.to(device).eval()
     return LoadedModel(card=card, model=model, path=path)

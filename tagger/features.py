@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+from numpy.lib.stride_tricks import sliding_window_view
 
 from tagger.audio import Segment, decode_blocks, segment_audio
 
@@ -166,78 +166,68 @@ def slaney_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: floa
     return weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]
 
 
-class MelgramFrontEnd(torch.nn.Module):
-    """Batches of segments ``(B, segment_samples)`` to melgrams ``(B, frames, n_mels)`` in dB."""
+# numpy's names for the STFT's padding modes (torch's names, which the cards use).
+_NUMPY_PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge",
+                    "circular": "wrap"}
+
+
+class MelgramFrontEnd:
+    """Batches of segments ``(B, segment_samples)`` to melgrams ``(B, frames, n_mels)``
+    (float32), in numpy: a centred STFT with a periodic Hann window (torch.stft's and
+    librosa's), mel power, then the spec's compression."""
 
     def __init__(self, spec: FrontEndSpec) -> None:
-        super().__init__()
         self.spec = spec
-        self.register_buffer("window", torch.hann_window(spec.n_fft, periodic=True))
-        filterbank = slaney_mel_filterbank(spec.sample_rate, spec.n_fft, spec.n_mels,
-                                           spec.f_min, spec.f_max)
-        self.register_buffer("filterbank", torch.from_numpy(filterbank.T.astype(np.float32)))
+        self.window = np.hanning(spec.n_fft + 1)[:-1]  # periodic
+        self.filterbank = slaney_mel_filterbank(spec.sample_rate, spec.n_fft, spec.n_mels,
+                                                spec.f_min, spec.f_max).T
 
-    def forward(self, segments: torch.Tensor) -> torch.Tensor:
-        spectrum = torch.stft(
-            segments,
-            n_fft=self.spec.n_fft,
-            hop_length=self.spec.hop_length,
-            window=self.window,
-            center=True,
-            pad_mode=self.spec.pad_mode,
-            return_complex=True,
-        )
-        power = spectrum.abs().pow(self.spec.power)  # (B, freqs, frames)
-        mel = torch.matmul(power.transpose(1, 2), self.filterbank)  # (B, frames, mels)
-        if self.spec.compression == "log10":
-            return torch.log10(1.0 + 10000.0 * mel)
-        amin = self.spec.amin
-        db = 10.0 * torch.log10(mel.clamp(min=amin))
-        reference = 10.0 * torch.log10(mel.amax(dim=(1, 2), keepdim=True).clamp(min=amin))
-        db = db - reference
-        floor = db.amax(dim=(1, 2), keepdim=True) - self.spec.top_db
-        return torch.maximum(db, floor)
+    def __call__(self, segments: np.ndarray) -> np.ndarray:
+        spec = self.spec
+        half = spec.n_fft // 2
+        padded = np.pad(np.asarray(segments, dtype=np.float64), ((0, 0), (half, half)),
+                        mode=_NUMPY_PAD_MODES[spec.pad_mode])
+        frames = sliding_window_view(padded, spec.n_fft, axis=1)[:, :: spec.hop_length]
+        power = np.abs(np.fft.rfft(frames * self.window, axis=2)) ** spec.power
+        mel = power @ self.filterbank  # (B, frames, mels)
+        if spec.compression == "log10":
+            return np.log10(1.0 + 10000.0 * mel).astype(np.float32)
+        db = 10.0 * np.log10(np.maximum(mel, spec.amin))
+        db -= 10.0 * np.log10(np.maximum(mel.max(axis=(1, 2), keepdims=True), spec.amin))
+        floor = db.max(axis=(1, 2), keepdims=True) - spec.top_db
+        return np.maximum(db, floor).astype(np.float32)
 
 
-def with_context(melgrams: torch.Tensor, context: int) -> torch.Tensor:
+def clip_with_context(melgrams: np.ndarray, context: int) -> np.ndarray:
     """Join each melgram ``(S, frames, mels)`` with ``context`` neighbours on either side:
     ``(S, (2 * context + 1) * frames, mels)``; the first and last stand in beyond the ends."""
     if context == 0:
         return melgrams
-    padded = torch.cat([melgrams[:1].expand(context, -1, -1), melgrams,
-                        melgrams[-1:].expand(context, -1, -1)])
-    return _windows(padded, context, len(melgrams))
+    padded = np.concatenate([np.repeat(melgrams[:1], context, axis=0), melgrams,
+                             np.repeat(melgrams[-1:], context, axis=0)])
+    windows = sliding_window_view(padded, 2 * context + 1, axis=0)  # (S, frames, mels, width)
+    count, frames, mels, width = windows.shape
+    return np.ascontiguousarray(windows.transpose(0, 3, 1, 2)).reshape(count, width * frames,
+                                                                      mels)
 
 
-def clip_with_context(melgrams: np.ndarray, context: int) -> np.ndarray:
-    """``with_context`` for one clip's melgram array (as training data holds them)."""
-    return with_context(torch.from_numpy(melgrams), context).numpy()
-
-
-def stream_runs(batches: Iterable[torch.Tensor],
-                margin: int) -> Iterator[tuple[torch.Tensor, int, int]]:
+def stream_runs(batches: Iterable[np.ndarray],
+                margin: int) -> Iterator[tuple[np.ndarray, int, int]]:
     """Regroup a stream of segment batches ``(S, frames, mels)`` into runs that carry up to
     ``margin`` neighbouring segments on either side of their new ones: yields
     ``(run, start, count)``, where ``run[start : start + count]`` are the stream's next
     ``count`` segments. Only at the stream's ends do neighbours fall short."""
-    before: torch.Tensor | None = None  # up to ``margin`` segments preceding ``pending``
-    pending: torch.Tensor | None = None
+    before: np.ndarray | None = None  # up to ``margin`` segments preceding ``pending``
+    pending: np.ndarray | None = None
     for batch in batches:
-        pending = batch if pending is None else torch.cat([pending, batch])
+        pending = batch if pending is None else np.concatenate([pending, batch])
         ready = len(pending) - margin
         if ready > 0:
             head = pending[:0] if before is None else before
-            run = torch.cat([head, pending])
+            run = np.concatenate([head, pending])
             yield run, len(head), ready
             end = len(head) + ready
             before, pending = run[max(0, end - margin) : end], pending[ready:]
     if pending is not None and len(pending):
         head = pending[:0] if before is None else before
-        yield torch.cat([head, pending]), len(head), len(pending)
-
-
-def _windows(joined: torch.Tensor, context: int, count: int) -> torch.Tensor:
-    """The first ``count`` context windows of ``joined`` (already padded on the left)."""
-    windows = joined[: count + 2 * context].unfold(0, 2 * context + 1, 1)  # (n, f, m, width)
-    n, frames, mels, width = windows.shape
-    return windows.permute(0, 3, 1, 2).reshape(n, width * frames, mels)
+        yield np.concatenate([head, pending]), len(head), len(pending)

@@ -8,18 +8,16 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from itertools import islice
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
-import torch
 
 from tagger.audio import Segment
 from tagger.backends import RunEngine, build_engine, choose_backend
-from tagger.checkpoints import LoadedModel, bundled_weights_path, load_checkpoint, sha256_of
-from tagger.devices import select_device
+from tagger.cards import ModelCard, bundled_weights_path, read_card, sha256_of
+from tagger.devices import default_threads, device_name
 from tagger.errors import ModelError, TaggerError, TaggerWarning
 from tagger.features import MelgramFrontEnd, file_segments, stream_runs
-from tagger.models import prepare_for_inference
 from tagger.results import (
     EmotionResult,
     SongResult,
@@ -29,6 +27,9 @@ from tagger.results import (
 from tagger.results_cache import ModelOutputs
 from tagger.segments import DEFAULT_MIN_SEGMENT_SECONDS, DEFAULT_SWITCH_PENALTY, Segmenter
 from tagger.tasks import DEFAULT_EMOTION_MODEL, DEFAULT_GENRE_MODEL
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def _batches(segments: Iterable[Segment], size: int) -> Iterator[list[Segment]]:
@@ -43,64 +44,76 @@ TASK_COMMANDS = {"genre": "genre-tag", "emotion": "genre-tag emotion",
 
 
 class AudioModel:
-    """A loaded checkpoint of one task with its own front end, ready for many songs."""
+    """A verified checkpoint of one task with its own front end, ready for many songs.
+    Its torch model is loaded only when torch runs it, or builds its exported graph: with
+    a shipped graph (the bundled models), tagging on the CPU needs no torch."""
 
     task = "genre"
     default_weights = DEFAULT_GENRE_MODEL
 
-    def __init__(self, loaded: LoadedModel, device: torch.device, batch_size: int = 64,
-                 backend: str = "auto", excerpts: int = 0) -> None:
-        card = loaded.card
+    def __init__(self, card: ModelCard, path: Path, device: str = "cpu", batch_size: int = 64,
+                 backend: str = "auto", excerpts: int = 0, threads: int | None = None) -> None:
         if card.task != self.task:
             article = "an" if self.task[0] in "aeiou" else "a"
             raise ModelError(f"is a {card.task} model, not {article} {self.task} model",
-                             str(loaded.path),
-                             f"use it with '{TASK_COMMANDS.get(card.task, card.task)}'")
+                             str(path), f"use it with '{TASK_COMMANDS.get(card.task, card.task)}'")
         if card.front_end is None:
             raise ModelError(
                 "was trained on precomputed features that genre-tag cannot compute from audio",
-                str(loaded.path), "tag with a model trained on audio or on course melgrams")
-        self.loaded = loaded
+                str(path), "tag with a model trained on audio or on course melgrams")
         self.card = card
+        self.path = path
         self.device = device
         self.batch_size = batch_size
         # Analyse only this many excerpts spread over each song (0: every second).
         self.excerpts = excerpts
-        self.front_end = MelgramFrontEnd(card.front_end).to(device)
-        self.model = prepare_for_inference(loaded.model.to(device))
+        # CPU threads for the model (torch's, or the exported graph's).
+        self.threads = threads or default_threads()
+        self.front_end = MelgramFrontEnd(card.front_end)
         self.engine = self._engine(backend)
         # What runs the model: torch, openvino or onnx (``engine.name`` adds the precision).
         self.backend = self.engine.name.split("-")[0] if self.engine else "torch"
 
+    @cached_property
+    def model(self) -> nn.Module:
+        """The torch model, prepared for inference on ``device`` (loaded at first use)."""
+        import torch
+
+        from tagger.checkpoints import load_checkpoint
+        from tagger.models import prepare_for_inference
+
+        torch.set_num_threads(self.threads)
+        return prepare_for_inference(load_checkpoint(self.path, self.device).model)
+
     def _engine(self, requested: str) -> RunEngine | None:
         """The exported model ``requested`` (see ``tagger.backends``), or None for torch.
         With auto, a graph that cannot be built leaves torch to do the work, with a warning."""
-        backend = choose_backend(requested, self.model, self.device)
+        backend = choose_backend(requested, self.card, self.device)
         if backend == "torch":
             return None
         spec = self.card.front_end
         try:
-            return build_engine(backend, self.model, spec.context_segments, spec.n_frames,
-                                spec.n_mels, self.checksum)
+            return build_engine(backend, lambda: self.model, spec.context_segments,
+                                spec.n_frames, spec.n_mels, self.checksum, self.threads)
         except TaggerError:
             raise
         except Exception as error:  # the exporters' and runtimes' own failures
             if requested != "auto":
-                raise ModelError(f"cannot be run by {backend}: {error}", str(self.loaded.path),
+                raise ModelError(f"cannot be run by {backend}: {error}", str(self.path),
                                  "use --backend torch") from error
             warnings.warn(TaggerWarning(f"{backend} cannot run {self.card.name} ({error}); "
                                         "torch runs it instead"), stacklevel=3)
             return None
 
     @classmethod
-    def load(cls, weights: Path | None = None, device: str = "auto",
-             batch_size: int = 64, backend: str = "auto", excerpts: int = 0) -> Self:
+    def load(cls, weights: Path | None = None, device: str = "auto", batch_size: int = 64,
+             backend: str = "auto", excerpts: int = 0, threads: int | None = None) -> Self:
         """Load ``weights`` (default: the bundled model of this task) onto ``device``, run
-        by ``backend`` (auto, torch, openvino or onnx), over ``excerpts`` excerpts of each
-        song (0: every second)."""
-        chosen = select_device(device)
-        path = weights or bundled_weights_path(cls.default_weights)
-        return cls(load_checkpoint(path, chosen), chosen, batch_size, backend, excerpts)
+        by ``backend`` (auto, torch, openvino or onnx) on ``threads`` CPU threads, over
+        ``excerpts`` excerpts of each song (0: every second)."""
+        chosen = device_name(device)
+        card, path = read_card(weights or bundled_weights_path(cls.default_weights))
+        return cls(card, path, chosen, batch_size, backend, excerpts, threads)
 
     def tag_source(self, source: str | Path) -> Any:
         """Tag a file, or the audio of an http(s) URL (downloaded first), with the subclass's
@@ -116,7 +129,7 @@ class AudioModel:
     @cached_property
     def checksum(self) -> str:
         """The sha256 of the weights file (verified on load): what results are cached under."""
-        return sha256_of(self.loaded.path)
+        return sha256_of(self.path)
 
     @property
     def results_key(self) -> str:
@@ -127,18 +140,23 @@ class AudioModel:
             key += f"+{self.engine.name}"
         return key + (f"+excerpts{self.excerpts}" if self.excerpts else "")
 
-    def run_outputs(self, run: torch.Tensor, start: int, count: int) -> np.ndarray:
+    def run_outputs(self, run: np.ndarray, start: int, count: int) -> np.ndarray:
         """The outputs of segments ``run[start : start + count]`` (float32)."""
-        context = self.card.front_end.context_segments
         if self.engine is not None:
-            return self.engine(run.cpu().numpy())[start : start + count]
+            return self.engine(run)[start : start + count]
+        import torch
+
+        context = self.card.front_end.context_segments
         with torch.inference_mode():
-            return self.model.forward_run(run, start, count, context).float().cpu().numpy()
+            segments = torch.from_numpy(run).to(self.device)
+            return self.model.forward_run(segments, start, count, context).float().cpu().numpy()
 
     @property
     def margin(self) -> int:
         """How many neighbouring segments a run needs on either side (``run_outputs``)."""
         spec = self.card.front_end
+        if self.engine is not None:
+            return self.engine.margin
         return self.model.run_margin(spec.context_segments, spec.n_frames)
 
     def outputs(self, path: Path, source: str) -> ModelOutputs:
@@ -146,10 +164,10 @@ class AudioModel:
         each, and which are silent: what ``result_from`` turns into a result."""
         if self.excerpts:
             return ModelOutputs(*run_over_excerpts(path, source, self.front_end,
-                                                   self.run_outputs, self.margin, self.device,
+                                                   self.run_outputs, self.margin,
                                                    self.batch_size, self.excerpts))
         return ModelOutputs(*run_over_file(path, source, self.front_end, self.run_outputs,
-                                           self.margin, self.device, self.batch_size))
+                                           self.margin, self.batch_size))
 
     def tag_file(self, path: Path, source: str | None = None, title: str | None = None,
                  **options: Any) -> Any:
@@ -172,9 +190,9 @@ class Tagger(AudioModel):
     """The genre tagger, calibrated by its model card's ``temperature`` and
     ``uncertain_below`` (1 and 0, i.e. no calibration, when the card has none)."""
 
-    def __init__(self, loaded: LoadedModel, device: torch.device, batch_size: int = 64,
-                 backend: str = "auto", excerpts: int = 0) -> None:
-        calibration = loaded.card.calibration  # checked before any graph is built
+    def __init__(self, card: ModelCard, path: Path, device: str = "cpu", batch_size: int = 64,
+                 backend: str = "auto", excerpts: int = 0, threads: int | None = None) -> None:
+        calibration = card.calibration  # checked before any graph is built
         try:
             self.temperature = float(calibration.get("temperature", 1.0))
             self.uncertain_below = float(calibration.get("uncertain_below", 0.0))
@@ -183,9 +201,9 @@ class Tagger(AudioModel):
             valid = False
         if not valid:
             raise ModelError(f"has an invalid calibration {calibration} (temperature must be "
-                             "above 0, uncertain_below between 0 and 1)", str(loaded.path),
+                             "above 0, uncertain_below between 0 and 1)", str(path),
                              "fix the calibration in its model card")
-        super().__init__(loaded, device, batch_size, backend, excerpts)
+        super().__init__(card, path, device, batch_size, backend, excerpts, threads)
 
     def check_options(self, *, uncertain_below: float | None = None, smooth_seconds: int = 0,
                       min_segment_seconds: float = DEFAULT_MIN_SEGMENT_SECONDS,
@@ -213,8 +231,7 @@ class Tagger(AudioModel):
                            min_segment_seconds=min_segment_seconds,
                            switch_penalty=switch_penalty)
         threshold = self.uncertain_below if uncertain_below is None else uncertain_below
-        logits = torch.from_numpy(outputs.values)
-        probabilities = torch.softmax(logits / self.temperature, dim=1).numpy()
+        probabilities = softmax(outputs.values / np.float32(self.temperature))
         silent = outputs.silent.copy()
         probabilities[silent] = 0.0
         return SongResult(
@@ -257,23 +274,20 @@ class EmotionTagger(AudioModel):
 
 def run_over_file(
     path: Path, source: str, front_end: MelgramFrontEnd,
-    run_outputs: Callable[[torch.Tensor, int, int], np.ndarray], margin: int,
-    device: torch.device, batch_size: int,
+    run_outputs: Callable[[np.ndarray, int, int], np.ndarray], margin: int, batch_size: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The outputs ``run_outputs(run, start, count)`` gives for every segment of ``path``
     (float32, one row per segment; runs carry ``margin`` neighbours on either side), with
     the seconds of real audio in each segment and which segments are silent."""
     valid: list[float] = []
     silent: list[bool] = []
-    with torch.inference_mode():
-        batches = melgram_batches(path, source, front_end, device, batch_size, valid, silent)
-        outputs = run_over_melgrams(batches, run_outputs, margin)
+    batches = melgram_batches(path, source, front_end, batch_size, valid, silent)
+    outputs = run_over_melgrams(batches, run_outputs, margin)
     return outputs, np.array(valid, dtype=np.float64), np.array(silent, dtype=bool)
 
 
-def melgram_batches(path: Path, source: str, front_end: MelgramFrontEnd, device: torch.device,
-                    batch_size: int, valid: list[float], silent: list[bool]
-                    ) -> Iterator[torch.Tensor]:
+def melgram_batches(path: Path, source: str, front_end: MelgramFrontEnd, batch_size: int,
+                    valid: list[float], silent: list[bool]) -> Iterator[np.ndarray]:
     """The melgrams of ``path``'s segments in batches of ``batch_size``, decoded as they are
     asked for; each segment's seconds of real audio go to ``valid`` and whether it is
     silent to ``silent`` as it is decoded."""
@@ -281,11 +295,11 @@ def melgram_batches(path: Path, source: str, front_end: MelgramFrontEnd, device:
     for batch in _batches(file_segments(path, spec, source), batch_size):
         valid.extend(s.valid_samples / spec.sample_rate for s in batch)
         silent.extend(s.silent for s in batch)
-        yield front_end(torch.from_numpy(np.stack([s.samples for s in batch])).to(device))
+        yield front_end(np.stack([s.samples for s in batch]))
 
 
-def run_over_melgrams(batches: Iterable[torch.Tensor],
-                      run_outputs: Callable[[torch.Tensor, int, int], np.ndarray],
+def run_over_melgrams(batches: Iterable[np.ndarray],
+                      run_outputs: Callable[[np.ndarray, int, int], np.ndarray],
                       margin: int) -> np.ndarray:
     """The outputs (float32, one row per segment) for a song's melgrams, given in
     consecutive batches ``(S, frames, mels)``: each segment sees its neighbours across
@@ -294,6 +308,12 @@ def run_over_melgrams(batches: Iterable[torch.Tensor],
     outputs = [run_outputs(run, start, count)
                for run, start, count in stream_runs(batches, margin)]
     return np.concatenate(outputs).astype(np.float32)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities ``(S, classes)`` of logits ``(S, classes)``, in their precision."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 # How long each excerpt of ``--excerpts`` is, in segments (seconds).
@@ -321,31 +341,23 @@ def excerpt_seconds(n_seconds: int, count: int, seconds: int = EXCERPT_SECONDS) 
 
 def run_over_excerpts(
     path: Path, source: str, front_end: MelgramFrontEnd,
-    run_outputs: Callable[[torch.Tensor, int, int], np.ndarray], margin: int,
-    device: torch.device, batch_size: int, count: int,
+    run_outputs: Callable[[np.ndarray, int, int], np.ndarray], margin: int, batch_size: int,
+    count: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``run_over_file`` for ``count`` excerpts of the song only (``excerpt_spans``): their
     outputs are what every-second analysis gives them; the other segments are left out as
     silent ones are (zero outputs, marked silent). Keeps the song's melgrams (about 90 MB an
     hour at the bundled model's front end) until the excerpts are known."""
-    spec = front_end.spec
-    melgrams: list[torch.Tensor] = []
     valid: list[float] = []
     silent: list[bool] = []
-    with torch.inference_mode():
-        for batch in _batches(file_segments(path, spec, source), batch_size):
-            valid.extend(s.valid_samples / spec.sample_rate for s in batch)
-            silent.extend(s.silent for s in batch)
-            samples = torch.from_numpy(np.stack([s.samples for s in batch])).to(device)
-            melgrams.append(front_end(samples).cpu())
-        song = torch.cat(melgrams)
-        analysed = np.zeros(len(song), dtype=bool)
-        rows: list[tuple[int, np.ndarray]] = []
-        for start, stop in excerpt_spans(len(song), count):
-            low, high = max(0, start - margin), min(len(song), stop + margin)
-            rows.append((start, run_outputs(song[low:high].to(device), start - low,
-                                            stop - start)))
-            analysed[start:stop] = True
+    song = np.concatenate(list(melgram_batches(path, source, front_end, batch_size, valid,
+                                               silent)))
+    analysed = np.zeros(len(song), dtype=bool)
+    rows: list[tuple[int, np.ndarray]] = []
+    for start, stop in excerpt_spans(len(song), count):
+        low, high = max(0, start - margin), min(len(song), stop + margin)
+        rows.append((start, run_outputs(song[low:high], start - low, stop - start)))
+        analysed[start:stop] = True
     outputs = np.zeros((len(song), rows[0][1].shape[1]), dtype=np.float32)
     for start, values in rows:
         outputs[start : start + len(values)] = values

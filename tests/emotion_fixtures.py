@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from audio_fixtures import chord, noise, synth_song, write_audio
 
-from tagger.checkpoints import ModelCard, save_checkpoint
+from tagger.cards import ModelCard
+from tagger.checkpoints import save_checkpoint
 from tagger.features import FrontEndSpec
 from tagger.models import architecture_defaults, build_model
 

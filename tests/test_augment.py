@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from tagger.features import FrontEndSpec, stream_runs, with_context
+from tagger.features import FrontEndSpec, clip_with_context, stream_runs
+from tagger.models.base import with_context
 from tagger.training.augment import (
     Augmentation,
     cut_high_bands,
@@ -89,10 +90,13 @@ def test_unknown_augmentation_is_refused() -> None:
 def test_streamed_context_equals_whole_song_context(context: int, batch_size: int) -> None:
     seconds = melgrams(n=13, frames=4, mels=6)
     whole = with_context(seconds, context)
-    streamed = torch.cat([with_context(run, context)[start : start + count] for run, start, count
-                          in stream_runs(seconds.split(batch_size), context)])
+    array = seconds.numpy()
+    batches = (array[first : first + batch_size] for first in range(0, 13, batch_size))
+    streamed = torch.cat([with_context(torch.from_numpy(run), context)[start : start + count]
+                          for run, start, count in stream_runs(batches, context)])
     assert whole.shape == (13, 4 * (2 * context + 1), 6)
     assert torch.equal(whole, streamed)
+    assert np.array_equal(clip_with_context(array, context), whole.numpy())  # numpy's own
     if context:  # the middle of each window is its own second; the ends repeat
         assert torch.equal(whole[5, 4 * context : 4 * (context + 1)], seconds[5])
         assert torch.equal(whole[0, :4], seconds[0])

@@ -14,9 +14,17 @@ from click.testing import CliRunner
 from conftest import SMALL_MUSICNN
 from test_musicnn import _with_random_norms
 
-from tagger.backends import RunGraph, build_engine, choose_backend, graphs_folder, installed
+from tagger.backends import (
+    build_engine,
+    choose_backend,
+    graphs_folder,
+    has_run_graph,
+    installed,
+    shipped_graphs_folder,
+)
 from tagger.backends import engines as engines_module
-from tagger.checkpoints import bundled_weights_path
+from tagger.backends.graph import RunGraph
+from tagger.cards import bundled_weights_path, read_card, sha256_of
 from tagger.cli import main
 from tagger.errors import TaggerError
 from tagger.features import stream_runs
@@ -53,27 +61,37 @@ def test_only_musicnn_models_have_a_graph(monkeypatch) -> None:
     other = Tagger.load(bundled_weights_path("genre-gtzan10"), device="cpu", backend="torch")
     with pytest.raises(ValueError, match="no exported graph"):
         RunGraph(other.model, 0)
+    assert not has_run_graph(other.card)
+    assert has_run_graph(read_card(bundled_weights_path("genre-musicnn11"))[0])
+    assert has_run_graph(read_card(bundled_weights_path("musicnn-msd"))[0])
     monkeypatch.setattr(engines_module, "installed", lambda name: True)
-    assert choose_backend("auto", other.model, torch.device("cpu")) == "torch"
-    with pytest.raises(TaggerError, match="runs musicnn models only, not GenreCNN"):
-        choose_backend("onnx", other.model, torch.device("cpu"))
+    assert choose_backend("auto", other.card, "cpu") == "torch"
+    with pytest.raises(TaggerError, match="runs musicnn models only, not genre-cnn"):
+        choose_backend("onnx", other.card, "cpu")
     with pytest.raises(TaggerError, match="unknown backend 'tensorflow'"):
-        choose_backend("tensorflow", other.model, torch.device("cpu"))
+        choose_backend("tensorflow", other.card, "cpu")
+
+
+def test_an_exported_graph_reads_musicnns_margin() -> None:
+    assert engines_module.MUSICNN_RECEPTIVE_FRAMES == MusiCNN.RECEPTIVE_FRAMES
+    for context in (0, 1, 2):
+        assert engines_module.run_graph_margin(context, 63) == small_model(
+            context, True).run_margin(context, 63)
 
 
 def test_auto_prefers_an_installed_backend_on_the_cpu_only(monkeypatch) -> None:
-    model = small_model(1, True)
-    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    card, _ = read_card(bundled_weights_path("genre-musicnn11"))
+    cpu, gpu = "cpu", "cuda"
     monkeypatch.setattr(engines_module, "installed", lambda name: name in ("torch", "onnx"))
-    assert choose_backend("auto", model, cpu) == "onnx"
-    assert choose_backend("auto", model, gpu) == "torch"
+    assert choose_backend("auto", card, cpu) == "onnx"
+    assert choose_backend("auto", card, gpu) == "torch"
     with pytest.raises(TaggerError, match="runs on the CPU"):
-        choose_backend("onnx", model, gpu)
+        choose_backend("onnx", card, gpu)
     with pytest.raises(TaggerError, match="openvino is not installed") as raised:
-        choose_backend("openvino", model, cpu)
+        choose_backend("openvino", card, cpu)
     assert "pip install 'genre-tag[openvino]'" in raised.value.message
     monkeypatch.setattr(engines_module, "installed", lambda name: name == "torch")
-    assert choose_backend("auto", model, cpu) == "torch"
+    assert choose_backend("auto", card, cpu) == "torch"
 
 
 def test_a_missing_backend_is_one_line_and_a_failing_status(song_mp3: Path,
@@ -85,6 +103,19 @@ def test_a_missing_backend_is_one_line_and_a_failing_status(song_mp3: Path,
     assert result.stderr.strip().splitlines() == [
         "genre-tag: error: --backend openvino asked for, but openvino is not installed "
         "(pip install 'genre-tag[openvino]', or use --backend torch)"]
+
+
+def test_the_bundled_musicnn_models_ship_their_openvino_graphs() -> None:
+    """Each bundled model that tags and has a graph ships it, named by its weights'
+    sha256 (after a change of weights: python tools/export_graphs.py), and nothing else."""
+    expected = set()
+    for name in ("genre-musicnn11", "emotion-musicnn"):
+        card, path = read_card(bundled_weights_path(name))
+        spec = card.front_end
+        key = engines_module.graph_key(sha256_of(path), spec.context_segments,
+                                       spec.n_frames, spec.n_mels)
+        expected |= {f"{key}.xml", f"{key}.bin"}
+    assert {p.name for p in shipped_graphs_folder().iterdir()} == expected
 
 
 def test_the_cli_offers_every_backend() -> None:
@@ -132,7 +163,8 @@ def test_the_exported_emotion_model_agrees_with_torch(backend: str, song_mp3: Pa
 @pytest.mark.slow
 def test_openvino_in_float32_is_torchs_to_1e5() -> None:
     model = small_model(1, True)
-    engine = build_engine("openvino", model, 1, 63, 96, "f" * 64, threads=1, precision="f32")
+    engine = build_engine("openvino", lambda: model, 1, 63, 96, "f" * 64, threads=1,
+                          precision="f32")
     run = torch.rand(20, 63, 96) * 4
     with torch.inference_mode():
         expected = model.forward_run(run, 0, 20, 1).numpy()
@@ -144,21 +176,22 @@ def test_openvino_in_float32_is_torchs_to_1e5() -> None:
 @pytest.mark.slow
 def test_a_graph_is_built_once_per_checksum_and_streams_like_torch(backend: str) -> None:
     model = small_model(1, False)
-    engine = build_engine(backend, model, 1, 63, 96, "a" * 64, threads=1, precision="f32")
+    engine = build_engine(backend, lambda: model, 1, 63, 96, "a" * 64, threads=1, precision="f32")
     built = sorted(graphs_folder().glob("a" * 64 + "*"))
     assert built and not [p for p in graphs_folder().iterdir() if p.name.startswith(".")]
     stamps = [p.stat().st_mtime_ns for p in built]
-    build_engine(backend, model, 1, 63, 96, "a" * 64, threads=1, precision="f32")
+    build_engine(backend, lambda: model, 1, 63, 96, "a" * 64, threads=1, precision="f32")
     assert [p.stat().st_mtime_ns for p in built] == stamps
-    build_engine(backend, model, 1, 63, 96, "b" * 64, threads=1, precision="f32")
+    build_engine(backend, lambda: model, 1, 63, 96, "b" * 64, threads=1, precision="f32")
     assert sorted(graphs_folder().glob("b" * 64 + "*"))
 
     melgrams = torch.rand(30, 63, 96) * 4
     with torch.inference_mode():
         expected = model.forward_run(melgrams, 0, 30, 1).numpy()
     margin = model.run_margin(1, 63)
-    streamed = np.concatenate([engine(run.numpy())[start : start + count] for run, start, count
-                               in stream_runs(iter(melgrams.split(7)), margin)])
+    assert engine.margin == margin
+    streamed = np.concatenate([engine(run)[start : start + count] for run, start, count
+                               in stream_runs(iter(np.array_split(melgrams.numpy(), 5)), margin)])
     np.testing.assert_allclose(streamed, expected, atol=1e-5)
 
 
@@ -172,5 +205,5 @@ def test_an_interrupted_build_leaves_no_graph(monkeypatch) -> None:
 
     monkeypatch.setattr(openvino, "save_model", fail)
     with pytest.raises(KeyboardInterrupt):
-        build_engine("openvino", small_model(0, False), 0, 63, 96, "c" * 64, threads=1)
+        build_engine("openvino", lambda: small_model(0, False), 0, 63, 96, "c" * 64, threads=1)
     assert not [p for p in os.listdir(graphs_folder()) if "c" * 64 in p]

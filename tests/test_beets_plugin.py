@@ -18,7 +18,8 @@ from audio_fixtures import chord, synth_song, write_audio
 from beets.library import Item, Library
 from mediafile import MediaFile
 
-from tagger.checkpoints import bundled_weights_path, load_checkpoint, save_checkpoint
+from tagger.cards import bundled_weights_path
+from tagger.checkpoints import load_checkpoint, save_checkpoint
 from tagger.inference import EmotionTagger, Tagger
 from tagger.library.genres import GenrePolicy, choose_genres, tag_names
 

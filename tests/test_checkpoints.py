@@ -11,13 +11,8 @@ from click.testing import CliRunner
 from conftest import assert_one_line_error
 from safetensors.torch import save as safetensors_bytes
 
-from tagger.checkpoints import (
-    bundled_weights_path,
-    card_path_for,
-    load_checkpoint,
-    save_checkpoint,
-    sha256_of,
-)
+from tagger.cards import bundled_weights_path, card_path_for, sha256_of
+from tagger.checkpoints import load_checkpoint, save_checkpoint
 from tagger.cli import main
 from tagger.errors import ModelError
 from tagger.features import FrontEndSpec

@@ -104,7 +104,7 @@ def test_unwritable_output_fails_before_any_work(song_mp3: Path, tmp_path: Path)
 
 
 def test_tampered_weights_are_refused(song_mp3: Path, tmp_path: Path) -> None:
-    from tagger.checkpoints import bundled_weights_path, card_path_for
+    from tagger.cards import bundled_weights_path, card_path_for
 
     weights = tmp_path / "model.safetensors"
     data = bytearray(bundled_weights_path().read_bytes())

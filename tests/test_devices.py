@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from tagger.cli import main
-from tagger.devices import mps_available, select_device
+from tagger.devices import device_name, gpu_may_exist, mps_available, select_device
 from tagger.errors import TaggerError
 from tagger.inference import EmotionTagger, Tagger
 
@@ -24,7 +24,7 @@ GPUS = [pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_availabl
 @pytest.mark.parametrize("gpu", GPUS)
 def test_a_gpu_tags_as_the_cpu_does(gpu: str, song_mp3: Path) -> None:
     on_gpu = Tagger.load(device="auto")
-    assert on_gpu.device.type == gpu and on_gpu.backend == "torch"
+    assert on_gpu.device == gpu and on_gpu.backend == "torch"
     on_cpu = Tagger.load(device="cpu", backend="torch")
     np.testing.assert_allclose(on_gpu.tag_file(song_mp3).probabilities,
                                on_cpu.tag_file(song_mp3).probabilities, atol=1e-3)
@@ -43,7 +43,7 @@ def test_without_a_gpu_auto_is_the_cpu(monkeypatch: pytest.MonkeyPatch, song_mp3
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr("tagger.devices.mps_available", lambda: False)
     assert select_device("auto") == torch.device("cpu")
-    assert Tagger.load(device="auto").device == torch.device("cpu")
+    assert Tagger.load(device="auto").device == "cpu"
     for gpu in ("cuda", "mps"):
         with pytest.raises(TaggerError, match=f"--device {gpu} asked for"):
             select_device(gpu)
@@ -52,3 +52,18 @@ def test_without_a_gpu_auto_is_the_cpu(monkeypatch: pytest.MonkeyPatch, song_mp3
     assert result.stderr.strip().splitlines() == [
         "genre-tag: error: --device cuda asked for, but no CUDA GPU is available (use "
         "--device auto or cpu)"]
+
+
+def test_torch_is_asked_only_where_a_gpu_may_be(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a GPU driver, auto is the CPU without asking torch (which costs seconds to
+    import); with one, torch decides."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr("tagger.devices.gpu_may_exist", lambda: False)
+    assert device_name("auto") == "cpu"
+    monkeypatch.setattr("tagger.devices.gpu_may_exist", lambda: True)
+    assert device_name("auto") == "cuda"
+    monkeypatch.setattr("platform.system", lambda: "Linux")
+    monkeypatch.setattr("tagger.devices.GPU_DRIVER_PATHS", ("/nonexistent/nvidia",))
+    assert not gpu_may_exist()
+    monkeypatch.setattr("tagger.devices.GPU_DRIVER_PATHS", ("/proc/self",))
+    assert gpu_may_exist()

@@ -19,7 +19,8 @@ from conftest import (
     shared_data,
 )
 
-from tagger.checkpoints import bundled_weights_path, card_path_for, load_checkpoint, sha256_of
+from tagger.cards import bundled_weights_path, card_path_for, sha256_of
+from tagger.checkpoints import load_checkpoint
 from tagger.cli import main
 from tagger.errors import ModelError
 from tagger.inference import EmotionTagger

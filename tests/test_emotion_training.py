@@ -12,11 +12,8 @@ from click.testing import CliRunner
 from conftest import SMALL_MUSICNN, assert_one_line_error
 from emotion_fixtures import RATE, bright, make_4q, make_emotify, make_genre_checkpoint
 
-from tagger.checkpoints import (
-    bundled_weights_path,
-    load_checkpoint,
-    sha256_of,
-)
+from tagger.cards import bundled_weights_path, sha256_of
+from tagger.checkpoints import load_checkpoint
 from tagger.cli import main
 from tagger.datasets.splits import TRAIN, VALID, Dataset, Split
 from tagger.errors import ModelError

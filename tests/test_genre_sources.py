@@ -11,7 +11,7 @@ from audio_fixtures import chord, noise, write_audio
 from click.testing import CliRunner
 from conftest import shared_data
 
-from tagger.checkpoints import bundled_weights_path
+from tagger.cards import bundled_weights_path
 from tagger.cli import main
 from tagger.datasets.fourq import allmusic_genre
 from tagger.datasets.layouts import detect_layout, load_dataset

@@ -9,13 +9,8 @@ import torch
 from audio_fixtures import chord, synth_song, write_audio
 from conftest import shared_data
 
-from tagger.checkpoints import (
-    bundled_weights_path,
-    card_path_for,
-    load_checkpoint,
-    save_checkpoint,
-    sha256_of,
-)
+from tagger.cards import bundled_weights_path, card_path_for, sha256_of
+from tagger.checkpoints import load_checkpoint, save_checkpoint
 from tagger.devices import select_device
 from tagger.errors import ModelError, SilentAudioError, TaggerError
 from tagger.inference import Tagger, tag
@@ -189,6 +184,7 @@ def test_python_api(song_mp3: Path) -> None:
 
 
 def test_device_selection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tagger.devices.gpu_may_exist", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr("tagger.devices.mps_available", lambda: False)
     assert select_device("auto").type == "cpu"

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from conftest import SMALL_MUSICNN
 from safetensors import safe_open
 
-from tagger.checkpoints import bundled_weights_path, load_checkpoint
+from tagger.cards import bundled_weights_path
+from tagger.checkpoints import load_checkpoint
 from tagger.cli import main
 from tagger.features import stream_runs
 from tagger.models import MusiCNN, build_model
@@ -75,8 +76,9 @@ def test_streamed_runs_give_the_whole_songs_outputs(batch_size: int) -> None:
     assert margin == context + 3  # 73 frames of reach on either side
     with torch.no_grad():
         whole = model.forward_run(seconds, 0, len(seconds), context)
-        streamed = torch.cat([model.forward_run(run, start, count, context) for run, start, count
-                              in stream_runs(seconds.split(batch_size), margin)])
+        batches = (part.numpy() for part in seconds.split(batch_size))
+        streamed = torch.cat([model.forward_run(torch.from_numpy(run), start, count, context)
+                              for run, start, count in stream_runs(batches, margin)])
     torch.testing.assert_close(streamed, whole, atol=1e-5, rtol=1e-4)
     # Sharing the maps is not the same as separate windows: frames see real neighbours.
     with torch.no_grad():

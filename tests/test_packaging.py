@@ -37,7 +37,7 @@ def test_the_wheel_carries_every_module_and_the_weights(tmp_path: Path) -> None:
 
 
 def test_installed_package_has_the_weights() -> None:
-    from tagger.checkpoints import bundled_weights_path
+    from tagger.cards import bundled_weights_path
 
     for name in ("genre-musicnn11", "genre-sources11", "genre-gtzan10", "emotion-musicnn",
                  "emotion-4q-emotify", "musicnn-msd", "musicnn-mtt"):

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tagger.checkpoints import ModelCard, save_checkpoint
+from tagger.cards import ModelCard
+from tagger.checkpoints import save_checkpoint
 from tagger.features import FrontEndSpec
 from tagger.models import MusiCNN
 

@@ -1,9 +1,11 @@
 """Where the bundled models' arithmetic runs on the CPU: torch itself, or the model exported
-once (from its safetensors, at first use) into OpenVINO or ONNX Runtime.
+into OpenVINO or ONNX Runtime.
 
-An exported graph is cached in the user cache folder under the weights' sha256, so it is
-built once per model and machine, needs no network, and follows the weights when they
-change. OpenVINO runs it in bfloat16 where the CPU has bf16 instructions (AVX512-BF16 or
+An exported graph is named by the weights' sha256, so it follows the weights when they
+change. The bundled models' OpenVINO graphs ship with the package (``weights/graphs``,
+made by ``tools/export_graphs.py``), so tagging with them needs no torch; any other
+graph is built once per model and machine (with torch, no network) into the user cache
+folder. OpenVINO runs it in bfloat16 where the CPU has bf16 instructions (AVX512-BF16 or
 AMX; per-second top-1 agreement with torch's float32 of 99 % on validation seconds) and in
 float32 elsewhere; ONNX Runtime runs it in float32.
 """
@@ -18,17 +20,21 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 from importlib.util import find_spec
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import platformdirs
-import torch
-from torch import nn
 
 from tagger.atomic import atomic_write_bytes
-from tagger.backends.graph import RunGraph, musicnn_members
+from tagger.cards import ModelCard
 from tagger.errors import TaggerError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 BACKENDS = ("auto", "torch", "openvino", "onnx")
 # The package each exported backend needs, and the extra that installs it.
@@ -43,17 +49,52 @@ def graphs_folder() -> Path:
     return Path(chosen) if chosen else Path(platformdirs.user_cache_dir("genre-tag")) / "graphs"
 
 
+def shipped_graphs_folder() -> Path:
+    """Where the bundled models' OpenVINO graphs ship."""
+    return Path(str(resources.files("tagger.weights").joinpath("graphs")))
+
+
+def graph_key(checksum: str, context: int, frames: int, bands: int) -> str:
+    """The name of the graph of the weights with sha256 ``checksum`` for runs of
+    ``frames`` x ``bands`` melgrams seen with ``context`` neighbours."""
+    return f"{checksum}-context{context}-{frames}x{bands}"
+
+
+def has_run_graph(card: ModelCard) -> bool:
+    """Whether ``card``'s model can be exported (``RunGraph``): a musicnn, or a joint of
+    musicnns."""
+    if card.architecture == "musicnn":
+        return True
+    members = card.hyperparameters.get("members")
+    return (card.architecture in ("joint", "emotion-joint") and isinstance(members, list)
+            and bool(members)
+            and all(isinstance(m, dict) and m.get("architecture") == "musicnn"
+                    for m in members))
+
+
+# How far a musicnn frame's maps reach on either side: ``MusiCNN.RECEPTIVE_FRAMES``, here
+# so that a graph runs without torch (a test keeps the two equal).
+MUSICNN_RECEPTIVE_FRAMES = 73
+
+
+def run_graph_margin(context: int, frames: int) -> int:
+    """How many neighbouring segments a run of an exported graph needs on either side:
+    ``MusiCNN.run_margin``'s."""
+    return context + -(-MUSICNN_RECEPTIVE_FRAMES // frames)
+
+
 def installed(backend: str) -> bool:
     """Whether ``backend``'s package can be imported (torch always can)."""
     return backend == "torch" or find_spec(PACKAGES[backend]) is not None
 
 
-def choose_backend(requested: str, model: nn.Module, device: torch.device) -> str:
-    """The backend ``requested`` (auto: the best installed one that can run ``model`` on
-    ``device``, else torch); a named backend that cannot is a TaggerError."""
+def choose_backend(requested: str, card: ModelCard, device: str) -> str:
+    """The backend ``requested`` (auto: the best installed one that can run ``card``'s
+    model on ``device``, else torch); a named backend that cannot is a TaggerError."""
     if requested not in BACKENDS:
         raise TaggerError(f"unknown backend {requested!r}", hint=f"use {', '.join(BACKENDS)}")
-    exportable = musicnn_members(model) is not None and device.type == "cpu"
+    on_cpu = device.split(":")[0] == "cpu"
+    exportable = has_run_graph(card) and on_cpu
     if requested == "auto":
         return next((b for b in PREFERRED if exportable and installed(b)), "torch")
     if requested == "torch":
@@ -62,23 +103,25 @@ def choose_backend(requested: str, model: nn.Module, device: torch.device) -> st
         raise TaggerError(f"--backend {requested} asked for, but {PACKAGES[requested]} is not "
                           "installed", hint=f"pip install 'genre-tag[{requested}]', or use "
                                             "--backend torch")
-    if device.type != "cpu":
-        raise TaggerError(f"--backend {requested} runs on the CPU, not on {device.type}",
+    if not on_cpu:
+        raise TaggerError(f"--backend {requested} runs on the CPU, not on {device}",
                           hint="use --device cpu, or --backend torch")
     if not exportable:
         raise TaggerError(f"--backend {requested} runs musicnn models only, not "
-                          f"{type(model).__name__}", hint="use --backend torch")
+                          f"{card.architecture}", hint="use --backend torch")
     return requested
 
 
 @dataclass(frozen=True)
 class RunEngine:
     """An exported model: ``run (S, frames, mels)`` float32 to outputs ``(S, outputs)``,
-    every segment seen with its context as ``Classifier.forward_run`` sees it. ``exact``:
-    float32 throughout, so its outputs are torch's to about 1e-5."""
+    every segment seen with its context as ``Classifier.forward_run`` sees it, given
+    ``margin`` neighbours on either side. ``exact``: float32 throughout, so its outputs are
+    torch's to about 1e-5."""
 
     name: str
     exact: bool
+    margin: int
     infer: Callable[[np.ndarray], np.ndarray]
 
     def __call__(self, run: np.ndarray) -> np.ndarray:
@@ -87,23 +130,30 @@ class RunEngine:
 
 def _example_run(frames: int, bands: int) -> torch.Tensor:
     """A run of melgram-like values, for tracing."""
+    import torch
+
     return torch.rand(8, frames, bands) * 4
 
 
-def _openvino_graph(graph: RunGraph, frames: int, bands: int, key: str) -> Path:
-    """The cached OpenVINO IR of ``graph`` (built now when missing)."""
+def _run_graph(model: nn.Module, context: int) -> nn.Module:
+    from tagger.backends.graph import RunGraph
+
+    return RunGraph(model, context).eval()
+
+
+def save_openvino_graph(model: nn.Module, context: int, frames: int, bands: int,
+                        target: Path) -> None:
+    """Export ``model`` (prepared for inference) as the OpenVINO IR ``target`` (.xml, with
+    its .bin beside it), atomically: a graph that is there is complete."""
     import openvino
 
-    target = graphs_folder() / f"{key}.xml"
-    if target.exists() and target.with_suffix(".bin").exists():
-        return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=target.parent))
+    building = Path(tempfile.mkdtemp(prefix=f".{target.stem}.", dir=target.parent))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             converted = openvino.convert_model(
-                graph, example_input=_example_run(frames, bands),
+                _run_graph(model, context), example_input=_example_run(frames, bands),
                 input=[openvino.PartialShape([-1, frames, bands])])
         openvino.save_model(converted, building / target.name, compress_to_fp16=False)
         # The weights first: the .xml is what says the graph is complete.
@@ -111,19 +161,33 @@ def _openvino_graph(graph: RunGraph, frames: int, bands: int, key: str) -> Path:
         os.replace(building / target.name, target)
     finally:
         shutil.rmtree(building, ignore_errors=True)
+
+
+def _openvino_graph(load_model: Callable[[], nn.Module], context: int, frames: int,
+                    bands: int, key: str) -> Path:
+    """The OpenVINO IR named ``key``: the shipped one, else the cached one, else built now
+    into the cache from ``load_model()``."""
+    for folder in (shipped_graphs_folder(), graphs_folder()):
+        target = folder / f"{key}.xml"
+        if target.exists() and target.with_suffix(".bin").exists():
+            return target
+    save_openvino_graph(load_model(), context, frames, bands, target)
     return target
 
 
-def _onnx_graph(graph: RunGraph, frames: int, bands: int, key: str) -> Path:
-    """The cached ONNX file of ``graph`` (built now when missing)."""
+def _onnx_graph(load_model: Callable[[], nn.Module], context: int, frames: int, bands: int,
+                key: str) -> Path:
+    """The cached ONNX file named ``key`` (built now from ``load_model()`` when missing)."""
+    import torch
+
     target = graphs_folder() / f"{key}.onnx"
     if target.exists():
         return target
     exported = io.BytesIO()
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        torch.onnx.export(graph, (_example_run(frames, bands),), exported,
-                          input_names=["run"], output_names=["outputs"],
+        torch.onnx.export(_run_graph(load_model(), context), (_example_run(frames, bands),),
+                          exported, input_names=["run"], output_names=["outputs"],
                           dynamic_axes={"run": {0: "segments"}, "outputs": {0: "segments"}},
                           dynamo=False)
     atomic_write_bytes(target, exported.getvalue())
@@ -137,15 +201,15 @@ def bf16_capable() -> bool:
     return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
-def build_engine(backend: str, model: nn.Module, context: int, frames: int, bands: int,
-                 checksum: str, threads: int | None = None, precision: str = "auto"
+def build_engine(backend: str, load_model: Callable[[], nn.Module], context: int, frames: int,
+                 bands: int, checksum: str, threads: int, precision: str = "auto"
                  ) -> RunEngine:
-    """``model`` (prepared for inference) exported for ``backend`` (openvino or onnx), its
-    graph read from the cache or built there; ``checksum`` is its weights' sha256.
-    ``precision`` (OpenVINO only): auto (bf16 where the CPU has it), bf16 or f32."""
-    threads = threads or torch.get_num_threads()
-    graph = RunGraph(model, context).eval()
-    key = f"{checksum}-context{context}-{frames}x{bands}"
+    """The model of the weights with sha256 ``checksum`` exported for ``backend`` (openvino
+    or onnx): its graph is found (``_openvino_graph``) or built from ``load_model()`` (the
+    model prepared for inference; only then is torch needed). ``precision`` (OpenVINO
+    only): auto (bf16 where the CPU has it), bf16 or f32."""
+    key = graph_key(checksum, context, frames, bands)
+    margin = run_graph_margin(context, frames)
     if backend == "openvino":
         import openvino
 
@@ -155,10 +219,10 @@ def build_engine(backend: str, model: nn.Module, context: int, frames: int, band
         # OpenVINO keeps the compiled model there too: later runs load it instead.
         core.set_property({"CACHE_DIR": str(graphs_folder() / "compiled")})
         compiled = core.compile_model(
-            _openvino_graph(graph, frames, bands, key), "CPU",
+            _openvino_graph(load_model, context, frames, bands, key), "CPU",
             {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads})
         request = compiled.create_infer_request()
-        return RunEngine(f"openvino-{precision}", precision == "f32",
+        return RunEngine(f"openvino-{precision}", precision == "f32", margin,
                          lambda run: request.infer({0: run})[0].copy())
     if backend == "onnx":
         import onnxruntime
@@ -166,7 +230,9 @@ def build_engine(backend: str, model: nn.Module, context: int, frames: int, band
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        session = onnxruntime.InferenceSession(str(_onnx_graph(graph, frames, bands, key)),
-                                               options, providers=["CPUExecutionProvider"])
-        return RunEngine("onnx-f32", True, lambda run: session.run(None, {"run": run})[0])
+        graph = _onnx_graph(load_model, context, frames, bands, key)
+        session = onnxruntime.InferenceSession(str(graph), options,
+                                               providers=["CPUExecutionProvider"])
+        return RunEngine("onnx-f32", True, margin,
+                         lambda run: session.run(None, {"run": run})[0])
     raise ValueError(f"no exported graph for backend {backend!r}")

@@ -72,7 +72,7 @@ def _run_pipeline(ray: ModuleType, songs: list[str], setup: BatchSetup, done: Do
                                override_num_blocks=min(len(songs), MAX_BLOCKS))
     prepared = data.map_batches(prepare_batch, fn_kwargs={"setup": setup, "done": done},
                                 batch_size=1, num_cpus=1)
-    actor_setup = replace(setup, torch_threads=max(1, round(settings.cpus_per_actor)))
+    actor_setup = replace(setup, threads=max(1, round(settings.cpus_per_actor)))
     finished = prepared.map_batches(
         ModelStage, fn_constructor_kwargs={"setup": actor_setup},
         batch_size=settings.songs_per_model_call,

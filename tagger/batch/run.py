@@ -46,7 +46,7 @@ def run_batch(request: BatchRequest) -> BatchSummary:
 
     expanded = expand_sources(request.sources, request.column)
     model = MODELS[request.task].load(request.weights, "cpu", request.batch_size)
-    setup = BatchSetup(request.task, model.loaded.path, model.checksum, model.card.front_end,
+    setup = BatchSetup(request.task, model.path, model.checksum, model.card.front_end,
                        request.batch_size, request.device)
     results_dir = request.results_dir
     summary = BatchSummary()
@@ -84,9 +84,9 @@ def _run_local_with_progress(songs: list[str], setup: BatchSetup, done: DoneSong
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from tagger.batch.local import run_local
-    from tagger.devices import select_device
+    from tagger.devices import device_name
 
-    select_device(request.device)  # an unusable --device fails before any work
+    device_name(request.device)  # an unusable --device fails before any work
     errors = Console(stderr=True)
     with Progress("tagging", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=errors, transient=True, disable=not errors.is_terminal) as progress:

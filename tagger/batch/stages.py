@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from tagger.audio import audio_content_sha256
 from tagger.batch.sources import is_url
@@ -48,8 +47,8 @@ MODELS: dict[str, type[AudioModel]] = {"genre": Tagger, "emotion": EmotionTagger
 @dataclass(frozen=True)
 class BatchSetup:
     """What every stage needs, on any machine of the cluster: the task, the checkpoint and
-    its checksum and front end, the seconds per forward pass, and the torch threads of a
-    model actor (None: as the process has them)."""
+    its checksum and front end, the seconds per forward pass, and the CPU threads of a
+    model actor (None: ``tagger.devices.default_threads``)."""
 
     task: str
     weights: Path
@@ -57,7 +56,7 @@ class BatchSetup:
     spec: FrontEndSpec
     batch_size: int = 64
     device: str = "auto"
-    torch_threads: int | None = None
+    threads: int | None = None
 
 
 @dataclass
@@ -110,13 +109,11 @@ def prepare_song(source: str, setup: BatchSetup, done: DoneSongs) -> PreparedSon
                     return song
                 valid: list[float] = []
                 silent: list[bool] = []
-                with torch.inference_mode():
-                    batches = list(melgram_batches(path, source, _front_end(setup.spec),
-                                                   torch.device("cpu"), setup.batch_size,
-                                                   valid, silent))
+                batches = list(melgram_batches(path, source, _front_end(setup.spec),
+                                               setup.batch_size, valid, silent))
             except AudioError as error:  # named by the URL it came from, not the download
                 raise type(error)(error.what, source, error.hint) from error
-            song.melgrams = torch.cat(batches).numpy()
+            song.melgrams = np.concatenate(batches)
             song.valid_seconds = np.array(valid, dtype=np.float64)
             song.silent = np.array(silent, dtype=bool)
         except TaggerError as error:
@@ -129,19 +126,17 @@ class ModelStage:
     """Stage 2: the model, loaded once per instance (a Ray actor, or the local engine's)."""
 
     def __init__(self, setup: BatchSetup) -> None:
-        if setup.torch_threads is not None:
-            torch.set_num_threads(setup.torch_threads)
         self.setup = setup
-        self.model = MODELS[setup.task].load(setup.weights, setup.device, setup.batch_size)
+        self.model = MODELS[setup.task].load(setup.weights, setup.device, setup.batch_size,
+                                             threads=setup.threads)
 
     def finish(self, song: PreparedSong) -> FinishedSong:
         finished = FinishedSong(song.source, song.audio_sha256, warnings=song.warnings,
                                 error=song.error, kind=song.kind, skipped=song.skipped)
         if song.melgrams is None or song.skipped:
             return finished
-        size, melgrams = self.setup.batch_size, torch.from_numpy(song.melgrams)
-        batches = (melgrams[start : start + size].to(self.model.device)
-                   for start in range(0, len(melgrams), size))
+        size, melgrams = self.setup.batch_size, song.melgrams
+        batches = (melgrams[start : start + size] for start in range(0, len(melgrams), size))
         values = run_over_melgrams(batches, self.model.run_outputs, self.model.margin)
         outputs = ModelOutputs(values, song.valid_seconds, song.silent)
         finished.result = self.model.result_from(outputs, song.source, song.title)

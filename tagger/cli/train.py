@@ -40,7 +40,7 @@ def parse_hyperparameters(pairs: tuple[str, ...], option: str = "--hparam") -> d
 
 
 def list_architectures() -> None:
-    from tagger.checkpoints import bundled_weights_path
+    from tagger.cards import bundled_weights_path
     from tagger.models import ARCHITECTURES, architecture_defaults, build_model, count_parameters
 
     bundled: dict[str, list[str]] = {}
@@ -258,7 +258,7 @@ class LabelledData:
 
     def arguments(self) -> tuple[Path, Path, str, dict[str, Any], Any]:
         """The checkpoint, data, layout, layout options and device of the library calls."""
-        from tagger.checkpoints import bundled_weights_path
+        from tagger.cards import bundled_weights_path
         from tagger.devices import select_device
 
         return (self.weights or bundled_weights_path(), self.data, self.layout,

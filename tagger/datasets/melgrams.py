@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import platformdirs
-import torch
 
 from tagger.atomic import atomic_open
 from tagger.datasets.ntua import spectrogram_melgrams
@@ -57,8 +56,7 @@ def clip_melgrams(
     if cached is not None and cached.is_file():
         return np.load(cached)
     segments = [s.samples for s in file_segments(path, spec) if not s.silent]
-    with torch.inference_mode():
-        melgrams = front_end(torch.from_numpy(np.stack(segments))).numpy()
+    melgrams = front_end(np.stack(segments))
     if cached is not None:
         with atomic_open(cached, "wb", encoding=None) as stream:
             np.save(stream, melgrams)

@@ -16,8 +16,6 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from tagger.features import with_context
-
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "none": nn.Identity,
     "relu": nn.ReLU,
@@ -35,6 +33,18 @@ def activation(name: str) -> nn.Module:
     except KeyError:
         raise ValueError(f"unknown activation {name!r} (known: {', '.join(ACTIVATIONS)})") \
             from None
+
+
+def with_context(melgrams: torch.Tensor, context: int) -> torch.Tensor:
+    """``tagger.features.clip_with_context`` for a tensor (on any device): each melgram
+    ``(S, frames, mels)`` joined with ``context`` neighbours on either side."""
+    if context == 0:
+        return melgrams
+    padded = torch.cat([melgrams[:1].expand(context, -1, -1), melgrams,
+                        melgrams[-1:].expand(context, -1, -1)])
+    windows = padded.unfold(0, 2 * context + 1, 1)  # (S, frames, mels, width)
+    count, frames, mels, width = windows.shape
+    return windows.permute(0, 3, 1, 2).reshape(count, width * frames, mels)
 
 
 def flat_size(body: nn.Module, input_shape: tuple[int, ...]) -> int:

@@ -39,9 +39,11 @@ def _over_clip_runs(model: Classifier, step: Callable[..., torch.Tensor], split:
     result: np.ndarray | None = None
     for clip in np.unique(split.clip_ids):
         rows = np.flatnonzero(split.clip_ids == clip)
-        seconds = torch.from_numpy(middles[rows]).to(device)
-        values = torch.cat([step(run, start, count, context) for run, start, count
-                            in stream_runs(seconds.split(batch_size), margin)])
+        seconds = middles[rows]
+        batches = (seconds[first : first + batch_size]
+                   for first in range(0, len(seconds), batch_size))
+        values = torch.cat([step(torch.from_numpy(run).to(device), start, count, context)
+                            for run, start, count in stream_runs(batches, margin)])
         if result is None:
             result = np.empty((len(split), values.shape[1]), dtype=np.float32)
         result[rows] = values.float().cpu().numpy()

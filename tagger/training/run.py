@@ -23,7 +23,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tagger.atomic import atomic_write_text
-from tagger.checkpoints import ModelCard, bundled_weights_path, save_checkpoint
+from tagger.cards import ModelCard, bundled_weights_path
+from tagger.checkpoints import save_checkpoint
 from tagger.datasets.layouts import load_dataset
 from tagger.datasets.splits import TRAIN, VALID, Dataset
 from tagger.devices import select_device

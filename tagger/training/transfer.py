@@ -20,7 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from tagger.checkpoints import LoadedModel, bundled_weights_path, load_checkpoint, sha256_of
+from tagger.cards import bundled_weights_path, sha256_of
+from tagger.checkpoints import LoadedModel, load_checkpoint
 from tagger.errors import ModelError
 from tagger.features import FrontEndSpec
 from tagger.models import EmotionRegressor, architecture_defaults, build_model

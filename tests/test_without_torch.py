@@ -1,0 +1,52 @@
+"""Tagging on the CPU with the bundled models needs no torch: their OpenVINO graphs ship
+with the package, and the front end is numpy. A process where importing torch fails tags
+a song as the usual one does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tagger.backends import installed
+from tagger.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+# A genre-tag process in which any import of torch fails.
+WITHOUT_TORCH = "import sys; sys.modules['torch'] = None; from tagger.cli import main; main()"
+
+pytestmark = pytest.mark.skipif(not installed("openvino"), reason="openvino is not installed")
+
+
+def run_without_torch(*args: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", WITHOUT_TORCH, *args], env=environment,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("command", [[], ["emotion"]])
+def test_a_song_is_tagged_without_torch_as_with_it(command: list[str], song_mp3: Path,
+                                                   tmp_path: Path) -> None:
+    without, usual = tmp_path / "without.json", tmp_path / "usual.json"
+    finished = run_without_torch(*command, str(song_mp3), "--json", str(without), "--quiet",
+                                 "--no-cache")
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stderr == ""
+    result = CliRunner().invoke(main, [*command, str(song_mp3), "--json", str(usual), "--quiet",
+                                       "--no-cache", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(without.read_text()) == json.loads(usual.read_text())
+
+
+def test_a_bad_file_is_still_one_line_without_torch(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.mp3"
+    broken.write_bytes(b"not audio at all" * 100)
+    finished = run_without_torch(str(broken), "--quiet")
+    assert finished.returncode == 1
+    lines = finished.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("genre-tag: error:") and "broken.mp3" in lines[0]
