@@ -17,6 +17,7 @@ that the load of a shared machine falls on all of them alike; compare the ratios
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -56,25 +57,33 @@ def interleaved(variants: dict[str, Callable[[], object]], runs: int) -> dict[st
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def model_runs(tagger, song: Path) -> list[tuple[torch.Tensor, int, int]]:
+def model_runs(tagger, song: Path) -> list[tuple[np.ndarray, int, int]]:
     """The melgram runs ``tagger`` feeds its model for ``song``."""
     from tagger.features import file_segments, stream_runs
 
-    spec = tagger.card.front_end
-    segments = list(file_segments(song, spec))
-    with torch.inference_mode():
-        melgrams = tagger.front_end(torch.from_numpy(np.stack([s.samples for s in segments])))
-    margin = tagger.model.run_margin(spec.context_segments, spec.n_frames)
-    return list(stream_runs(iter(melgrams.split(tagger.batch_size)), margin))
+    segments = list(file_segments(song, tagger.card.front_end))
+    melgrams = tagger.front_end(np.stack([s.samples for s in segments]))
+    batches = (melgrams[first : first + tagger.batch_size]
+               for first in range(0, len(melgrams), tagger.batch_size))
+    return list(stream_runs(batches, tagger.margin))
 
 
 def command(*args: str) -> Callable[[], object]:
     return lambda: subprocess.run([sys.executable, *args], check=True, capture_output=True)
 
 
+def peak_rss_mb(*args: str) -> float:
+    """The peak resident memory of ``python ARGS``, in MB."""
+    child = subprocess.Popen([sys.executable, *args], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    assert status == 0, f"{args} failed"
+    return usage.ru_maxrss / 1024
+
+
 def row(label: str, today: float, new: float, unit: str = "s") -> None:
     """A line of the table; the ratio is how many times faster the new default is."""
-    faster = new / today if unit == "x" else today / new
+    faster = new / today if unit == "x" else today / new  # for MB: how many times smaller
     print(f"{label:<44} {today:>9.2f} {unit:<3} {new:>9.2f} {unit:<3} {faster:>6.2f}x")
 
 
@@ -89,7 +98,8 @@ def main() -> None:
     today = Tagger.load(device="cpu", backend="torch")
     new = Tagger.load(device="cpu")
     print(f"model {today.card.name}; today: torch; new default: {new.backend} "
-          f"({new.engine.name if new.engine else 'torch'}); {torch.get_num_threads()} threads; "
+          f"({new.engine.name if new.engine else 'torch'}, no torch imported); "
+          f"{torch.get_num_threads()} threads; "
           f"median of {args.runs}, interleaved")
     print(f"{'':<44} {'today':>13} {'new':>13} {'faster':>7}")
     with tempfile.TemporaryDirectory() as scratch:
@@ -117,6 +127,13 @@ def main() -> None:
             "librosa": command(str(script), str(song)),
         }, args.runs)
         row("whole `genre-tag song.mp3 --json out.json`", whole["today"], whole["new"])
+        memory = {
+            "today": peak_rss_mb(*tag, str(song), "--backend", "torch", "--json",
+                                 str(folder / "a.json")),
+            "new": peak_rss_mb(*tag, str(song), "--json", str(folder / "b.json")),
+            "librosa": peak_rss_mb(str(script), str(song)),
+        }
+        row("  its peak memory (MB)", memory["today"], memory["new"], "MB")
         seconds = args.folder_minutes * 60
         runs_folder = interleaved({
             "today": command(*tag, str(clips), "--quiet", "--backend", "torch"),
@@ -125,7 +142,8 @@ def main() -> None:
         }, args.runs)
         row(f"folder of {args.folder_minutes} min, x real time", seconds / runs_folder["today"],
             seconds / runs_folder["new"], "x")
-        print(f"{'librosa script (no model): song':<44} {whole['librosa']:>9.2f} s; "
+        print(f"{'librosa script (no model): song':<44} {whole['librosa']:>9.2f} s, "
+              f"{memory['librosa']:.0f} MB; "
               f"genre-tag/librosa: today {whole['today'] / whole['librosa']:.2f}x, "
               f"new {whole['new'] / whole['librosa']:.2f}x")
         librosa_speed = seconds / runs_folder["librosa"]

@@ -40,7 +40,6 @@ def library(data: Path, songs: int) -> list[Path]:
 def decoding_share(files: list[Path], weights: str | None) -> tuple[float, float]:
     """Seconds per song of decoding + melgrams, and of the whole analysis, in one process."""
     import numpy as np
-    import torch
 
     from tagger.features import file_segments
     from tagger.inference import Tagger
@@ -50,9 +49,7 @@ def decoding_share(files: list[Path], weights: str | None) -> tuple[float, float
     model.outputs(files[0], str(files[0]))  # warm-up
     started = time.perf_counter()
     for path in files:
-        with torch.inference_mode():
-            model.front_end(torch.from_numpy(np.stack([s.samples
-                                                        for s in file_segments(path, spec)])))
+        model.front_end(np.stack([s.samples for s in file_segments(path, spec)]))
     decoding = time.perf_counter() - started
     started = time.perf_counter()
     for path in files:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from audio_fixtures import chord, synth_song, write_audio
 from conftest import shared_data
 from emotion_fixtures import RATE, make_4q, make_emotify, write_csv
@@ -142,8 +141,7 @@ def test_ntua_spectrograms_approximate_our_melgrams(tmp_path: Path) -> None:
     converted = spectrogram_melgrams(path, SPEC)
     audio = write_audio(tmp_path / "7.wav", song, RATE)
     samples = decode_to_array(audio, SPEC.sample_rate)[: 6 * SPEC.sample_rate]
-    with torch.inference_mode():
-        native = MelgramFrontEnd(SPEC)(torch.from_numpy(samples.reshape(6, -1))).numpy()
+    native = MelgramFrontEnd(SPEC)(samples.reshape(6, -1))
     assert converted.shape == (6, 21, 128)
     assert converted.max() == 0 and converted.min() >= -80
     bands = native.mean(axis=(0, 1)) > -79  # the non-empty filters
