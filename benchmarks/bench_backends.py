@@ -17,7 +17,6 @@ that the load of a shared machine falls on all of them alike; compare the ratios
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_pipeline import write_mp3
+from bench_pipeline import run_measuring_rss, write_mp3
 
 LIBROSA_SCRIPT = """
 import sys
@@ -72,15 +71,6 @@ def command(*args: str) -> Callable[[], object]:
     return lambda: subprocess.run([sys.executable, *args], check=True, capture_output=True)
 
 
-def peak_rss_mb(*args: str) -> float:
-    """The peak resident memory of ``python ARGS``, in MB."""
-    child = subprocess.Popen([sys.executable, *args], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    assert status == 0, f"{args} failed"
-    return usage.ru_maxrss / 1024
-
-
 def row(label: str, today: float, new: float, unit: str = "s") -> None:
     """A line of the table; the ratio is how many times faster the new default is."""
     faster = new / today if unit == "x" else today / new  # for MB: how many times smaller
@@ -98,7 +88,7 @@ def main() -> None:
     today = Tagger.load(device="cpu", backend="torch")
     new = Tagger.load(device="cpu")
     print(f"model {today.card.name}; today: torch; new default: {new.backend} "
-          f"({new.engine.name if new.engine else 'torch'}, no torch imported); "
+          f"({new.engine.name if new.engine else 'torch'}; its command imports no torch); "
           f"{torch.get_num_threads()} threads; "
           f"median of {args.runs}, interleaved")
     print(f"{'':<44} {'today':>13} {'new':>13} {'faster':>7}")
@@ -128,10 +118,11 @@ def main() -> None:
         }, args.runs)
         row("whole `genre-tag song.mp3 --json out.json`", whole["today"], whole["new"])
         memory = {
-            "today": peak_rss_mb(*tag, str(song), "--backend", "torch", "--json",
-                                 str(folder / "a.json")),
-            "new": peak_rss_mb(*tag, str(song), "--json", str(folder / "b.json")),
-            "librosa": peak_rss_mb(str(script), str(song)),
+            "today": run_measuring_rss(sys.executable, *tag, str(song), "--backend", "torch",
+                                       "--json", str(folder / "a.json")),
+            "new": run_measuring_rss(sys.executable, *tag, str(song), "--json",
+                                     str(folder / "b.json")),
+            "librosa": run_measuring_rss(sys.executable, str(script), str(song)),
         }
         row("  its peak memory (MB)", memory["today"], memory["new"], "MB")
         seconds = args.folder_minutes * 60

@@ -1,11 +1,13 @@
 """Choosing where the model runs (CUDA, then Apple MPS, then the CPU) and on how many CPU
-threads. torch is asked only when a GPU may be there: a run on a machine without one
-needs no torch at all (the bundled models' exported graphs run without it)."""
+threads. torch is an optional dependency (``genre-tag[torch]``: GPUs, training,
+``--backend torch`` and models without an exported graph), and it is asked only when a GPU
+may be there: tagging on the CPU with the bundled models needs no torch at all."""
 
 from __future__ import annotations
 
 import os
 import platform
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,20 @@ if TYPE_CHECKING:
 # What a Linux machine has when a GPU torch can use may be there: NVIDIA's driver, AMD's
 # ROCm driver, or WSL's GPU bridge.
 GPU_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
+
+
+# How to install torch.
+TORCH_HINT = "pip install 'genre-tag[torch]'"
+
+
+def torch_installed() -> bool:
+    return find_spec("torch") is not None
+
+
+def require_torch(what: str) -> None:
+    """Raise a TaggerError when torch, which ``what`` needs, is not installed."""
+    if not torch_installed():
+        raise TaggerError(f"{what} needs torch, which is not installed", hint=TORCH_HINT)
 
 
 def gpu_may_exist() -> bool:
@@ -39,10 +55,12 @@ def mps_available() -> bool:
 
 def device_name(requested: str = "auto") -> str:
     """The device ``requested`` names: ``auto`` is CUDA if available, else MPS, else the
-    CPU; a named device must exist (TaggerError)."""
+    CPU (always the CPU without torch); a named device must exist (TaggerError)."""
     requested = requested.lower()
-    if requested == "cpu" or (requested == "auto" and not gpu_may_exist()):
+    if requested == "cpu" or (requested == "auto"
+                              and not (gpu_may_exist() and torch_installed())):
         return "cpu"
+    require_torch(f"--device {requested}")
     import torch
 
     if requested == "auto":
@@ -64,6 +82,7 @@ def device_name(requested: str = "auto") -> str:
 
 def select_device(requested: str = "auto") -> torch.device:
     """``device_name`` as a torch device (for training)."""
+    require_torch("training")
     import torch
 
     return torch.device(device_name(requested))

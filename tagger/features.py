@@ -216,18 +216,21 @@ def stream_runs(batches: Iterable[np.ndarray],
     """Regroup a stream of segment batches ``(S, frames, mels)`` into runs that carry up to
     ``margin`` neighbouring segments on either side of their new ones: yields
     ``(run, start, count)``, where ``run[start : start + count]`` are the stream's next
-    ``count`` segments. Only at the stream's ends do neighbours fall short."""
+    ``count`` segments. Only at the stream's ends do neighbours fall short. The last batch
+    goes out with everything still pending (one batch is read ahead), so a song of one
+    batch is one run, with nothing computed twice."""
     before: np.ndarray | None = None  # up to ``margin`` segments preceding ``pending``
     pending: np.ndarray | None = None
-    for batch in batches:
+    iterator = iter(batches)
+    batch = next(iterator, None)
+    while batch is not None:
+        following = next(iterator, None)
         pending = batch if pending is None else np.concatenate([pending, batch])
-        ready = len(pending) - margin
+        head = pending[:0] if before is None else before
+        ready = len(pending) if following is None else len(pending) - margin
         if ready > 0:
-            head = pending[:0] if before is None else before
             run = np.concatenate([head, pending])
             yield run, len(head), ready
             end = len(head) + ready
             before, pending = run[max(0, end - margin) : end], pending[ready:]
-    if pending is not None and len(pending):
-        head = pending[:0] if before is None else before
-        yield np.concatenate([head, pending]), len(head), len(pending)
+        batch = following

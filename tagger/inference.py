@@ -15,7 +15,7 @@ import numpy as np
 from tagger.audio import Segment
 from tagger.backends import RunEngine, build_engine, choose_backend
 from tagger.cards import ModelCard, bundled_weights_path, read_card, sha256_of
-from tagger.devices import default_threads, device_name
+from tagger.devices import default_threads, device_name, require_torch
 from tagger.errors import ModelError, TaggerError, TaggerWarning
 from tagger.features import MelgramFrontEnd, file_segments, stream_runs
 from tagger.results import (
@@ -85,6 +85,10 @@ class AudioModel:
         torch.set_num_threads(self.threads)
         return prepare_for_inference(load_checkpoint(self.path, self.device).model)
 
+    def _model_to_export(self) -> nn.Module:
+        require_torch(f"exporting {self.card.name}'s graph (once for these weights)")
+        return self.model
+
     def _engine(self, requested: str) -> RunEngine | None:
         """The exported model ``requested`` (see ``tagger.backends``), or None for torch.
         With auto, a graph that cannot be built leaves torch to do the work, with a warning."""
@@ -93,7 +97,7 @@ class AudioModel:
             return None
         spec = self.card.front_end
         try:
-            return build_engine(backend, lambda: self.model, spec.context_segments,
+            return build_engine(backend, self._model_to_export, spec.context_segments,
                                 spec.n_frames, spec.n_mels, self.checksum, self.threads)
         except TaggerError:
             raise

@@ -50,3 +50,25 @@ def test_a_bad_file_is_still_one_line_without_torch(tmp_path: Path) -> None:
     assert finished.returncode == 1
     lines = finished.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("genre-tag: error:") and "broken.mp3" in lines[0]
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["{song}", "--backend", "torch"], "--backend torch asked for, but torch is not installed "
+                                       "(pip install 'genre-tag[torch]', or use --backend auto)"),
+    (["{song}", "--weights", "genre-sources11"],
+     "genre-sources11 (tf-cnn) has no exported graph, so it runs in torch, which is not "
+     "installed (pip install 'genre-tag[torch]')"),
+    (["{song}", "--device", "cuda"], "--device cuda needs torch, which is not installed "
+                                     "(pip install 'genre-tag[torch]')"),
+    (["retrain", "--data", "{song}"], "genre-tag retrain needs torch, which is not installed "
+                                      "(pip install 'genre-tag[torch]')"),
+    (["retrain", "--list-archs"], "genre-tag retrain --list-archs needs torch, which is not "
+                                  "installed (pip install 'genre-tag[torch]')"),
+    (["evaluate", "--data", "{song}"], "genre-tag evaluate needs torch, which is not "
+                                       "installed (pip install 'genre-tag[torch]')"),
+])
+def test_what_needs_torch_says_how_to_install_it(args: list[str], expected: str,
+                                                 song_mp3: Path) -> None:
+    finished = run_without_torch(*(arg.format(song=song_mp3) for arg in args))
+    assert finished.returncode != 0
+    assert finished.stderr.strip().splitlines() == [f"genre-tag: error: {expected}"]

@@ -37,8 +37,10 @@ if TYPE_CHECKING:
     from torch import nn
 
 BACKENDS = ("auto", "torch", "openvino", "onnx")
-# The package each exported backend needs, and the extra that installs it.
-PACKAGES = {"openvino": "openvino", "onnx": "onnxruntime"}
+# The package each backend needs, and what installs it.
+PACKAGES = {"torch": "torch", "openvino": "openvino", "onnx": "onnxruntime"}
+INSTALLS = {"torch": "pip install 'genre-tag[torch]'", "openvino": "pip install openvino",
+            "onnx": "pip install 'genre-tag[onnx]'"}
 # Which backends ``auto`` prefers, best first (torch when none is installed).
 PREFERRED = ("openvino", "onnx")
 
@@ -84,8 +86,8 @@ def run_graph_margin(context: int, frames: int) -> int:
 
 
 def installed(backend: str) -> bool:
-    """Whether ``backend``'s package can be imported (torch always can)."""
-    return backend == "torch" or find_spec(PACKAGES[backend]) is not None
+    """Whether ``backend``'s package can be imported."""
+    return find_spec(PACKAGES[backend]) is not None
 
 
 def choose_backend(requested: str, card: ModelCard, device: str) -> str:
@@ -96,13 +98,20 @@ def choose_backend(requested: str, card: ModelCard, device: str) -> str:
     on_cpu = device.split(":")[0] == "cpu"
     exportable = has_run_graph(card) and on_cpu
     if requested == "auto":
-        return next((b for b in PREFERRED if exportable and installed(b)), "torch")
+        chosen = next((b for b in PREFERRED if exportable and installed(b)), "torch")
+        if chosen == "torch" and not installed("torch"):
+            why = (f"{card.name} ({card.architecture}) has no exported graph"
+                   if not has_run_graph(card) else "neither OpenVINO nor ONNX Runtime is "
+                                                   "installed")
+            raise TaggerError(f"{why}, so it runs in torch, which is not installed",
+                              hint=INSTALLS["torch"])
+        return chosen
+    if not installed(requested):
+        other = "or use --backend auto" if requested == "torch" else "or use --backend torch"
+        raise TaggerError(f"--backend {requested} asked for, but {PACKAGES[requested]} is not "
+                          "installed", hint=f"{INSTALLS[requested]}, {other}")
     if requested == "torch":
         return "torch"
-    if not installed(requested):
-        raise TaggerError(f"--backend {requested} asked for, but {PACKAGES[requested]} is not "
-                          "installed", hint=f"pip install 'genre-tag[{requested}]', or use "
-                                            "--backend torch")
     if not on_cpu:
         raise TaggerError(f"--backend {requested} runs on the CPU, not on {device}",
                           hint="use --device cpu, or --backend torch")
@@ -220,7 +229,8 @@ def build_engine(backend: str, load_model: Callable[[], nn.Module], context: int
         core.set_property({"CACHE_DIR": str(graphs_folder() / "compiled")})
         compiled = core.compile_model(
             _openvino_graph(load_model, context, frames, bands, key), "CPU",
-            {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads})
+            {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads,
+             "ENABLE_CPU_PINNING": False})
         request = compiled.create_infer_request()
         return RunEngine(f"openvino-{precision}", precision == "f32", margin,
                          lambda run: request.infer({0: run})[0].copy())

@@ -41,7 +41,7 @@ EXIT_OK, EXIT_SOME_FAILED = 0, 1
               help="At most N model actors (--engine ray). [default: as many as the "
                    "cluster's CPUs or GPUs take]")
 @click.option("--cpus-per-actor", default=1.0, show_default=True, type=click.FloatRange(0),
-              help="CPUs (and torch threads) of each model actor (--engine ray).")
+              help="CPUs (and model threads) of each model actor (--engine ray).")
 @click.option("--gpus-per-actor", default=0.0, show_default=True, type=click.FloatRange(0),
               help="GPUs of each model actor (--engine ray); 0: the model runs on CPUs.")
 @device_option

@@ -15,7 +15,8 @@ from tagger.cli.common import DURATION, SIZE, debug_option, device_option, run_r
 from tagger.library.genres import DEFAULT_MAX_GENRES, DEFAULT_MIN_SHARE
 from tagger.segments import DEFAULT_MIN_SEGMENT_SECONDS, DEFAULT_SWITCH_PENALTY
 
-# tagger.backends.BACKENDS, spelled out so that the command line starts without torch.
+# tagger.backends.BACKENDS, spelled out so that the command line starts without importing
+# the model code (tests/test_backends.py keeps the two equal).
 BACKENDS = ("auto", "torch", "openvino", "onnx")
 
 

@@ -163,13 +163,21 @@ def retrain_command(ctx: click.Context, task: str | None, config_path: Path | No
                     sweep: str | None, overwrite: bool, list_archs: bool, debug: bool,
                     **given: Any) -> None:
     """Train and evaluate a model; write a run folder usable with --weights."""
+    from tagger.devices import require_torch
+
     if list_archs:
-        list_architectures()
-        return
-    from tagger.training.options import options_from_dict, read_config, settings_of
-    from tagger.training.run import retrain
+        def list_them() -> int:
+            require_torch("genre-tag retrain --list-archs")
+            list_architectures()
+            return 0
+
+        run_reporting_errors(debug, list_them)  # exits
 
     def action() -> int:
+        require_torch("genre-tag retrain")
+        from tagger.training.options import options_from_dict, read_config, settings_of
+        from tagger.training.run import retrain
+
         base = read_config(config_path) if config_path else {}
         base["task"] = chosen = task or base.get("task", GENRE)
         run_settings, train_settings = settings_of(chosen)
@@ -278,6 +286,9 @@ def evaluate_command(labelled: LabelledData, splits: tuple[str, ...], json_path:
     clip, per source, and the calibration error."""
     def action() -> int:
         from tagger.atomic import atomic_write_text
+        from tagger.devices import require_torch
+
+        require_torch("genre-tag evaluate")
         from tagger.training.evaluate import evaluate_checkpoint
 
         result = evaluate_checkpoint(*labelled.arguments(), splits)
@@ -311,6 +322,9 @@ def calibrate_command(labelled: LabelledData, out: Path, uncertain_below: float,
     """Fit a genre model's temperature (and set its uncertain threshold) on labelled audio;
     write the calibrated copy to --out. The input checkpoint is not changed."""
     def action() -> int:
+        from tagger.devices import require_torch
+
+        require_torch("genre-tag calibrate")
         from tagger.training.evaluate import calibrate_checkpoint, resolve_output_path
 
         report = calibrate_checkpoint(*labelled.arguments(), uncertain_below, out, split, name)
