@@ -3,10 +3,9 @@
 A song is looked up in the results cache first (by its audio checksum and the model's);
 only a miss is decoded and run through the model, and its outputs are stored at once, so
 a run that stops keeps every song it finished. With several jobs, each worker process
-loads the model once and does a whole song (hash, decode, melgrams, model): the model is
-what costs (over 90 % of a song's time with the bundled model), so on a CPU the cores are
-best used by one song per core, each with its share of torch's threads. Results come back
-in the order of the inputs, and are the same as in one process.
+loads the model once and does whole songs (hash, decode, melgrams, model) with its share
+of the CPU threads. Results come back in the order of the inputs, and are the same as in
+one process.
 """
 
 from __future__ import annotations

@@ -70,13 +70,21 @@ class AudioModel:
         # CPU threads for the model (torch's, or the exported graph's).
         self.threads = threads or default_threads()
         self.front_end = MelgramFrontEnd(card.front_end)
+        self._model: nn.Module | None = None
         self.engine = self._engine(backend)
+        if self.engine is None:  # torch runs it: weights that do not load fail before any song
+            self._model = self._load_model()
         # What runs the model: torch, openvino or onnx (``engine.name`` adds the precision).
         self.backend = self.engine.name.split("-")[0] if self.engine else "torch"
 
-    @cached_property
+    @property
     def model(self) -> nn.Module:
         """The torch model, prepared for inference on ``device`` (loaded at first use)."""
+        if self._model is None:
+            self._model = self._load_model()
+        return self._model
+
+    def _load_model(self) -> nn.Module:
         import torch
 
         from tagger.checkpoints import load_checkpoint

@@ -32,8 +32,11 @@ def test_the_wheel_carries_every_module_and_the_weights(tmp_path: Path) -> None:
                if "weights" not in p.parts}
     weights = {f"tagger/weights/{p.name}" for p in (ROOT / "weights").iterdir()
                if p.suffix in (".safetensors", ".json", ".md")}
+    graphs = {f"tagger/weights/graphs/{p.name}" for p in (ROOT / "weights" / "graphs").iterdir()}
+    assert graphs and weights
     assert modules - packed == set()
     assert weights - packed == set()
+    assert graphs - packed == set()
 
 
 def test_installed_package_has_the_weights() -> None:
