@@ -72,3 +72,28 @@ def test_what_needs_torch_says_how_to_install_it(args: list[str], expected: str,
     finished = run_without_torch(*(arg.format(song=song_mp3) for arg in args))
     assert finished.returncode != 0
     assert finished.stderr.strip().splitlines() == [f"genre-tag: error: {expected}"]
+
+
+def test_a_checkpoint_of_ones_own_needs_torch_once_to_export_its_graph(
+        song_mp3: Path, tmp_path: Path) -> None:
+    """Weights without a shipped graph: their graph is built with torch at first use, and
+    then tags without torch."""
+    from tagger.cards import bundled_weights_path
+    from tagger.checkpoints import load_checkpoint, save_checkpoint
+
+    bundled = load_checkpoint(bundled_weights_path())
+    bundled.card.name = "retrained"
+    weights = tmp_path / "retrained.safetensors"
+    save_checkpoint(bundled.model, bundled.card, weights)
+    args = [str(song_mp3), "--weights", str(weights), "--quiet", "--no-cache"]
+
+    finished = run_without_torch(*args)
+    assert finished.returncode != 0
+    assert finished.stderr.strip().splitlines() == [
+        "genre-tag: error: exporting retrained's graph (once for these weights) needs torch, "
+        "which is not installed (pip install 'genre-tag[torch]')"]
+    assert CliRunner().invoke(main, [*args, "--device", "cpu"]).exit_code == 0  # builds it
+    without = tmp_path / "without.json"
+    finished = run_without_torch(*args, "--json", str(without))
+    assert finished.returncode == 0, finished.stderr
+    assert json.loads(without.read_text())["model"] == "retrained"
