@@ -177,9 +177,10 @@ def _openvino_graph(load_model: Callable[[], nn.Module], context: int, frames: i
     """The OpenVINO IR named ``key``: the shipped one, else the cached one, else built now
     into the cache from ``load_model()``."""
     for folder in (shipped_graphs_folder(), graphs_folder()):
-        target = folder / f"{key}.xml"
-        if target.exists() and target.with_suffix(".bin").exists():
-            return target
+        found = folder / f"{key}.xml"
+        if found.exists() and found.with_suffix(".bin").exists():
+            return found
+    target = graphs_folder() / f"{key}.xml"
     save_openvino_graph(load_model(), context, frames, bands, target)
     return target
 
@@ -187,11 +188,11 @@ def _openvino_graph(load_model: Callable[[], nn.Module], context: int, frames: i
 def _onnx_graph(load_model: Callable[[], nn.Module], context: int, frames: int, bands: int,
                 key: str) -> Path:
     """The cached ONNX file named ``key`` (built now from ``load_model()`` when missing)."""
-    import torch
-
     target = graphs_folder() / f"{key}.onnx"
     if target.exists():
         return target
+    import torch
+
     exported = io.BytesIO()
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
