@@ -10,7 +10,10 @@ from click.testing import Result
 
 from tagger.inference import Tagger
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The shared training data: ../shared/data beside the checkout, or GENRE_TAG_SHARED_DATA
+# (for a checkout elsewhere, such as a git worktree).
+SHARED_DATA = Path(os.environ.get("GENRE_TAG_SHARED_DATA")
+                   or Path(__file__).resolve().parents[2] / "shared" / "data")
 # musicnn's layout at a size that trains in a test.
 SMALL_MUSICNN = {"timbral_channels": 8, "temporal_channels": 4, "midend_channels": 8,
                  "embedding": 16}
