@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from tagger.inference import Tagger, excerpt_seconds
-from tagger.training.calibration import expected_calibration_error, fit_temperature, softmax
+from tagger.results import softmax
+from tagger.training.calibration import expected_calibration_error, fit_temperature
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

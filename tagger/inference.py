@@ -23,6 +23,7 @@ from tagger.results import (
     SongResult,
     check_smoothing_window,
     smooth_probabilities,
+    softmax,
 )
 from tagger.results_cache import ModelOutputs
 from tagger.segments import DEFAULT_MIN_SEGMENT_SECONDS, DEFAULT_SWITCH_PENALTY, Segmenter
@@ -243,7 +244,7 @@ class Tagger(AudioModel):
                            min_segment_seconds=min_segment_seconds,
                            switch_penalty=switch_penalty)
         threshold = self.uncertain_below if uncertain_below is None else uncertain_below
-        probabilities = softmax(outputs.values / np.float32(self.temperature))
+        probabilities = softmax(outputs.values, self.temperature)
         silent = outputs.silent.copy()
         probabilities[silent] = 0.0
         return SongResult(
@@ -320,12 +321,6 @@ def run_over_melgrams(batches: Iterable[np.ndarray],
     outputs = [run_outputs(run, start, count)
                for run, start, count in stream_runs(batches, margin)]
     return np.concatenate(outputs).astype(np.float32)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Probabilities ``(S, classes)`` of logits ``(S, classes)``, in their precision."""
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 # How long each excerpt of ``--excerpts`` is, in segments (seconds).

@@ -60,6 +60,14 @@ class TimedResult:
         return self.starts + self.valid_seconds
 
 
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Probabilities ``(S, classes)`` of logits ``(S, classes)`` divided by ``temperature``,
+    in the logits' precision."""
+    scaled = logits / temperature
+    exponentials = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+    return exponentials / exponentials.sum(axis=1, keepdims=True)
+
+
 def check_smoothing_window(seconds: int) -> None:
     """Raise ValueError unless ``seconds`` is 0 (no smoothing) or a positive odd number."""
     if seconds < 0 or (seconds and seconds % 2 == 0):

@@ -247,7 +247,8 @@ def tag_songs(request: TagRequest, job: Job, entries: list[MediaEntry], files: l
     """Download and tag each entry, then tag each file, giving every song to ``finish`` in
     the order of the inputs; a song that fails is reported and the rest go on (an output
     that fails stops the run)."""
-    from tagger.analysis import Analyser, open_results_cache, usable_cpus
+    from tagger.analysis import Analyser, open_results_cache
+    from tagger.devices import usable_cpus
     from tagger.download import fetch_entry, forget
 
     model = job.load(request)

@@ -24,7 +24,7 @@ from tagger.atomic import atomic_write_text
 from tagger.datasets.splits import TRAIN, VALID, Dataset, Split, join_splits
 from tagger.devices import select_device
 from tagger.errors import TaggerError
-from tagger.training.calibration import softmax
+from tagger.results import softmax
 from tagger.training.genre import (
     GenreEpoch,
     evaluate_by_source,

@@ -22,7 +22,8 @@ from tagger.checkpoints import LoadedModel, load_checkpoint, save_checkpoint
 from tagger.datasets.layouts import load_dataset
 from tagger.datasets.splits import Dataset, Split
 from tagger.errors import DatasetError, ModelError
-from tagger.training.calibration import calibrate, expected_calibration_error, softmax
+from tagger.results import softmax
+from tagger.training.calibration import calibrate, expected_calibration_error
 from tagger.training.crossval import fold_figures
 from tagger.training.predict import predict_logits
 

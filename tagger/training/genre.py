@@ -20,8 +20,9 @@ from torch import nn
 
 from tagger.datasets.splits import TRAIN, VALID, Dataset, Split, clip_means
 from tagger.models import Classifier, architecture_defaults, build_model
+from tagger.results import softmax
 from tagger.training.augment import Augmentation
-from tagger.training.calibration import calibrate, softmax
+from tagger.training.calibration import calibrate
 from tagger.training.loop import Outcome, mask_spectrograms, train
 from tagger.training.metrics import classification_report
 from tagger.training.options import GenreConfig
