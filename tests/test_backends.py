@@ -36,25 +36,55 @@ EXPORTED = [pytest.param(name, marks=pytest.mark.skipif(not installed(name),
             for name in ("openvino", "onnx")]
 
 
-def small_model(context: int, joint: bool) -> MusiCNN | JointBackbones:
+def with_dead_filters(model: MusiCNN) -> MusiCNN:
+    """Kill the first two filters of every front-end block, as training killed most of
+    musicnn-msd's: zero weights, a bias of either sign."""
+    for block in model.frontend:
+        block.conv.weight.data[:2] = 0.0
+        block.conv.bias.data[:2] = torch.tensor([0.5, -0.5])
+    return model
+
+
+def small_model(context: int, joint: bool, head_pooled: bool = False) -> MusiCNN | JointBackbones:
     torch.manual_seed(0)
-    members = [_with_random_norms(MusiCNN(4, (63 * (2 * context + 1), 96), **SMALL_MUSICNN))
-               for _ in range(2 if joint else 1)]
+    members = [with_dead_filters(_with_random_norms(MusiCNN(
+        4, (63 * (2 * context + 1), 96), head_pooled=head_pooled, **SMALL_MUSICNN)))
+        for _ in range(2 if joint else 1)]
     model = JointBackbones(4, members) if joint else members[0]
     return prepare_for_inference(model)
 
 
-@pytest.mark.parametrize(("context", "joint"), [(0, False), (1, True), (2, False)])
-def test_the_graph_gives_forward_runs_outputs(context: int, joint: bool) -> None:
-    """Every segment of a run, windows clipped at both ends, as ``forward_run`` gives it."""
-    model = small_model(context, joint)
+@pytest.mark.parametrize(("context", "joint", "head_pooled"),
+                         [(0, False, False), (1, True, False), (2, False, False),
+                          (1, False, True)])
+def test_the_graph_gives_forward_runs_outputs(context: int, joint: bool,
+                                              head_pooled: bool) -> None:
+    """Every segment of a run, windows clipped at both ends, as ``forward_run`` gives it,
+    though the graph leaves the dead filters out."""
+    model = small_model(context, joint, head_pooled)
     run = torch.rand(9, 63, 96) * 4
     with torch.inference_mode():
         expected = model.forward_run(run, 0, 9, context)
         middle = model.forward_run(run, 3, 4, context)
-        outputs = RunGraph(model, context)(run)
+        graph = RunGraph(model, context)
+        outputs = graph(run)
+    assert [block.conv.out_channels for block in graph.members[0].frontend] == [6, 6, 2, 2, 2]
     torch.testing.assert_close(outputs, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(outputs[3:7], middle, atol=1e-5, rtol=1e-5)
+
+
+def test_the_bundled_models_graph_computes_a_fraction_of_the_filters() -> None:
+    """musicnn-msd's dead filters (zero to 1e-6) are left out, and the outputs stay."""
+    model = Tagger.load(device="cpu", backend="torch").model
+    graph = RunGraph(model, 1)
+    msd, mtt = ([block.conv.out_channels for block in member.frontend]
+                for member in graph.members)
+    assert sum(msd) < 0.15 * (2 * 204 + 3 * 51)
+    assert sum(mtt) < 0.7 * (2 * 204 + 3 * 51)
+    run = torch.rand(12, 63, 96) * 4
+    with torch.inference_mode():
+        torch.testing.assert_close(graph(run), model.forward_run(run, 0, 12, 1),
+                                   atol=1e-4, rtol=1e-4)
 
 
 def test_only_musicnn_models_have_a_graph(monkeypatch) -> None:

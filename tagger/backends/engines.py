@@ -56,10 +56,14 @@ def shipped_graphs_folder() -> Path:
     return Path(str(resources.files("tagger.weights").joinpath("graphs")))
 
 
+# Raised whenever ``RunGraph`` computes differently, so that cached graphs are rebuilt.
+GRAPH_VERSION = 2
+
+
 def graph_key(checksum: str, context: int, frames: int, bands: int) -> str:
     """The name of the graph of the weights with sha256 ``checksum`` for runs of
     ``frames`` x ``bands`` melgrams seen with ``context`` neighbours."""
-    return f"{checksum}-context{context}-{frames}x{bands}"
+    return f"{checksum}-context{context}-{frames}x{bands}-v{GRAPH_VERSION}"
 
 
 def has_run_graph(card: ModelCard) -> bool:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tagger.backends.pruned import PrunedMusiCNN
 from tagger.models import Classifier, JointBackbones, MusiCNN
-from tagger.models.base import as_image
 
 
 def musicnn_members(model: nn.Module) -> list[MusiCNN] | None:
@@ -18,20 +18,6 @@ def musicnn_members(model: nn.Module) -> list[MusiCNN] | None:
     if isinstance(model, JointBackbones) and all(isinstance(m, MusiCNN) for m in model.members):
         return list(model.members)
     return None
-
-
-def _maps(member: MusiCNN, melgrams: torch.Tensor) -> torch.Tensor:
-    """``MusiCNN.feature_maps`` in eval mode over a whole run ``(1, T, F)`` in one chunk."""
-    image = member.input_norm(as_image(melgrams))
-    halo = max(max(block.before, block.after) for block in member.frontend)
-    padded = nn.functional.pad(image, (0, 0, halo, halo))
-    frames = melgrams.shape[1]
-    front = torch.cat([block.pooled_frames(padded, halo, frames) for block in member.frontend],
-                      dim=1)
-    layers = [member.midend[0](front)]
-    for block in member.midend[1:]:
-        layers.append(block(layers[-1]) + layers[-1])
-    return torch.cat([front, *layers], dim=1)
 
 
 def windowed_pool(maps: torch.Tensor, frames: int, context: int) -> torch.Tensor:
@@ -53,21 +39,22 @@ def windowed_pool(maps: torch.Tensor, frames: int, context: int) -> torch.Tensor
 
 class RunGraph(nn.Module):
     """A prepared musicnn or joint-of-musicnn model as ``run (S, frames, mels)`` to outputs
-    ``(S, classes)``: what ``Classifier.forward_run(run, 0, S, context)`` gives."""
+    ``(S, classes)``: what ``Classifier.forward_run(run, 0, S, context)`` gives, each
+    backbone without its dead filters (``PrunedMusiCNN``)."""
 
     def __init__(self, model: Classifier, context: int) -> None:
         super().__init__()
         members = musicnn_members(model)
         if members is None:
             raise ValueError(f"{type(model).__name__} has no exported graph")
-        self.model = model
-        self.members = members
+        self.head = model.head
+        self.members = nn.ModuleList(PrunedMusiCNN(member) for member in members)
         self.context = context
 
     def forward(self, run: torch.Tensor) -> torch.Tensor:
         frames, bands = run.shape[1], run.shape[2]
         melgrams = run.reshape(1, -1, bands)
-        embeddings = [member.embed_pooled(windowed_pool(_maps(member, melgrams), frames,
+        embeddings = [member.embed_pooled(windowed_pool(member.maps(melgrams), frames,
                                                         self.context))
                       for member in self.members]
-        return self.model.head(torch.cat(embeddings, dim=1))
+        return self.head(torch.cat(embeddings, dim=1))
