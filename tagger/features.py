@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from threadpoolctl import threadpool_limits
 
 from tagger.audio import Segment, decode_blocks, segment_audio
 
@@ -189,7 +190,10 @@ class MelgramFrontEnd:
                         mode=_NUMPY_PAD_MODES[spec.pad_mode])
         frames = sliding_window_view(padded, spec.n_fft, axis=1)[:, :: spec.hop_length]
         power = np.abs(np.fft.rfft(frames * self.window, axis=2)) ** spec.power
-        mel = power @ self.filterbank  # (B, frames, mels)
+        # One BLAS thread: the idle threads of a parallel matmul spin for a while, and the
+        # model that runs next on the same cores took half as long again.
+        with threadpool_limits(limits=1, user_api="blas"):
+            mel = power @ self.filterbank  # (B, frames, mels)
         if spec.compression == "log10":
             return np.log10(1.0 + 10000.0 * mel).astype(np.float32)
         db = 10.0 * np.log10(np.maximum(mel, spec.amin))
