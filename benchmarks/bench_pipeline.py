@@ -7,7 +7,7 @@ Run: python benchmarks/bench_pipeline.py   (needs the test extra: librosa)
    course helper), same file, same run, best of 3, interpreter start-up and
    model loading excluded.
 2. The whole `genre-tag song.mp3 --no-cache` command, wall time, best of 3.
-3. Peak RSS of `genre-tag long.mp3 --quiet` on a 60-minute MP3.
+3. Time and peak RSS of `genre-tag long.mp3 --quiet --no-cache` on a 60-minute MP3.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def main() -> None:
         long = write_mp3(Path(folder) / "long.mp3", args.long_minutes * 60)
         started = time.perf_counter()
         peak = run_measuring_rss(sys.executable, "-m", "tagger", str(long), "--quiet",
-                                 "--device", "cpu", *chosen)
+                                 "--device", "cpu", "--no-cache", *chosen)
         elapsed = time.perf_counter() - started
         print(f"{args.long_minutes}-min MP3: {elapsed:.1f} s, peak RSS {peak:.0f} MB")
         print(f"for scale, `python -c 'import torch'` alone: peak RSS "
