@@ -194,16 +194,18 @@ def test_the_exported_emotion_model_agrees_with_torch(backend: str, song_mp3: Pa
 
 
 @pytest.mark.skipif(not installed("openvino"), reason="openvino is not installed")
+@pytest.mark.parametrize("head_pooled", [False, True])
 @pytest.mark.slow
-def test_openvino_in_float32_is_torchs_to_1e5() -> None:
-    model = small_model(1, True)
-    engine = build_engine("openvino", lambda: model, 1, 63, 96, "f" * 64, threads=1,
-                          precision="f32")
-    run = torch.rand(20, 63, 96) * 4
-    with torch.inference_mode():
-        expected = model.forward_run(run, 0, 20, 1).numpy()
+def test_openvino_in_float32_is_torchs_to_1e5(head_pooled: bool) -> None:
+    model = small_model(1, True, head_pooled)
+    engine = build_engine("openvino", lambda: model, 1, 63, 96, "fe"[head_pooled] * 64,
+                          threads=1, precision="f32")
     assert engine.exact and engine.name == "openvino-f32"
-    np.testing.assert_allclose(engine(run.numpy()), expected, atol=1e-5)
+    for segments in (20, 5):  # runs of any length, not only the traced one's
+        run = torch.rand(segments, 63, 96) * 4
+        with torch.inference_mode():
+            expected = model.forward_run(run, 0, segments, 1).numpy()
+        np.testing.assert_allclose(engine(run.numpy()), expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("backend", EXPORTED)

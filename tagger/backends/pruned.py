@@ -124,5 +124,6 @@ class PrunedMusiCNN(nn.Module):
         embedding = self.dense_norm(torch.relu(self.dense(normed)))
         if not self.head_pooled:
             return embedding
-        every = torch.cat([normed, self.dead_normed.expand(len(normed), -1)], dim=1)
+        # (Broadcast, not expanded to len(normed): an exported graph keeps runs' length free.)
+        every = torch.cat([normed, torch.zeros_like(normed[:, :1]) + self.dead_normed], dim=1)
         return torch.cat([embedding, every[:, self.pooled_order]], dim=1)
