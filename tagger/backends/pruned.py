@@ -15,16 +15,10 @@ import copy
 import torch
 from torch import nn
 
-from tagger.models.musicnn import FrequencyPooledConv, MusiCNN
+from tagger.models.musicnn import FrequencyPooledConv, MusiCNN, eval_norm
 
 # A filter whose weights are all within this share of its block's largest weight is dead.
 DEAD_WEIGHT = 1e-6
-
-
-def eval_norm(norm: nn.BatchNorm1d | nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """An eval-mode BatchNorm as ``x * scale + shift``."""
-    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-    return scale, norm.bias - norm.running_mean * scale
 
 
 def live_filters(block: FrequencyPooledConv) -> torch.Tensor:

@@ -14,6 +14,11 @@ def max_mean_over_time(maps: torch.Tensor) -> torch.Tensor:
     return torch.stack([maps.amax(dim=2), maps.mean(dim=2)], dim=2).flatten(1)
 
 
+def eval_norm(norm: nn.BatchNorm1d | nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """An eval-mode BatchNorm as ``x * scale + shift``."""
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    return scale, norm.bias - norm.running_mean * scale
+
 
 class FrequencyPooledConv(nn.Module):
     """musicnn's front-end block: conv over the whole image (time padded, frequency valid),
@@ -37,8 +42,7 @@ class FrequencyPooledConv(nn.Module):
         BatchNorm are monotonic per channel, so the max over frequency can be taken first:
         of the conv itself where the BatchNorm scale is positive, of the conv with its sign
         flipped where it is negative."""
-        scale = self.norm.weight / torch.sqrt(self.norm.running_var + self.norm.eps)
-        shift = self.norm.bias - self.norm.running_mean * scale
+        scale, shift = eval_norm(self.norm)
         sign = torch.where(scale < 0, -1.0, 1.0)
         window = padded[:, :, start - self.before : start + count + self.after]
         peaks = nn.functional.conv2d(window, self.conv.weight * sign[:, None, None, None],
