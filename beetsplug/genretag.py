@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from beets.importer import ImportSession, ImportTask
 
     from tagger.inference import AudioModel, EmotionTagger, Tagger
+    from tagger.results import EmotionResult, SongResult
 
     ModelT = TypeVar("ModelT", bound=AudioModel)
 
@@ -191,10 +192,11 @@ class GenreTagPlugin(BeetsPlugin):
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                if wants_genre:
-                    self.set_genres(item, path, settings.policy, summary)
-                if wants_emotion:
-                    values = self.emotion_tagger().tag_file(path).song_values()
+                genre, emotion = self.analyse(path, wants_genre, wants_emotion)
+                if genre is not None:
+                    self.set_genres(item, genre, settings.policy, summary)
+                if emotion is not None:
+                    values = emotion.song_values()
                     for target in EMOTION_TARGETS:
                         item[f"genretag_{target}"] = round(values[target], 3)
         except TaggerError as error:
@@ -214,14 +216,25 @@ class GenreTagPlugin(BeetsPlugin):
                 self._log.error("{}", error)
         item.store()
 
-    def set_genres(self, item: Item, path: Path, policy: GenrePolicy, summary: Summary) -> None:
-        """Set the item's genre fields from its audio; without a confident genre, the
-        item keeps the genres it has."""
-        tagger = self.genre_tagger()
-        choice = choose_genres(tagger.tag_file(path), policy)
+    def analyse(self, path: Path, genre: bool, emotion: bool
+                ) -> tuple[SongResult | None, EmotionResult | None]:
+        """The genre and emotion results of ``path`` that are asked for, from one decode."""
+        from tagger.inference import outputs_of
+
+        models: list[AudioModel] = [*([self.genre_tagger()] if genre else []),
+                                    *([self.emotion_tagger()] if emotion else [])]
+        results = [model.result_from(outputs, str(path), path.stem) for model, outputs
+                   in zip(models, outputs_of(models, path, str(path)), strict=True)]
+        return (results[0] if genre else None), (results[-1] if emotion else None)
+
+    def set_genres(self, item: Item, result: SongResult, policy: GenrePolicy,
+                   summary: Summary) -> None:
+        """Set the item's genre fields from its genre result; without a confident genre,
+        the item keeps the genres it has."""
+        choice = choose_genres(result, policy)
         item["genretag_genres"] = choice.genres
         item["genretag_confidence"] = round(choice.confidence, 3)
-        item["genretag_model"] = tagger.card.name
+        item["genretag_model"] = result.model
         item["genretag_version"] = __version__
         if choice.genres:
             item.genres = choice.genres

@@ -1,11 +1,14 @@
 """Songs per minute of `genre-tag` over a library: 1 job, N jobs, and a second (cached) run.
 
 Run: python benchmarks/bench_library.py [--data ../shared/data] [--songs 100] [--jobs 1 2]
+     [--write-emotion]
 
 The songs are real 30-second GTZAN clips of ../shared/data, the same number from each
 genre, read in place. Every configuration is the whole command (`genre-tag FILES --quiet
 --json /dev/null`: start-up, model loading and worker start-up included) with an empty
-results cache of its own; the warm run repeats the last one on its now full cache.
+results cache of its own; the warm run repeats the last one on its now full cache. With
+--write-emotion the command is `genre-tag FILES --write-tags --write-emotion --dry-run`:
+genres and emotion for every song, nothing written.
 
 First, in this process, the share of a song's time that decoding and melgrams take (the
 rest is the model): what work a pool of decoding workers could take off the model's
@@ -57,15 +60,19 @@ def decoding_share(files: list[Path], weights: str | None) -> tuple[float, float
     return decoding / len(files), (time.perf_counter() - started) / len(files)
 
 
-def timed_run(files: list[Path], jobs: int, cache_home: Path, weights: str | None) -> float:
+def timed_run(files: list[Path], jobs: int, cache_home: Path, weights: str | None,
+              write_emotion: bool) -> float:
     """Wall time of one whole `genre-tag` run."""
     command = [sys.executable, "-m", "tagger", *map(str, files), "--jobs", str(jobs),
-               "--quiet", "--json", os.devnull, "--device", "cpu"]
+               "--device", "cpu"]
+    command += (["--write-tags", "--write-emotion", "--dry-run"] if write_emotion
+                else ["--quiet", "--json", os.devnull])
     if weights:
         command += ["--weights", weights]
-    environment = {**os.environ, "XDG_CACHE_HOME": str(cache_home), "PYTHONPATH": str(ROOT)}
+    environment = {**os.environ, "XDG_CACHE_HOME": str(cache_home),
+                   "XDG_DATA_HOME": str(cache_home), "PYTHONPATH": str(ROOT)}
     started = time.perf_counter()
-    subprocess.run(command, env=environment, check=True)
+    subprocess.run(command, env=environment, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 
@@ -75,6 +82,8 @@ def main() -> None:
     parser.add_argument("--songs", type=int, default=100)
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--weights", help="a checkpoint or bundled model (default: bundled)")
+    parser.add_argument("--write-emotion", action="store_true",
+                        help="time a dry run of --write-tags --write-emotion instead")
     args = parser.parse_args()
     files = library(args.data, args.songs)
     seconds = 30 * len(files)
@@ -86,10 +95,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for jobs in args.jobs:
             cache_home = Path(scratch) / f"jobs{jobs}"
-            took = timed_run(files, jobs, cache_home, args.weights)
+            took = timed_run(files, jobs, cache_home, args.weights, args.write_emotion)
             print(f"--jobs {jobs}, empty cache: {took:6.1f} s, "
                   f"{len(files) / took * 60:6.1f} songs/min")
-        took = timed_run(files, args.jobs[-1], cache_home, args.weights)
+        took = timed_run(files, args.jobs[-1], cache_home, args.weights, args.write_emotion)
         print(f"--jobs {args.jobs[-1]}, warm cache:  {took:6.1f} s, "
               f"{len(files) / took * 60:6.1f} songs/min")
 

@@ -1,11 +1,11 @@
 """Analysing songs with the results cache, in this process or in worker processes.
 
-A song is looked up in the results cache first (by its audio checksum and the model's);
-only a miss is decoded and run through the model, and its outputs are stored at once, so
-a run that stops keeps every song it finished. With several jobs, each worker process
-loads the model once and does whole songs (hash, decode, melgrams, model) with its share
-of the CPU threads. Results come back in the order of the inputs, and are the same as in
-one process.
+A song is looked up in the results cache first (by its audio checksum and each model's);
+only a miss is decoded and run through the models that miss, and their outputs are
+stored at once, so a run that stops keeps every song it finished. With several jobs, each
+worker process loads the models once and does whole songs (hash, decode, melgrams,
+models) with its share of the CPU threads. Results come back in the order of the inputs,
+and are the same as in one process.
 """
 
 from __future__ import annotations
@@ -23,17 +23,18 @@ from pathlib import Path
 from tagger.cards import read_card
 from tagger.devices import usable_cpus
 from tagger.errors import TaggerError, TaggerWarning
-from tagger.inference import AudioModel
+from tagger.inference import AudioModel, outputs_of
 from tagger.results_cache import ModelOutputs, ResultsCache
 
 
 @dataclass
 class Analysis:
-    """What became of one song: its model outputs (from the cache or not), or the expected
-    failure that stopped it, and the warnings its analysis gave."""
+    """What became of one song: the outputs of each model, in the analyser's order (from
+    the cache, all of them, or not), or the expected failure that stopped it, and the
+    warnings its analysis gave."""
 
     path: Path
-    outputs: ModelOutputs | None = None
+    outputs: list[ModelOutputs] = field(default_factory=list)
     from_cache: bool = False
     error: TaggerError | None = None
     warnings: list[Warning | str] = field(default_factory=list)
@@ -51,22 +52,27 @@ def open_results_cache(path: Path | None = None) -> ResultsCache | None:
         return None
 
 
-def analyse_file(model: AudioModel, cache: ResultsCache | None, path: Path,
+def analyse_file(models: list[AudioModel], cache: ResultsCache | None, path: Path,
                  source: str | None = None, read_cache: bool = True) -> Analysis:
-    """Look ``path`` up in ``cache`` (unless ``read_cache`` is false), else run ``model``
-    over it and store the outputs. An expected failure is returned, not raised; warnings
-    are collected, to be shown by the process that reports the song."""
+    """Look ``path`` up in ``cache`` for each of ``models`` (unless ``read_cache`` is
+    false); run the models it misses over one decode of it, and store their outputs. An
+    expected failure is returned, not raised; warnings are collected, to be shown by the
+    process that reports the song."""
     analysis = Analysis(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             audio = cache.audio_checksum(path) if cache else None
-            if audio and read_cache and (hit := cache.get(model.results_key, audio)):
-                analysis.outputs, analysis.from_cache = hit, True
-            else:
-                analysis.outputs = model.outputs(path, source or str(path))
-                if audio:
-                    cache.put(model.results_key, audio, analysis.outputs)
+            hits = [cache.get(model.results_key, audio) if audio and read_cache else None
+                    for model in models]
+            missing = [model for model, hit in zip(models, hits, strict=True) if hit is None]
+            fresh = outputs_of(missing, path, source or str(path)) if missing else []
+            if audio:
+                for model, outputs in zip(missing, fresh, strict=True):
+                    cache.put(model.results_key, audio, outputs)
+            computed = iter(fresh)
+            analysis.outputs = [hit if hit is not None else next(computed) for hit in hits]
+            analysis.from_cache = not missing
         except TaggerError as error:
             analysis.error = error
     analysis.warnings = [warning.message for warning in caught]
@@ -75,14 +81,13 @@ def analyse_file(model: AudioModel, cache: ResultsCache | None, path: Path,
 
 @dataclass(frozen=True)
 class WorkerSetup:
-    """What a worker process needs to load the same model and open the same cache."""
+    """What a worker process needs to load the same models and open the same cache."""
 
-    model_class: type[AudioModel]
-    weights: Path
+    # Each model's class, weights and excerpts.
+    models: tuple[tuple[type[AudioModel], Path, int], ...]
     device: str
     batch_size: int
     backend: str
-    excerpts: int
     cache_path: Path | None
     read_cache: bool
     threads: int
@@ -90,27 +95,27 @@ class WorkerSetup:
 
 @dataclass
 class _Worker:
-    model: AudioModel
+    models: list[AudioModel]
     cache: ResultsCache | None
     read_cache: bool
 
 
-# The model and cache of a worker process, or what stopped it from loading them.
+# The models and cache of a worker process, or what stopped it from loading them.
 _worker: _Worker | BaseException | None = None
 
 
 def _start_worker(setup: WorkerSetup) -> None:
-    """Load the model in a new worker process. Ctrl-C is the main process's to handle (it
+    """Load the models in a new worker process. Ctrl-C is the main process's to handle (it
     ends the workers: SIGTERM); a failure is kept and raised with the first song, not here, where
     the pool would start the worker again and again."""
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        card, path = read_card(setup.weights)
-        model = setup.model_class(card, path, setup.device, setup.batch_size, setup.backend,
-                                  setup.excerpts, setup.threads)
+        models = [model_class(*read_card(weights), setup.device, setup.batch_size,
+                              setup.backend, excerpts, setup.threads)
+                  for model_class, weights, excerpts in setup.models]
         cache = ResultsCache.open(setup.cache_path) if setup.cache_path else None
-        _worker = _Worker(model, cache, setup.read_cache)
+        _worker = _Worker(models, cache, setup.read_cache)
     except BaseException as error:  # raised in the main process with the first song
         _worker = error
 
@@ -119,7 +124,7 @@ def _analyse_in_worker(path: Path) -> Analysis:
     if isinstance(_worker, BaseException):
         raise _worker
     assert _worker is not None, "the worker was not started"
-    return analyse_file(_worker.model, _worker.cache, path, read_cache=_worker.read_cache)
+    return analyse_file(_worker.models, _worker.cache, path, read_cache=_worker.read_cache)
 
 
 @contextlib.contextmanager
@@ -139,19 +144,19 @@ def _workers_ignore_ctrl_c() -> Iterator[None]:
 
 
 class Analyser:
-    """Analyses songs with ``model`` and ``cache`` in this process, or in up to ``jobs``
-    worker processes when several songs miss the cache."""
+    """Analyses songs with ``models`` (one decode for all) and ``cache`` in this process,
+    or in up to ``jobs`` worker processes when several songs miss the cache."""
 
-    def __init__(self, model: AudioModel, cache: ResultsCache | None, jobs: int,
+    def __init__(self, models: list[AudioModel], cache: ResultsCache | None, jobs: int,
                  read_cache: bool = True) -> None:
-        self.model = model
+        self.models = models
         self.cache = cache
         self.jobs = jobs
         self.read_cache = read_cache
 
     def one(self, path: Path, source: str | None = None) -> Analysis:
         """Analyse one song in this process."""
-        return analyse_file(self.model, self.cache, path, source, self.read_cache)
+        return analyse_file(self.models, self.cache, path, source, self.read_cache)
 
     def many(self, paths: list[Path]) -> Iterator[Analysis]:
         """Analyse ``paths``, yielding in their order. Songs the cache remembers are read
@@ -161,20 +166,24 @@ class Analyser:
         misses = [path for path, hit in zip(paths, cached, strict=True) if not hit]
         with self._analyses(misses) as analysed:
             for path, hit in zip(paths, cached, strict=True):
-                key = self.model.results_key
-                outputs = self.cache.get(key, hit) if hit and self.cache else None
-                if outputs is not None:
+                if not hit or self.cache is None:
+                    yield next(analysed)
+                    continue
+                outputs = [self.cache.get(model.results_key, hit) for model in self.models]
+                if all(model_outputs is not None for model_outputs in outputs):
                     yield Analysis(path, outputs, from_cache=True)
                 else:
-                    yield next(analysed) if not hit else self.one(path)  # evicted meanwhile
+                    yield self.one(path)  # evicted meanwhile
 
     def _remembered(self, path: Path) -> str | None:
-        """The audio checksum of ``path`` when the cache remembers both it and its result,
-        without reading the file."""
+        """The audio checksum of ``path`` when the cache remembers both it and every
+        model's result, without reading the file."""
         if not (self.cache and self.read_cache):
             return None
         audio = self.cache.known_audio(path)
-        return audio if audio and self.cache.has(self.model.results_key, audio) else None
+        remembered = audio and all(self.cache.has(model.results_key, audio)
+                                   for model in self.models)
+        return audio if remembered else None
 
     @contextlib.contextmanager
     def _analyses(self, paths: list[Path]) -> Iterator[Iterator[Analysis]]:
@@ -182,9 +191,10 @@ class Analyser:
         if jobs <= 1:
             yield (self.one(path) for path in paths)
             return
-        model = self.model
-        setup = WorkerSetup(type(model), model.path, model.device, model.batch_size,
-                            model.backend, model.excerpts,
+        first = self.models[0]
+        setup = WorkerSetup(tuple((type(model), model.path, model.excerpts)
+                                  for model in self.models),
+                            first.device, first.batch_size, first.backend,
                             self.cache.path if self.cache else None,
                             self.read_cache,
                             max(1, usable_cpus() // jobs))

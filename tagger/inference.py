@@ -4,9 +4,9 @@ memory."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cached_property
-from itertools import islice
+from itertools import islice, tee, zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -175,12 +175,7 @@ class AudioModel:
     def outputs(self, path: Path, source: str) -> ModelOutputs:
         """The model's raw outputs for every second of ``path``, the seconds of real audio in
         each, and which are silent: what ``result_from`` turns into a result."""
-        if self.excerpts:
-            return ModelOutputs(*run_over_excerpts(path, source, self.front_end,
-                                                   self.run_outputs, self.margin,
-                                                   self.batch_size, self.excerpts))
-        return ModelOutputs(*run_over_file(path, source, self.front_end, self.run_outputs,
-                                           self.margin, self.batch_size))
+        return outputs_of([self], path, source)[0]
 
     def tag_file(self, path: Path, source: str | None = None, title: str | None = None,
                  **options: Any) -> Any:
@@ -285,18 +280,45 @@ class EmotionTagger(AudioModel):
         )
 
 
-def run_over_file(
-    path: Path, source: str, front_end: MelgramFrontEnd,
-    run_outputs: Callable[[np.ndarray, int, int], np.ndarray], margin: int, batch_size: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The outputs ``run_outputs(run, start, count)`` gives for every segment of ``path``
-    (float32, one row per segment; runs carry ``margin`` neighbours on either side), with
-    the seconds of real audio in each segment and which segments are silent."""
+def outputs_of(models: Sequence[AudioModel], path: Path, source: str) -> list[ModelOutputs]:
+    """The outputs (``AudioModel.outputs``) of each of ``models`` for ``path``, in their
+    order. Models with the same front end share one decode and its melgrams: the genre
+    and emotion models of ``--write-emotion`` cost one decode."""
+    outputs: dict[int, ModelOutputs] = {}
+    for spec in dict.fromkeys(model.card.front_end for model in models):
+        group = [index for index, model in enumerate(models) if model.card.front_end == spec]
+        shared = run_over_file(path, source, [models[index] for index in group])
+        outputs.update(zip(group, shared, strict=True))
+    return [outputs[index] for index in range(len(models))]
+
+
+def run_over_file(path: Path, source: str, models: Sequence[AudioModel]) -> list[ModelOutputs]:
+    """``outputs_of`` for models with one front end, over one decode of ``path``. The
+    melgrams stream through every model together, unless one of them analyses excerpts
+    only: those need the song's length, so its melgrams are kept (about 90 MB an hour at
+    the bundled models' front end) until they are known."""
+    first = models[0]
     valid: list[float] = []
     silent: list[bool] = []
-    batches = melgram_batches(path, source, front_end, batch_size, valid, silent)
-    outputs = run_over_melgrams(batches, run_outputs, margin)
-    return outputs, np.array(valid, dtype=np.float64), np.array(silent, dtype=bool)
+    batches = melgram_batches(path, source, first.front_end, first.batch_size, valid, silent)
+    if not any(model.excerpts for model in models):
+        values = run_over_melgrams(batches, [(model.run_outputs, model.margin)
+                                             for model in models])
+        return [ModelOutputs(model_values, np.array(valid, dtype=np.float64),
+                             np.array(silent, dtype=bool)) for model_values in values]
+    song = np.concatenate(list(batches))
+    valid_seconds, silent_segments = np.array(valid, dtype=np.float64), np.array(silent, dtype=bool)
+    outputs = []
+    for model in models:
+        if model.excerpts:
+            values, analysed = run_over_excerpts(song, model.run_outputs, model.margin,
+                                                 model.excerpts)
+            outputs.append(ModelOutputs(values, valid_seconds, silent_segments | ~analysed))
+        else:
+            [values] = run_over_melgrams(melgram_chunks(song, model.batch_size),
+                                         [(model.run_outputs, model.margin)])
+            outputs.append(ModelOutputs(values, valid_seconds, silent_segments))
+    return outputs
 
 
 def melgram_batches(path: Path, source: str, front_end: MelgramFrontEnd, batch_size: int,
@@ -311,16 +333,38 @@ def melgram_batches(path: Path, source: str, front_end: MelgramFrontEnd, batch_s
         yield front_end(np.stack([s.samples for s in batch]))
 
 
-def run_over_melgrams(batches: Iterable[np.ndarray],
-                      run_outputs: Callable[[np.ndarray, int, int], np.ndarray],
-                      margin: int) -> np.ndarray:
-    """The outputs (float32, one row per segment) for a song's melgrams, given in
-    consecutive batches ``(S, frames, mels)``: each segment sees its neighbours across
-    batch boundaries (runs carry ``margin`` of them), so the batching does not change
-    the outputs."""
-    outputs = [run_outputs(run, start, count)
-               for run, start, count in stream_runs(batches, margin)]
-    return np.concatenate(outputs).astype(np.float32)
+def melgram_chunks(melgrams: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    """A song's melgrams, kept whole, in consecutive batches of ``size``."""
+    return (melgrams[start : start + size] for start in range(0, len(melgrams), size))
+
+
+# What runs a model over a run of melgrams (``AudioModel.run_outputs``), with the
+# neighbours a run needs on either side (``AudioModel.margin``).
+Runner = tuple[Callable[[np.ndarray, int, int], np.ndarray], int]
+
+
+def run_over_melgrams(batches: Iterable[np.ndarray], runners: Sequence[Runner]
+                      ) -> list[np.ndarray]:
+    """The outputs of each of ``runners`` (float32, one row per segment) for a song's
+    melgrams, given in consecutive batches ``(S, frames, mels)``: each segment sees its
+    neighbours across batch boundaries, so the batching does not change the outputs. The
+    runners take each batch in turn, so only a batch or two is held for the slower."""
+    copies = tee(batches, len(runners))
+    streams = [_run_stream(copy, run_outputs, margin)
+               for copy, (run_outputs, margin) in zip(copies, runners, strict=True)]
+    rows: list[list[np.ndarray]] = [[] for _ in runners]
+    for step in zip_longest(*streams):
+        for collected, values in zip(rows, step, strict=True):
+            if values is not None:
+                collected.append(values)
+    return [np.concatenate(collected).astype(np.float32) for collected in rows]
+
+
+def _run_stream(batches: Iterable[np.ndarray],
+                run_outputs: Callable[[np.ndarray, int, int], np.ndarray],
+                margin: int) -> Iterator[np.ndarray]:
+    for run, start, count in stream_runs(batches, margin):
+        yield run_outputs(run, start, count)
 
 
 # How long each excerpt of ``--excerpts`` is, in segments (seconds).
@@ -347,18 +391,12 @@ def excerpt_seconds(n_seconds: int, count: int, seconds: int = EXCERPT_SECONDS) 
 
 
 def run_over_excerpts(
-    path: Path, source: str, front_end: MelgramFrontEnd,
-    run_outputs: Callable[[np.ndarray, int, int], np.ndarray], margin: int, batch_size: int,
+    song: np.ndarray, run_outputs: Callable[[np.ndarray, int, int], np.ndarray], margin: int,
     count: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``run_over_file`` for ``count`` excerpts of the song only (``excerpt_spans``): their
-    outputs are what every-second analysis gives them; the other segments are left out as
-    silent ones are (zero outputs, marked silent). Keeps the song's melgrams (about 90 MB an
-    hour at the bundled model's front end) until the excerpts are known."""
-    valid: list[float] = []
-    silent: list[bool] = []
-    song = np.concatenate(list(melgram_batches(path, source, front_end, batch_size, valid,
-                                               silent)))
+) -> tuple[np.ndarray, np.ndarray]:
+    """The outputs for ``count`` excerpts of a song's melgrams only (``excerpt_spans``):
+    what every-second analysis gives them; the other segments get zeros. Also returns
+    which segments were analysed."""
     analysed = np.zeros(len(song), dtype=bool)
     rows: list[tuple[int, np.ndarray]] = []
     for start, stop in excerpt_spans(len(song), count):
@@ -368,8 +406,7 @@ def run_over_excerpts(
     outputs = np.zeros((len(song), rows[0][1].shape[1]), dtype=np.float32)
     for start, values in rows:
         outputs[start : start + len(values)] = values
-    return (outputs, np.array(valid, dtype=np.float64),
-            np.array(silent, dtype=bool) | ~analysed)
+    return outputs, analysed
 
 
 def tag(source: str | Path, weights: Path | None = None, device: str = "auto",

@@ -68,16 +68,18 @@ class TagRequest:
     batch_size: int = 64
     device: str = "auto"
     backend: str = "auto"
-    # Genre tagging for --write-tags only: analyse this many excerpts of each song (0: all).
+    # Genre tagging for --write-tags only: analyse this many excerpts of each song (0: all),
+    # and also run the bundled emotion model (--write-emotion), over the same decode.
     excerpts: int = 0
+    with_emotion: bool = False
     download: DownloadSettings = field(default_factory=DownloadSettings)
     # Worker processes for files (None: the CPUs this process may use), and whether
     # results the cache holds are used (new results are stored either way).
     jobs: int | None = None
     use_cache: bool = True
-    # Called with each tagged file and its result, and once at the end of the run (instead
-    # of the failure count line) with the outcome: writing tags (tagger.library.workflow).
-    after_song: Callable[[Path, Any], None] | None = None
+    # Called with each tagged file, and once at the end of the run (instead of the failure
+    # count line) with the outcome: writing tags (tagger.library.workflow).
+    after_song: Callable[[TaggedSong], None] | None = None
     after_run: Callable[[Outcome], None] | None = None
 
 
@@ -100,11 +102,12 @@ class SongFile:
 
 @dataclass(frozen=True)
 class Job:
-    """What one command does with each song: its model, its terminal view, its files
-    (PNG, ...), its JSON/CSV records and the keyword arguments of ``result_from`` that
-    come from the request."""
+    """What one command does with each song: its models (the first gives the song's result,
+    the others its ``more_results``), its terminal view, its files (PNG, ...), its JSON/CSV
+    records and the keyword arguments of the first model's ``result_from`` that come from
+    the request."""
 
-    load: Callable[[TagRequest], AudioModel]
+    load: Callable[[TagRequest], list[AudioModel]]
     show: Callable[[Any, Console, TagRequest], None]
     song_files: list[SongFile]
     records: RecordFormat
@@ -122,13 +125,15 @@ class Outcome:
 @dataclass(frozen=True)
 class TaggedSong:
     """One finished song: its result, the input file it came from (None for a URL),
-    whether its model outputs came from the results cache, and the file analysed (the
-    input, or the download in the download cache)."""
+    whether its model outputs came from the results cache, the file analysed (the input,
+    or the download in the download cache), and the results of the job's other models
+    (the emotion of --write-emotion)."""
 
     result: Any
     path: Path | None
     from_cache: bool
     audio: Path
+    more_results: tuple[Any, ...] = ()
 
 
 def collect_files(paths: list[Path], outcome: Outcome) -> list[Path]:
@@ -169,7 +174,7 @@ def cue_audio_name(song: TaggedSong, cue: Path) -> str:
 
 
 def genre_job(request: TagRequest) -> Job:
-    from tagger.inference import Tagger
+    from tagger.inference import EmotionTagger, Tagger
     from tagger.render.chapters import write_chapters, write_cue
     from tagger.render.records import genre_records
     from tagger.render.terminal import render_song
@@ -180,8 +185,9 @@ def genre_job(request: TagRequest) -> Job:
         write_png(song.result, path)
 
     return Job(
-        load=lambda r: Tagger.load(r.weights, r.device, r.batch_size, r.backend,
-                                      r.excerpts),
+        load=lambda r: [Tagger.load(r.weights, r.device, r.batch_size, r.backend, r.excerpts),
+                        *([EmotionTagger.load(None, r.device, r.batch_size, r.backend)]
+                          if r.with_emotion else [])],
         show=lambda result, console, r: render_song(result, console, r.top, r.segments),
         song_files=[
             SongFile("--png", request.png_path, ".png", write_png),
@@ -209,7 +215,7 @@ def emotion_job(request: TagRequest) -> Job:
         write_emotion_png(song.result, path)
 
     return Job(
-        load=lambda r: EmotionTagger.load(r.weights, r.device, r.batch_size, r.backend),
+        load=lambda r: [EmotionTagger.load(r.weights, r.device, r.batch_size, r.backend)],
         show=lambda result, console, _: render_emotion(result, console),
         song_files=[SongFile("--png", request.png_path, ".png", write_png)],
         records=EMOTION_RECORDS,
@@ -251,10 +257,10 @@ def tag_songs(request: TagRequest, job: Job, entries: list[MediaEntry], files: l
     from tagger.devices import usable_cpus
     from tagger.download import fetch_entry, forget
 
-    model = job.load(request)
+    model, *more_models = models = job.load(request)
     options = job.tag_options(request)
     cache = open_results_cache()
-    analyser = Analyser(model, cache, request.jobs or usable_cpus(), request.use_cache)
+    analyser = Analyser(models, cache, request.jobs or usable_cpus(), request.use_cache)
     n_songs = len(entries) + len(files)
     songs = progress.add_task("tagging", total=n_songs, detail=f"0/{n_songs}")
     done_songs = cached_songs = 0
@@ -267,9 +273,12 @@ def tag_songs(request: TagRequest, job: Job, entries: list[MediaEntry], files: l
             warnings.warn(warning, stacklevel=1)
         if analysis.error is not None:
             raise analysis.error
-        result = model.result_from(analysis.outputs, source, title, **options)
+        first, *more = analysis.outputs
+        result = model.result_from(first, source, title, **options)
+        more_results = tuple(more_model.result_from(outputs, source, title)
+                             for more_model, outputs in zip(more_models, more, strict=True))
         cached_songs += analysis.from_cache
-        finish(TaggedSong(result, input_file, analysis.from_cache, audio))
+        finish(TaggedSong(result, input_file, analysis.from_cache, audio, more_results))
 
     def advance() -> None:
         nonlocal done_songs
@@ -387,7 +396,7 @@ def tag_inputs(request: TagRequest, job: Job) -> int:
                         if (target := song_targets.target(result.title)) is not None:
                             song_file.write(song, target)
                     if request.after_song is not None and song.path is not None:
-                        request.after_song(song.path, result)
+                        request.after_song(song)
 
                 tag_songs(request, job, entries, files, progress, finish, report)
     if request.after_run is not None:

@@ -13,7 +13,8 @@ from tagger.cards import bundled_weights_path, card_path_for, sha256_of
 from tagger.checkpoints import load_checkpoint, save_checkpoint
 from tagger.devices import select_device
 from tagger.errors import ModelError, SilentAudioError, TaggerError
-from tagger.inference import Tagger, tag
+from tagger import inference
+from tagger.inference import EmotionTagger, Tagger, outputs_of, tag
 from tagger.results import smooth_probabilities
 from tagger.tasks import DEFAULT_GENRE_MODEL
 
@@ -80,6 +81,32 @@ def test_tagging_gives_one_distribution_per_second(tagger_cpu: Tagger, song_mp3:
     assert list(result.partial) == [False] * 12 + [True]
     assert result.song_genre() in result.classes
     assert sum(s.share_of_seconds for s in result.summary()) == pytest.approx(1.0)
+
+
+def test_models_with_one_front_end_share_one_decode_and_keep_their_own_outputs(
+        tagger_cpu: Tagger, song_mp3: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    emotion = EmotionTagger.load(device="cpu")
+    excerpts = Tagger.load(device="cpu", excerpts=1)
+    course = Tagger.load(bundled_weights_path("genre-gtzan10"), device="cpu")
+    assert course.card.front_end != tagger_cpu.card.front_end
+    models = [tagger_cpu, emotion, excerpts, course]
+    alone = [model.outputs(song_mp3, "song") for model in models]
+    decodes = []
+    decode = inference.file_segments
+
+    def counted(*args: object) -> object:
+        decodes.append(args[0])
+        return decode(*args)
+
+    monkeypatch.setattr(inference, "file_segments", counted)
+    together = outputs_of(models, song_mp3, "song")
+    assert len(decodes) == 2  # the musicnn front end once, the course model's once
+    for own, shared in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(shared.values, own.values)
+        np.testing.assert_array_equal(shared.valid_seconds, own.valid_seconds)
+        np.testing.assert_array_equal(shared.silent, own.silent)
+    assert together[2].silent.sum() == len(together[2].silent) - 5  # one excerpt analysed
+    assert not together[0].silent.any()
 
 
 @pytest.mark.slow

@@ -20,8 +20,10 @@ from audio_fixtures import chord, synth_song, write_audio
 from click.testing import CliRunner, Result
 from conftest import assert_one_line_error
 
+from tagger import analysis
 from tagger.cli import main
-from tagger.inference import Tagger
+from tagger.inference import AudioModel, outputs_of
+from tagger.results_cache import ModelOutputs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -204,16 +206,15 @@ def crash() -> None:
 @pytest.fixture
 def stop_on_second_song(monkeypatch: pytest.MonkeyPatch):
     """Stop the second song analysed with the ``stop`` function the test sets."""
-    outputs = Tagger.outputs
     state = {"calls": 0, "stop": interrupt}
 
-    def stopping(self: Tagger, *args: object, **kwargs: object) -> object:
+    def stopping(models: list[AudioModel], path: Path, source: str) -> list[ModelOutputs]:
         state["calls"] += 1
         if state["calls"] == 2:
             state["stop"]()
-        return outputs(self, *args, **kwargs)
+        return outputs_of(models, path, source)
 
-    monkeypatch.setattr(Tagger, "outputs", stopping)
+    monkeypatch.setattr(analysis, "outputs_of", stopping)
     return state
 
 

@@ -20,9 +20,10 @@ from click.testing import CliRunner, Result
 from conftest import mixed_music_folder
 from test_damaged_audio import write_float_wav
 
+from tagger import analysis
 from tagger.cli import main
-from tagger.inference import AudioModel
-from tagger.results_cache import DATABASE_NAME
+from tagger.inference import AudioModel, outputs_of
+from tagger.results_cache import DATABASE_NAME, ModelOutputs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,10 +38,10 @@ def records(path: Path) -> list[dict]:
 
 def no_analysis_here(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make this process refuse to analyse: only worker processes can."""
-    def refuse(self: AudioModel, path: Path, source: str) -> None:
+    def refuse(models: list[AudioModel], path: Path, source: str) -> None:
         raise AssertionError(f"{path} was analysed in the main process")
 
-    monkeypatch.setattr(AudioModel, "outputs", refuse)
+    monkeypatch.setattr(analysis, "outputs_of", refuse)
 
 
 @pytest.mark.slow
@@ -58,6 +59,27 @@ def test_two_jobs_give_exactly_the_records_of_one(tmp_path: Path,
     assert result.exit_code == 0, result.output
     assert records(two) == records(one)  # same numbers, same order
     assert [r["title"] for r in records(two)] == ["chord", *(f"song {i}" for i in range(4))]
+
+
+@pytest.mark.slow
+def test_two_jobs_write_the_emotion_of_one(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    folders = [tmp_path / "one", tmp_path / "two"]
+    for folder in folders:
+        folder.mkdir()
+        for seed in range(3):
+            write_audio(folder / f"song {seed}.flac", synth_song(3.0 + seed, 44100, seed=seed),
+                        44100)
+    reports = [tmp_path / "one.jsonl", tmp_path / "two.jsonl"]
+    result = run(str(folders[0]), "--write-tags", "--write-emotion", "--jobs", "1", "--no-cache",
+                 "--report", str(reports[0]))
+    assert result.exit_code == 0, result.output
+    no_analysis_here(monkeypatch)
+    result = run(str(folders[1]), "--write-tags", "--write-emotion", "--jobs", "2", "--no-cache",
+                 "--report", str(reports[1]))
+    assert result.exit_code == 0, result.output
+    written = [[record["written"] for record in records(report)] for report in reports]
+    assert written[1] == written[0] and all("valence" in song for song in written[1])
 
 
 @pytest.mark.slow
@@ -165,12 +187,11 @@ def test_ctrl_c_ends_the_workers_and_the_cache_keeps_the_songs_done(
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
     analysed = []
-    outputs = AudioModel.outputs
 
-    def counting(self: AudioModel, path: Path, source: str) -> object:
+    def counting(models: list[AudioModel], path: Path, source: str) -> list[ModelOutputs]:
         analysed.append(path)
-        return outputs(self, path, source)
+        return outputs_of(models, path, source)
 
-    monkeypatch.setattr(AudioModel, "outputs", counting)
+    monkeypatch.setattr(analysis, "outputs_of", counting)
     assert run(str(music), "--jobs", "1", "-q").exit_code == 0
     assert len(analysed) == 16 - done

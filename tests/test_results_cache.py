@@ -16,8 +16,9 @@ from audio_fixtures import chord, synth_song, write_audio
 from click.testing import CliRunner, Result
 from mutagen.flac import FLAC
 
+from tagger import analysis, inference
 from tagger.cli import main
-from tagger.inference import AudioModel, EmotionTagger, Tagger
+from tagger.inference import AudioModel, EmotionTagger, Tagger, outputs_of
 from tagger.results_cache import (
     ModelOutputs,
     ResultsCache,
@@ -48,14 +49,13 @@ def library(tmp_path: Path) -> Path:
 def analysed(monkeypatch: pytest.MonkeyPatch) -> Counter:
     """Counts the songs each model class really analyses (not read from the cache)."""
     counts: Counter = Counter()
-    outputs = AudioModel.outputs
 
-    def counting(self: AudioModel, path: Path, source: str) -> ModelOutputs:
-        counts[type(self).__name__] += 1
+    def counting(models: list[AudioModel], path: Path, source: str) -> list[ModelOutputs]:
+        counts.update(type(model).__name__ for model in models)
         counts[Path(path).name] += 1
-        return outputs(self, path, source)
+        return outputs_of(models, path, source)
 
-    monkeypatch.setattr(AudioModel, "outputs", counting)
+    monkeypatch.setattr(analysis, "outputs_of", counting)
     return counts
 
 
@@ -68,6 +68,30 @@ def test_a_second_run_analyses_nothing_and_gives_the_same_records(
     assert result.exit_code == 0, result.output
     assert analysed["Tagger"] == 3  # nothing more
     assert records(second) == records(first)
+
+
+def test_write_emotion_decodes_each_song_once_and_keeps_its_emotion_for_later(
+        tmp_path: Path, library: Path, analysed: Counter,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    decodes: Counter = Counter()
+    decode = inference.file_segments
+
+    def counted(path: Path, *args: object) -> object:
+        decodes[Path(path).name] += 1
+        return decode(path, *args)
+
+    monkeypatch.setattr(inference, "file_segments", counted)
+    result = run(str(library), "--write-tags", "--write-emotion")
+    assert result.exit_code == 0, result.output
+    assert decodes == Counter({"one.flac": 1, "two.ogg": 1, "three.wav": 1})
+    assert (analysed["Tagger"], analysed["EmotionTagger"]) == (3, 3)
+    out = tmp_path / "emotion.jsonl"
+    assert run("emotion", str(library), "--json", str(out), "--quiet").exit_code == 0
+    assert analysed["EmotionTagger"] == 3 and sum(decodes.values()) == 3  # from the cache
+    song = next(record["song"] for record in records(out) if record["title"] == "one")
+    written = FLAC(library / "album" / "one.flac")
+    for target in ("valence", "energy", "danceability"):  # two decimals, from four
+        assert float(written[target.upper()][0]) == pytest.approx(song[target], abs=0.0051)
 
 
 def test_a_moved_renamed_and_retagged_file_is_still_a_hit(
@@ -137,16 +161,17 @@ def test_each_model_and_task_has_its_own_results(library: Path, analysed: Counte
 
 def test_a_stopped_run_keeps_the_songs_it_finished(library: Path, analysed: Counter,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    outputs = AudioModel.outputs  # the counting one
+    counting = analysis.outputs_of
 
-    def stop_at_the_second(self: AudioModel, path: Path, source: str) -> ModelOutputs:
+    def stop_at_the_second(models: list[AudioModel], path: Path,
+                           source: str) -> list[ModelOutputs]:
         if analysed["Tagger"] == 1:
             raise KeyboardInterrupt  # as Ctrl-C would
-        return outputs(self, path, source)
+        return counting(models, path, source)
 
-    monkeypatch.setattr(AudioModel, "outputs", stop_at_the_second)
+    monkeypatch.setattr(analysis, "outputs_of", stop_at_the_second)
     assert run(str(library), "--quiet").exit_code == 130
-    monkeypatch.setattr(AudioModel, "outputs", outputs)
+    monkeypatch.setattr(analysis, "outputs_of", counting)
     assert run(str(library), "--quiet").exit_code == 0
     assert analysed["Tagger"] == 3  # 1 before the stop, the 2 others after
 
@@ -179,7 +204,7 @@ def test_a_damaged_cache_is_reported_and_the_run_goes_on(tmp_path: Path,
     assert run(str(library), "--quiet").stderr == ""
 
 
-def outputs_of(seconds: int, value: float, columns: int = 4) -> ModelOutputs:
+def constant_outputs(seconds: int, value: float, columns: int = 4) -> ModelOutputs:
     return ModelOutputs(np.full((seconds, columns), value, dtype=np.float32),
                         np.ones(seconds), np.zeros(seconds, dtype=bool))
 
@@ -187,7 +212,7 @@ def outputs_of(seconds: int, value: float, columns: int = 4) -> ModelOutputs:
 def test_the_least_recently_used_results_go_when_the_cache_is_full(tmp_path: Path) -> None:
     cache = ResultsCache.open(tmp_path / "results.sqlite3")
     for name in ("a", "b", "c"):
-        cache.put("model", name, outputs_of(100, 0.5))
+        cache.put("model", name, constant_outputs(100, 0.5))
     size = cache.usage().size
     assert cache.get("model", "a") is not None  # now the most recently used
     assert cache.evict(max_bytes=size * 2 // 3) == 1
@@ -208,7 +233,7 @@ def test_stored_outputs_come_back_exactly(tmp_path: Path, tagger_cpu: Tagger) ->
 
 def test_a_cache_of_another_schema_version_is_emptied(tmp_path: Path) -> None:
     path = tmp_path / "results.sqlite3"
-    ResultsCache.open(path).put("model", "a", outputs_of(3, 0.1))
+    ResultsCache.open(path).put("model", "a", constant_outputs(3, 0.1))
     with sqlite3.connect(path) as connection:
         connection.execute("PRAGMA user_version = 999")
     assert not ResultsCache.open(path).has("model", "a")
@@ -216,7 +241,7 @@ def test_a_cache_of_another_schema_version_is_emptied(tmp_path: Path) -> None:
 
 def test_an_emotion_result_from_cached_outputs_leaves_them_unchanged(tmp_path: Path) -> None:
     model = EmotionTagger.load(device="cpu")
-    outputs = outputs_of(3, 0.4, columns=len(model.card.classes))
+    outputs = constant_outputs(3, 0.4, columns=len(model.card.classes))
     outputs.silent[1] = True
     result = model.result_from(outputs, "song", "song")
     assert np.isnan(result.values[1]).all() and not np.isnan(outputs.values).any()

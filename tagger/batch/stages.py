@@ -36,6 +36,7 @@ from tagger.inference import (
     EmotionTagger,
     Tagger,
     melgram_batches,
+    melgram_chunks,
     run_over_melgrams,
 )
 from tagger.results_cache import ModelOutputs
@@ -135,9 +136,8 @@ class ModelStage:
                                 error=song.error, kind=song.kind, skipped=song.skipped)
         if song.melgrams is None or song.skipped:
             return finished
-        size, melgrams = self.setup.batch_size, song.melgrams
-        batches = (melgrams[start : start + size] for start in range(0, len(melgrams), size))
-        values = run_over_melgrams(batches, self.model.run_outputs, self.model.margin)
+        [values] = run_over_melgrams(melgram_chunks(song.melgrams, self.setup.batch_size),
+                                     [(self.model.run_outputs, self.model.margin)])
         outputs = ModelOutputs(values, song.valid_seconds, song.silent)
         finished.result = self.model.result_from(outputs, song.source, song.title)
         return finished

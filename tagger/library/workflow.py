@@ -45,6 +45,7 @@ from tagger.render.records import STDOUT
 from tagger.results import SongResult
 from tagger.runner import (
     Outcome,
+    TaggedSong,
     TagRequest,
     collect_files,
     print_error,
@@ -164,26 +165,19 @@ def inspect_files(run: LibraryRun, files: list[Path], for_restore: bool = False
         yield path, tags
 
 
-def song_writer(run: LibraryRun, tags_of: dict[Path, FileTags],
-                request: TagRequest) -> Callable[[Path, SongResult], None]:
-    """The ``after_song`` hook: plan, write and report one analysed file."""
-    emotion_tagger: list[Any] = []
+def song_writer(run: LibraryRun, tags_of: dict[Path, FileTags]) -> Callable[[TaggedSong], None]:
+    """The ``after_song`` hook: plan, write and report one analysed file (with its emotion
+    as ``more_results`` under --write-emotion)."""
 
-    def emotion_of(path: Path) -> tuple[dict[str, list[str]] | None, str | None]:
-        if not emotion_tagger:
-            from tagger.inference import EmotionTagger
-
-            emotion_tagger.append(EmotionTagger.load(None, request.device, request.batch_size,
-                                                      request.backend))
-        result = emotion_tagger[0].tag_file(path)
-        return emotion_fields(result.song_values()), result.model
-
-    def write(path: Path, result: SongResult) -> None:
+    def write(song: TaggedSong) -> None:
+        path, result = song.path, song.result
         tags = tags_of[path]
         try:
             emotion, emotion_model = None, None
             if run.settings.write_emotion and tags.writable("emotion", run.settings.overwrite):
-                emotion, emotion_model = emotion_of(path)
+                [emotion_result] = song.more_results
+                emotion = emotion_fields(emotion_result.song_values())
+                emotion_model = emotion_result.model
             choice = choose_genres(result, run.settings.policy)
             plan = plan_write(path, tags, choice, result.model, emotion, emotion_model,
                               run.settings)
@@ -243,7 +237,8 @@ def run_write_tags(request: TagRequest, settings: WriteSettings,
         try:
             if tags_of:
                 run_tagging(replace(request, paths=list(tags_of), quiet=True,
-                                    after_song=song_writer(run, tags_of, request),
+                                    with_emotion=settings.write_emotion,
+                                    after_song=song_writer(run, tags_of),
                                     after_run=after_run))
             else:
                 after_run(Outcome())
