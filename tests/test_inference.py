@@ -9,11 +9,11 @@ import torch
 from audio_fixtures import chord, synth_song, write_audio
 from conftest import shared_data
 
+from tagger import inference
 from tagger.cards import bundled_weights_path, card_path_for, sha256_of
 from tagger.checkpoints import load_checkpoint, save_checkpoint
 from tagger.devices import select_device
 from tagger.errors import ModelError, SilentAudioError, TaggerError
-from tagger import inference
 from tagger.inference import EmotionTagger, Tagger, outputs_of, tag
 from tagger.results import smooth_probabilities
 from tagger.tasks import DEFAULT_GENRE_MODEL
