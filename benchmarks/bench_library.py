@@ -7,8 +7,8 @@ The songs are real 30-second GTZAN clips of ../shared/data, the same number from
 genre, read in place. Every configuration is the whole command (`genre-tag FILES --quiet
 --json /dev/null`: start-up, model loading and worker start-up included) with an empty
 results cache of its own; the warm run repeats the last one on its now full cache. With
---write-emotion the command is `genre-tag FILES --write-tags --write-emotion --dry-run`:
-genres and emotion for every song, nothing written.
+--write-emotion the command is `genre-tag FILES --write-tags --write-emotion --dry-run`
+on writable copies of the clips: genres and emotion for every song, nothing written.
 
 First, in this process, the share of a song's time that decoding and melgrams take (the
 rest is the model): what work a pool of decoding workers could take off the model's
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -93,6 +94,10 @@ def main() -> None:
     print(f"one process: decode + melgrams {decoding:.3f} s of {whole:.3f} s per song "
           f"({decoding / whole:.0%})")
     with tempfile.TemporaryDirectory() as scratch:
+        if args.write_emotion:
+            copies = Path(scratch) / "library"
+            copies.mkdir()
+            files = [shutil.copyfile(path, copies / path.name) for path in files]
         for jobs in args.jobs:
             cache_home = Path(scratch) / f"jobs{jobs}"
             took = timed_run(files, jobs, cache_home, args.weights, args.write_emotion)
