@@ -2,7 +2,8 @@
 
 The genres are chosen as ``genre-tag --write-tags`` chooses them
 (:func:`tagger.library.genres.choose_genres`) and stored in the item's ``genres`` field,
-written to the files by beets itself (``import.write``, ``-w``/``-W``). Flexible
+written to the files by beets itself (``import.write``, ``-w``/``-W``; ``-w`` into a copy
+that replaces the file). Flexible
 attributes record what genre-tag found, so machine genres can be told from human ones:
 ``genretag_genres`` (its proposal: an item whose ``genres`` equal it was tagged by
 genre-tag), ``genretag_confidence`` (the top genre's mean calibrated probability),
@@ -210,8 +211,8 @@ class GenreTagPlugin(BeetsPlugin):
             return
         if settings.write and item.genres != genres_before:
             try:
-                item.write()
-            except FileOperationError as error:
+                write_atomically(item)
+            except (FileOperationError, TaggerError) as error:
                 summary.failed += 1
                 self._log.error("{}", error)
         item.store()
@@ -271,3 +272,14 @@ class GenreTagPlugin(BeetsPlugin):
                                     self.config["device"].as_str())
         except TaggerError as error:
             raise ui.UserError(f"genretag: {error}") from error
+
+
+def write_atomically(item: Item) -> None:
+    """``item.write()``, into a copy beside the file that then replaces it (as
+    ``genre-tag --write-tags`` writes): Ctrl-C or a crash leaves the file as it was or
+    fully written."""
+    from tagger.library.tagfiles import edited_copy  # av and numpy only when writing
+
+    with edited_copy(Path(os.fsdecode(item.path)), keep_mtime=False) as copy:
+        item.write(path=os.fsencode(copy))
+    item.mtime = item.current_mtime()

@@ -288,8 +288,18 @@ def decode_to_array(path: Path, sample_rate: int) -> np.ndarray:
     return np.concatenate(blocks).astype(np.float32, copy=False)
 
 
+# In the names of the hidden copies that tags are written into (``tagger.library.tagfiles``):
+# a copy that a killed run left behind is never taken for a song.
+PARTIAL_COPY_MARK = ".genre-tag-partial"
+
+
+def is_partial_copy(path: Path) -> bool:
+    return path.name.startswith(".") and PARTIAL_COPY_MARK in path.name
+
+
 def find_audio_files(folder: Path) -> list[Path]:
     """All audio files below ``folder``, recursively, in a stable order."""
     return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+        p for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS and not is_partial_copy(p)
     )

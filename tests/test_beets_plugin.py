@@ -120,6 +120,7 @@ def test_items_without_genres_are_tagged_then_left_alone_until_forced(
         genres, confidence = expected_genres(tagger_cpu, library.music / name)
         assert_tagged(items[name], genres, confidence, model)
         assert MediaFile(str(library.music / name)).genres == genres
+        assert items[name].mtime == int((library.music / name).stat().st_mtime)
     assert items["human.ogg"].genres == ["Jazz"] and "genretag_model" not in items["human.ogg"]
     assert MediaFile(str(human)).genres == ["Jazz"]
 
@@ -172,6 +173,43 @@ def test_a_broken_file_is_reported_in_one_line_and_the_others_are_tagged(
     items = library.items()
     assert items["song.mp3"].genres == [] and "genretag_model" not in items["song.mp3"]
     assert items["chords.flac"].genres != []
+
+
+# A plugin for the test below: every tag save truncates the file it writes, then stops the
+# run as Ctrl-C would, as a crash in the middle of a save.
+HALF_SAVE_PLUGIN = """
+import mediafile
+from beets.plugins import BeetsPlugin
+
+
+def half_save(self, **kwargs):
+    with open(self.filename, "r+b") as written:
+        written.truncate(100)
+    raise KeyboardInterrupt
+
+
+class HalfSave(BeetsPlugin):
+    def __init__(self):
+        super().__init__()
+        mediafile.MediaFile.save = half_save
+"""
+
+
+@pytest.mark.slow
+def test_a_write_stopped_halfway_leaves_the_file_as_it_was(
+        library: BeetsLibrary, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plugins = tmp_path / "plugins" / "beetsplug"
+    plugins.mkdir(parents=True)
+    (plugins / "halfsave.py").write_text(HALF_SAVE_PLUGIN)
+    monkeypatch.setenv("PYTHONPATH", str(plugins.parent))
+    config = library.root / "beets" / "config.yaml"
+    config.write_text(config.read_text().replace("[genretag]", "[genretag, halfsave]"))
+    before = library.contents()
+    stopped = library.beet("genretag", "-w")  # beets exits 0 after Ctrl-C
+    assert "genretag_model: genre-musicnn11" in stopped.stdout  # the first item's change...
+    assert " items: " not in stopped.stdout  # ...whose write stopped the run
+    assert library.contents() == before
+    assert sorted(p.name for p in library.music.iterdir()) == sorted(SONGS)
 
 
 @pytest.mark.slow

@@ -9,9 +9,9 @@ import pytest
 from audio_fixtures import chord, write_audio
 from mutagen.flac import FLAC
 
+from tagger.audio import PARTIAL_COPY_MARK
 from tagger.library import tagfiles
 from tagger.library.tagfiles import (
-    TEMPORARY_SUFFIX,
     TagWriteError,
     open_tagged,
     read_fields,
@@ -32,7 +32,7 @@ def fail_after_the_copy_is_tagged(monkeypatch: pytest.MonkeyPatch,
 
     def fsync(handle: int) -> None:
         name = Path(os.readlink(f"/proc/self/fd/{handle}"))
-        if name.name.endswith(TEMPORARY_SUFFIX):
+        if PARTIAL_COPY_MARK in name.name:
             seen.append(name)
             assert read_fields(FLAC(name))["genre"] == ["Rock"]
             raise error
@@ -60,11 +60,13 @@ def test_an_interrupted_or_failed_write_leaves_the_original_and_no_copy(
 def test_a_copy_left_by_a_killed_run_is_removed_and_never_taken_for_audio(song: Path) -> None:
     from tagger.audio import find_audio_files
 
-    stale = song.parent / f".song.flac.x1y2{TEMPORARY_SUFFIX}"
-    stale.write_bytes(song.read_bytes())
+    stale = [song.parent / f".song.flac.x1y2{PARTIAL_COPY_MARK}.flac",
+             song.parent / f".song.flac.x1y2{PARTIAL_COPY_MARK}"]  # as 0.2.0 named them
+    for copy in stale:
+        copy.write_bytes(song.read_bytes())
     assert find_audio_files(song.parent) == [song]
     write_fields(song, {"genre": ["Rock"]})
-    assert not stale.exists()
+    assert not any(copy.exists() for copy in stale)
     assert read_fields(open_tagged(song))["genre"] == ["Rock"]
 
 

@@ -9,10 +9,10 @@ A field is a list of strings (empty: absent). Where each field lives:
 
 where NAME is VALENCE, ENERGY, DANCEABILITY, or GENRE_TAGGER (the provenance) (and MOOD).
 
-Every write goes into a copy beside the file, which is synced and renamed over it, so the
-file is either as it was or fully written, whatever happens; its permissions (and, unless
-asked, its modification time) are kept. Only the fields written change: the audio and
-every other tag are copied as they are.
+Every write goes into a hidden copy beside the file (``edited_copy``), which is synced and
+renamed over it, so the file is either as it was or fully written, whatever happens; its
+permissions (and, unless asked, its modification time) are kept. Only the fields written
+change: the audio and every other tag are copied as they are.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from mutagen.mp4 import MP4, MP4FreeForm
 from mutagen.ogg import OggFileType
 from mutagen.wave import WAVE
 
+from tagger.audio import PARTIAL_COPY_MARK
 from tagger.errors import TaggerError
 
 FIELDS = ("genre", "mood", "valence", "energy", "danceability", "provenance")
@@ -44,7 +45,6 @@ FIELDS = ("genre", "mood", "valence", "energy", "danceability", "provenance")
 CUSTOM_NAMES = {"valence": "VALENCE", "energy": "ENERGY", "danceability": "DANCEABILITY",
                 "provenance": "GENRE_TAGGER", "mood": "MOOD"}
 MP4_FREEFORM = "----:com.apple.iTunes:"
-TEMPORARY_SUFFIX = ".genre-tag-partial"
 WRITABLE = "mp3, wav, aiff, flac, ogg, opus, m4a/mp4/alac and wma"
 SUPPORTED = (ID3FileType, WAVE, AIFF, FLAC, OggFileType, MP4, ASF)
 # Why the formats genre-tag decodes but mutagen cannot tag get no tag.
@@ -158,36 +158,35 @@ def check_writable(path: Path) -> None:
                             "make it writable (chmod u+w) to tag it")
 
 
-def remove_stale_temporaries(target: Path) -> None:
+def remove_stale_copies(target: Path) -> None:
     """Delete copies of ``target`` that a killed run (power cut, SIGKILL) left beside it."""
-    pattern = f".{glob.escape(target.name)}.*{TEMPORARY_SUFFIX}"
+    pattern = f".{glob.escape(target.name)}.*{PARTIAL_COPY_MARK}*"
     for stale in target.parent.glob(pattern):
         with contextlib.suppress(OSError):
             stale.unlink()
 
 
-def write_fields(path: Path, changes: Mapping[str, list[str]], keep_mtime: bool = True) -> None:
-    """Set ``changes`` (field: values, empty to remove) in the file's tag, atomically."""
+@contextlib.contextmanager
+def edited_copy(path: Path, keep_mtime: bool = True) -> Iterator[Path]:
+    """A hidden copy of ``path`` beside it (same extension), for the block to change. When
+    the block ends, the copy is synced and renamed over the file, with the file's
+    permissions, owner and (``keep_mtime``) modification time; when it raises, the copy
+    is deleted and the file is as it was. OSError becomes TagWriteError."""
     target = Path(os.path.realpath(path))
     check_writable(path)
-    kind = type(open_tagged(target))
     info = target.stat()
-    remove_stale_temporaries(target)
+    remove_stale_copies(target)
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.",
-                                             suffix=TEMPORARY_SUFFIX, dir=target.parent)
+                                             suffix=PARTIAL_COPY_MARK + target.suffix,
+                                             dir=target.parent)
     except OSError as error:
         raise TagWriteError(f"cannot write beside it: {error.strerror or error}", str(path),
                             "make its folder writable to tag it") from error
     try:
         with os.fdopen(handle, "wb") as copy, open(target, "rb") as original:
             shutil.copyfileobj(original, copy, 1 << 20)
-        audio = kind(temporary)
-        if audio.tags is None:
-            audio.add_tags()
-        for field, values in changes.items():
-            set_field(audio, field, values)
-        audio.save(**({"v2_version": 4} if isinstance(audio.tags, ID3) else {}))
+        yield Path(temporary)
         with open(temporary, "rb+") as written:
             os.fsync(written.fileno())
         os.chmod(temporary, info.st_mode & 0o7777)
@@ -199,11 +198,30 @@ def write_fields(path: Path, changes: Mapping[str, list[str]], keep_mtime: bool 
     except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
-        if isinstance(error, OSError | mutagen.MutagenError):
-            raise TagWriteError(f"cannot write its tags: {error}", str(path),
-                                "check the disk and the file, then run again") from error
+        if isinstance(error, OSError):
+            raise write_failure(error, path) from error
         raise
     sync_folder(target.parent)
+
+
+def write_failure(error: Exception, path: Path) -> TagWriteError:
+    return TagWriteError(f"cannot write its tags: {error}", str(path),
+                         "check the disk and the file, then run again")
+
+
+def write_fields(path: Path, changes: Mapping[str, list[str]], keep_mtime: bool = True) -> None:
+    """Set ``changes`` (field: values, empty to remove) in the file's tag, atomically."""
+    kind = type(open_tagged(Path(os.path.realpath(path))))
+    with edited_copy(path, keep_mtime) as copy:
+        try:
+            audio = kind(copy)
+            if audio.tags is None:
+                audio.add_tags()
+            for field, values in changes.items():
+                set_field(audio, field, values)
+            audio.save(**({"v2_version": 4} if isinstance(audio.tags, ID3) else {}))
+        except mutagen.MutagenError as error:
+            raise write_failure(error, path) from error
 
 
 def sync_folder(folder: Path) -> None:
