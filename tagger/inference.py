@@ -338,9 +338,10 @@ def melgram_chunks(melgrams: np.ndarray, size: int) -> Iterator[np.ndarray]:
     return (melgrams[start : start + size] for start in range(0, len(melgrams), size))
 
 
-# What runs a model over a run of melgrams (``AudioModel.run_outputs``), with the
+# What runs a model over a run of melgrams (``AudioModel.run_outputs``), and that with the
 # neighbours a run needs on either side (``AudioModel.margin``).
-Runner = tuple[Callable[[np.ndarray, int, int], np.ndarray], int]
+RunOutputs = Callable[[np.ndarray, int, int], np.ndarray]
+Runner = tuple[RunOutputs, int]
 
 
 def run_over_melgrams(batches: Iterable[np.ndarray], runners: Sequence[Runner]
@@ -360,8 +361,7 @@ def run_over_melgrams(batches: Iterable[np.ndarray], runners: Sequence[Runner]
     return [np.concatenate(collected).astype(np.float32) for collected in rows]
 
 
-def _run_stream(batches: Iterable[np.ndarray],
-                run_outputs: Callable[[np.ndarray, int, int], np.ndarray],
+def _run_stream(batches: Iterable[np.ndarray], run_outputs: RunOutputs,
                 margin: int) -> Iterator[np.ndarray]:
     for run, start, count in stream_runs(batches, margin):
         yield run_outputs(run, start, count)
@@ -390,10 +390,8 @@ def excerpt_seconds(n_seconds: int, count: int, seconds: int = EXCERPT_SECONDS) 
                            for start, stop in excerpt_spans(n_seconds, count, seconds)])
 
 
-def run_over_excerpts(
-    song: np.ndarray, run_outputs: Callable[[np.ndarray, int, int], np.ndarray], margin: int,
-    count: int,
-) -> tuple[np.ndarray, np.ndarray]:
+def run_over_excerpts(song: np.ndarray, run_outputs: RunOutputs, margin: int,
+                      count: int) -> tuple[np.ndarray, np.ndarray]:
     """The outputs for ``count`` excerpts of a song's melgrams only (``excerpt_spans``):
     what every-second analysis gives them; the other segments get zeros. Also returns
     which segments were analysed."""
