@@ -94,6 +94,16 @@ def test_write_emotion_decodes_each_song_once_and_keeps_its_emotion_for_later(
         assert float(written[target.upper()][0]) == pytest.approx(song[target], abs=0.0051)
 
 
+def test_write_emotion_on_cached_genres_runs_only_the_emotion_model(
+        library: Path, analysed: Counter) -> None:
+    assert run(str(library), "--quiet").exit_code == 0
+    assert (analysed["Tagger"], analysed["EmotionTagger"]) == (3, 0)
+    result = run(str(library), "--write-tags", "--write-emotion")
+    assert result.exit_code == 0, result.output
+    assert (analysed["Tagger"], analysed["EmotionTagger"]) == (3, 3)
+    assert "written=3" in result.output and "from_cache=0" in result.output
+
+
 def test_a_moved_renamed_and_retagged_file_is_still_a_hit(
         tmp_path: Path, library: Path, analysed: Counter) -> None:
     assert run(str(library), "--quiet").exit_code == 0
