@@ -278,7 +278,7 @@ def write_atomically(item: Item) -> None:
     """``item.write()``, into a copy beside the file that then replaces it (as
     ``genre-tag --write-tags`` writes): Ctrl-C or a crash leaves the file as it was or
     fully written."""
-    from tagger.library.tagfiles import edited_copy  # av and numpy only when writing
+    from tagger.library.file_swap import edited_copy  # av and numpy only when writing
 
     with edited_copy(Path(os.fsdecode(item.path)), keep_mtime=False) as copy:
         item.write(path=os.fsencode(copy))

@@ -10,7 +10,7 @@ from audio_fixtures import chord, write_audio
 from mutagen.flac import FLAC
 
 from tagger.audio import PARTIAL_COPY_MARK
-from tagger.library import tagfiles
+from tagger.library import file_swap
 from tagger.library.tagfiles import (
     TagWriteError,
     open_tagged,
@@ -38,7 +38,7 @@ def fail_after_the_copy_is_tagged(monkeypatch: pytest.MonkeyPatch,
             raise error
         real_fsync(handle)
 
-    monkeypatch.setattr(tagfiles.os, "fsync", fsync)
+    monkeypatch.setattr(file_swap.os, "fsync", fsync)
     return seen
 
 

@@ -9,21 +9,15 @@ A field is a list of strings (empty: absent). Where each field lives:
 
 where NAME is VALENCE, ENERGY, DANCEABILITY, or GENRE_TAGGER (the provenance) (and MOOD).
 
-Every write goes into a hidden copy beside the file (``edited_copy``), which is synced and
-renamed over it, so the file is either as it was or fully written, whatever happens; its
-permissions (and, unless asked, its modification time) are kept. Only the fields written
+Every write goes into a hidden copy beside the file (``file_swap.edited_copy``), so the
+file is either as it was or fully written, whatever happens. Only the fields written
 change: the audio and every other tag are copied as they are.
 """
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import os
-import shutil
-import stat
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +30,7 @@ from mutagen.mp4 import MP4, MP4FreeForm
 from mutagen.ogg import OggFileType
 from mutagen.wave import WAVE
 
-from tagger.audio import PARTIAL_COPY_MARK
-from tagger.errors import TaggerError
+from tagger.library.file_swap import TagWriteError, edited_copy, write_failure
 
 FIELDS = ("genre", "mood", "valence", "energy", "danceability", "provenance")
 # The names of the fields that have no standard frame: TXXX descriptions, Vorbis comment
@@ -51,10 +44,6 @@ SUPPORTED = (ID3FileType, WAVE, AIFF, FLAC, OggFileType, MP4, ASF)
 MATROSKA = "genre-tag cannot write Matroska/WebM tags"
 NO_TAGS = {".aac": "raw AAC (ADTS) has no tag format", ".au": "Sun AU has no tag format",
            ".snd": "Sun AU has no tag format", ".webm": MATROSKA, ".mka": MATROSKA}
-
-
-class TagWriteError(TaggerError):
-    """A file's tag could not be read or written."""
 
 
 class CannotHoldTags(TagWriteError):
@@ -149,66 +138,6 @@ def set_field(audio: mutagen.FileType, field: str, values: list[str]) -> None:
         del tags[key]
 
 
-def check_writable(path: Path) -> None:
-    """Raise TagWriteError for a file that is read-only: one we may not write, or one whose
-    owner took its write permission away (which even root respects here)."""
-    target = os.path.realpath(path)
-    if not os.access(target, os.W_OK) or not os.stat(target).st_mode & stat.S_IWUSR:
-        raise TagWriteError("is read-only, so genre-tag leaves it alone", str(path),
-                            "make it writable (chmod u+w) to tag it")
-
-
-def remove_stale_copies(target: Path) -> None:
-    """Delete copies of ``target`` that a killed run (power cut, SIGKILL) left beside it."""
-    pattern = f".{glob.escape(target.name)}.*{PARTIAL_COPY_MARK}*"
-    for stale in target.parent.glob(pattern):
-        with contextlib.suppress(OSError):
-            stale.unlink()
-
-
-@contextlib.contextmanager
-def edited_copy(path: Path, keep_mtime: bool = True) -> Iterator[Path]:
-    """A hidden copy of ``path`` beside it (same extension), for the block to change. When
-    the block ends, the copy is synced and renamed over the file, with the file's
-    permissions, owner and (``keep_mtime``) modification time; when it raises, the copy
-    is deleted and the file is as it was. OSError becomes TagWriteError."""
-    target = Path(os.path.realpath(path))
-    check_writable(path)
-    info = target.stat()
-    remove_stale_copies(target)
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.",
-                                             suffix=PARTIAL_COPY_MARK + target.suffix,
-                                             dir=target.parent)
-    except OSError as error:
-        raise TagWriteError(f"cannot write beside it: {error.strerror or error}", str(path),
-                            "make its folder writable to tag it") from error
-    try:
-        with os.fdopen(handle, "wb") as copy, open(target, "rb") as original:
-            shutil.copyfileobj(original, copy, 1 << 20)
-        yield Path(temporary)
-        with open(temporary, "rb+") as written:
-            os.fsync(written.fileno())
-        os.chmod(temporary, info.st_mode & 0o7777)
-        with contextlib.suppress(OSError):
-            os.chown(temporary, info.st_uid, info.st_gid)
-        if keep_mtime:
-            os.utime(temporary, ns=(info.st_atime_ns, info.st_mtime_ns))
-        os.replace(temporary, target)
-    except BaseException as error:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        if isinstance(error, OSError):
-            raise write_failure(error, path) from error
-        raise
-    sync_folder(target.parent)
-
-
-def write_failure(error: Exception, path: Path) -> TagWriteError:
-    return TagWriteError(f"cannot write its tags: {error}", str(path),
-                         "check the disk and the file, then run again")
-
-
 def write_fields(path: Path, changes: Mapping[str, list[str]], keep_mtime: bool = True) -> None:
     """Set ``changes`` (field: values, empty to remove) in the file's tag, atomically."""
     kind = type(open_tagged(Path(os.path.realpath(path))))
@@ -222,13 +151,3 @@ def write_fields(path: Path, changes: Mapping[str, list[str]], keep_mtime: bool 
             audio.save(**({"v2_version": 4} if isinstance(audio.tags, ID3) else {}))
         except mutagen.MutagenError as error:
             raise write_failure(error, path) from error
-
-
-def sync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (where the system allows opening folders)."""
-    with contextlib.suppress(OSError):
-        handle = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(handle)
-        finally:
-            os.close(handle)

@@ -24,8 +24,9 @@ from rich.text import Text
 
 from tagger.atomic import RecordFile, output_target, record_file
 from tagger.errors import OutputError, TaggerError
+from tagger.library.file_swap import check_writable
 from tagger.library.genres import choose_genres
-from tagger.library.tagfiles import CannotHoldTags, check_writable
+from tagger.library.tagfiles import CannotHoldTags
 from tagger.library.undo import UndoStore
 from tagger.library.write import (
     FileTags,
