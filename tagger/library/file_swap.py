@@ -12,11 +12,16 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tagger.audio import PARTIAL_COPY_MARK
 from tagger.errors import TaggerError
+
+
+# Called with the file and its finished copy right before the copy replaces the file; raising
+# leaves the file as it is.
+SwapCheck = Callable[[Path, Path], None]
 
 
 class TagWriteError(TaggerError):
@@ -42,7 +47,8 @@ def remove_stale_copies(target: Path) -> None:
 
 
 @contextlib.contextmanager
-def edited_copy(path: Path, keep_mtime: bool = True) -> Iterator[Path]:
+def edited_copy(path: Path, keep_mtime: bool = True, before_swap: SwapCheck | None = None
+                ) -> Iterator[Path]:
     """A hidden copy of ``path`` beside it (same extension), for the block to change. When
     the block ends, the copy is synced and renamed over the file, with the file's
     permissions, owner and (``keep_mtime``) modification time; when it raises, the copy
@@ -64,6 +70,8 @@ def edited_copy(path: Path, keep_mtime: bool = True) -> Iterator[Path]:
         yield Path(temporary)
         with open(temporary, "rb+") as written:
             os.fsync(written.fileno())
+        if before_swap is not None:
+            before_swap(target, Path(temporary))
         os.chmod(temporary, info.st_mode & 0o7777)
         with contextlib.suppress(OSError):
             os.chown(temporary, info.st_uid, info.st_gid)

@@ -30,7 +30,7 @@ from mutagen.mp4 import MP4, MP4FreeForm
 from mutagen.ogg import OggFileType
 from mutagen.wave import WAVE
 
-from tagger.library.file_swap import TagWriteError, edited_copy, write_failure
+from tagger.library.file_swap import SwapCheck, TagWriteError, edited_copy, write_failure
 
 FIELDS = ("genre", "mood", "valence", "energy", "danceability", "provenance")
 # The names of the fields that have no standard frame: TXXX descriptions, Vorbis comment
@@ -138,10 +138,12 @@ def set_field(audio: mutagen.FileType, field: str, values: list[str]) -> None:
         del tags[key]
 
 
-def write_fields(path: Path, changes: Mapping[str, list[str]], keep_mtime: bool = True) -> None:
-    """Set ``changes`` (field: values, empty to remove) in the file's tag, atomically."""
+def write_fields(path: Path, changes: Mapping[str, list[str]], keep_mtime: bool = True,
+                 before_swap: SwapCheck | None = None) -> None:
+    """Set ``changes`` (field: values, empty to remove) in the file's tag, atomically;
+    ``before_swap`` as in ``edited_copy``."""
     kind = type(open_tagged(Path(os.path.realpath(path))))
-    with edited_copy(path, keep_mtime) as copy:
+    with edited_copy(path, keep_mtime, before_swap) as copy:
         try:
             audio = kind(copy)
             if audio.tags is None:
