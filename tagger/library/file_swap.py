@@ -18,7 +18,6 @@ from pathlib import Path
 from tagger.audio import PARTIAL_COPY_MARK
 from tagger.errors import TaggerError
 
-
 # Called with the file and its finished copy right before the copy replaces the file; raising
 # leaves the file as it is.
 SwapCheck = Callable[[Path, Path], None]
