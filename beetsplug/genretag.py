@@ -110,6 +110,8 @@ class GenreTagPlugin(BeetsPlugin):
         })
         self._genre_tagger: Tagger | None = None
         self._emotion_tagger: EmotionTagger | None = None
+        # The folders whose copies left by killed runs were removed (once per folder).
+        self.cleaned_folders: set[Path] = set()
         if self.config["auto"].get(bool):
             self.import_stages = [self.imported]
 
@@ -211,7 +213,7 @@ class GenreTagPlugin(BeetsPlugin):
             return
         if settings.write and item.genres != genres_before:
             try:
-                write_atomically(item)
+                write_atomically(item, self.cleaned_folders)
             except (FileOperationError, TaggerError) as error:
                 summary.failed += 1
                 self._log.error("{}", error)
@@ -274,12 +276,21 @@ class GenreTagPlugin(BeetsPlugin):
             raise ui.UserError(f"genretag: {error}") from error
 
 
-def write_atomically(item: Item) -> None:
+def write_atomically(item: Item, cleaned_folders: set[Path]) -> None:
     """``item.write()``, into a copy beside the file that then replaces it (as
     ``genre-tag --write-tags`` writes): Ctrl-C or a crash leaves the file as it was or
-    fully written."""
-    from tagger.library.file_swap import edited_copy  # av and numpy only when writing
+    fully written. The first write into a folder removes the copies killed runs left
+    there (and adds it to ``cleaned_folders``)."""
+    from tagger.library.file_swap import (  # av and numpy only when writing
+        edited_copy,
+        remove_stale_copies_in,
+    )
 
-    with edited_copy(Path(os.fsdecode(item.path)), keep_mtime=False) as copy:
+    path = Path(os.fsdecode(item.path))
+    folder = Path(os.path.realpath(path)).parent
+    if folder not in cleaned_folders:
+        remove_stale_copies_in(folder)
+        cleaned_folders.add(folder)
+    with edited_copy(path, keep_mtime=False) as copy:
         item.write(path=os.fsencode(copy))
     item.mtime = item.current_mtime()

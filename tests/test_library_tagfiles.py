@@ -11,6 +11,7 @@ from mutagen.flac import FLAC
 
 from tagger.audio import PARTIAL_COPY_MARK
 from tagger.library import file_swap
+from tagger.library.file_swap import remove_stale_copies_in
 from tagger.library.tagfiles import (
     TagWriteError,
     open_tagged,
@@ -65,8 +66,9 @@ def test_a_copy_left_by_a_killed_run_is_removed_and_never_taken_for_audio(song: 
     for copy in stale:
         copy.write_bytes(song.read_bytes())
     assert find_audio_files(song.parent) == [song]
-    write_fields(song, {"genre": ["Rock"]})
+    assert remove_stale_copies_in(song.parent) == 2
     assert not any(copy.exists() for copy in stale)
+    write_fields(song, {"genre": ["Rock"]})
     assert read_fields(open_tagged(song))["genre"] == ["Rock"]
 
 

@@ -24,11 +24,12 @@ from rich.text import Text
 
 from tagger.atomic import RecordFile, output_target, record_file
 from tagger.errors import OutputError, TaggerError
-from tagger.library.file_swap import check_writable
+from tagger.library.file_swap import ChangedMeanwhile, check_writable, remove_stale_copies_in
 from tagger.library.genres import choose_genres
 from tagger.library.tagfiles import CannotHoldTags
 from tagger.library.undo import UndoStore
 from tagger.library.write import (
+    PROVENANCE,
     FileTags,
     Plan,
     WriteSettings,
@@ -92,7 +93,7 @@ class LibraryRun:
         self.tally = Tally(settings.dry_run)
         self.out = Console(stderr=to_stderr, highlight=False, soft_wrap=True)
         self.errors = Console(stderr=True, highlight=False, soft_wrap=True)
-        self.store = UndoStore()
+        self.store = UndoStore(read_only=settings.dry_run)
         stack.callback(self.store.close)
         self.report: RecordFile | None = (stack.enter_context(record_file(report_path))
                                           if report_path else None)
@@ -184,6 +185,15 @@ def song_writer(run: LibraryRun, tags_of: dict[Path, FileTags]) -> Callable[[Tag
                               run.settings)
             if plan.changes and not run.settings.dry_run:
                 apply_write(plan, run.store, run.settings)
+        except ChangedMeanwhile as error:
+            text = f"{shown(tags.fields['genre'])} -> {shown(choice.genres)}"
+            if written_meanwhile(path, plan):
+                run.skip(path, "up to date", "up to date", text, plan,
+                         ["written by another genre-tag run meanwhile"], result)
+            else:
+                run.skip(path, "changed meanwhile", "left alone", text, plan, [error.what],
+                         result)
+            return
         except TaggerError as error:
             run.fail(path, error)
             return
@@ -208,6 +218,22 @@ def song_writer(run: LibraryRun, tags_of: dict[Path, FileTags]) -> Callable[[Tag
     return write
 
 
+def written_meanwhile(path: Path, plan: Plan) -> bool:
+    """Whether the file now holds what ``plan`` was to write (another run wrote it)."""
+    try:
+        fields = read_file_tags(path).fields
+    except TaggerError:
+        return False
+    return all(fields[name] == values for name, values in plan.changes.items()
+               if name != PROVENANCE)
+
+
+def remove_stale_copies_of(files: list[Path]) -> None:
+    """Delete the copies killed runs left in the folders of ``files``."""
+    for folder in dict.fromkeys(Path(os.path.realpath(path)).parent for path in files):
+        remove_stale_copies_in(folder)
+
+
 def check_report_path(report: Path | None, inputs: list[Path]) -> None:
     if report is None:
         return
@@ -230,6 +256,8 @@ def run_write_tags(request: TagRequest, settings: WriteSettings,
             run.tally.errors += 1
             print_error(run.errors, message)
         tags_of = dict(inspect_files(run, files))
+        if not settings.dry_run:
+            remove_stale_copies_of(list(tags_of))
 
         def after_run(analysis: Outcome) -> None:
             run.tally.errors += len(analysis.failures)
@@ -261,11 +289,17 @@ def run_restore_tags(paths: list[Path], settings: WriteSettings,
         for message in outcome.failures:
             run.tally.errors += 1
             print_error(run.errors, message)
+        if not settings.dry_run:
+            remove_stale_copies_of(files)
         for path, tags in inspect_files(run, files, for_restore=True):
             try:
                 plan = plan_restore(path, run.store, settings.overwrite)
                 if plan is not None and plan.changes and not settings.dry_run:
                     apply_restore(plan, settings)
+            except ChangedMeanwhile as error:
+                run.skip(path, "changed meanwhile", "left alone", shown(tags.fields["genre"]),
+                         notes=[error.what])
+                continue
             except TaggerError as error:
                 run.fail(path, error)
                 continue

@@ -10,9 +10,13 @@ is left alone unless ``overwrite``. So a re-run after a model update replaces
 genre-tag's own genres, and never a genre someone typed, even over an earlier
 genre-tag genre.
 
-Before a field is first written the value it held goes into the undo store;
-``plan_restore`` puts those values back (a group changed by hand since genre-tag
-wrote it is left alone unless ``overwrite``).
+Right before a file is swapped for its edited copy its fields are read again: a file
+changed meanwhile (by a person, another program or another run) is left as it is. Then
+the value each field held goes into the undo store, with the bytes the write replaces;
+the provenance also keeps the values it replaced (``before``). ``plan_restore`` puts
+those back: the original bytes where nothing else changed since, else the fields from
+the undo store, else from the provenance (a group changed by hand since genre-tag wrote
+it is left alone unless ``overwrite``).
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ from pathlib import Path
 
 from tagger import __version__
 from tagger.audio import audio_content_sha256
+from tagger.library.byte_edits import byte_edit, file_sha256, rebuild_original
+from tagger.library.file_swap import ChangedMeanwhile, SwapCheck, TagWriteError, edited_copy
 from tagger.library.genres import GenreChoice, GenrePolicy
-from tagger.library.tagfiles import open_tagged, read_fields, write_fields
-from tagger.library.undo import UndoStore
+from tagger.library.tagfiles import FIELDS, open_tagged, read_fields, write_fields
+from tagger.library.undo import ByteEdit, UndoStore
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "genre": ("genre",),
@@ -38,6 +44,10 @@ PROVENANCE = "provenance"
 # 0.5), after Russell's circumplex and the 4Q dataset's quadrants.
 MOODS = {(True, True): "Happy", (False, True): "Tense", (False, False): "Sad",
          (True, False): "Calm"}
+
+
+class OriginalNotRebuilt(TagWriteError):
+    """The undo store's bytes do not give back the original (the fields are restored)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,9 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     choice: GenreChoice | None = None
     emotion: dict[str, list[str]] | None = None
+    # For a restore: the file's checksum, and its original bytes where the store keeps them.
+    file_sha256: str | None = None
+    exact: ByteEdit | None = None
 
     @property
     def existing(self) -> dict[str, list[str]]:
@@ -133,11 +146,13 @@ def plan_write(path: Path, tags: FileTags, choice: GenreChoice, genre_model: str
     plan = Plan(path, tags, choice=choice, emotion=emotion)
     written = dict(tags.provenance.get("fields", {}))
     models = dict(tags.provenance.get("models", {}))
+    before = dict(tags.provenance.get("before", {}))
     for group in GROUPS:  # a group someone changed since is no longer genre-tag's
         if tags.state(group) != "ours":
             models.pop(group, None)
             for name in GROUPS[group]:
                 written.pop(name, None)
+                before.pop(name, None)
     if not choice.genres:
         plan.notes.append(
             "no genre: silence" if choice.reason == "silent" else
@@ -152,29 +167,63 @@ def plan_write(path: Path, tags: FileTags, choice: GenreChoice, genre_model: str
             models["emotion"] = emotion_model
     if plan.changes:
         written.update(plan.changes)
+        before.update({name: tags.fields[name] for name in plan.changes
+                       if name not in before and tags.fields[name]})
         provenance = {"by": f"genre-tag {__version__}", "models": models, "fields": written}
+        if before:  # what --restore-tags puts back when the undo store is gone
+            provenance["before"] = before
         plan.changes[PROVENANCE] = [json.dumps(provenance, ensure_ascii=False)]
     return plan
 
 
+def unchanged_since_read(plan: Plan) -> SwapCheck:
+    """A swap check: the file's fields are still those ``plan`` was made from."""
+
+    def check(target: Path, copy: Path) -> None:
+        if read_file_tags(target).fields != plan.tags.fields:
+            raise ChangedMeanwhile("its tags changed after genre-tag read them, so genre-tag "
+                                   "left it as it is", str(plan.path), "run again to tag it")
+
+    return check
+
+
 def apply_write(plan: Plan, store: UndoStore, settings: WriteSettings) -> None:
-    """Remember the values ``plan`` replaces, then write it into the file."""
+    """Write ``plan`` into the file, unless its fields changed since they were read
+    (ChangedMeanwhile); right before the swap, remember the values and bytes it replaces."""
     if not plan.changes:
         return
     replace = {name: plan.tags.state(group) != "ours"
                for group, names in GROUPS.items() for name in names}
     replace[PROVENANCE] = not plan.tags.fields[PROVENANCE]
     originals = {name: plan.tags.fields[name] for name in plan.changes}
-    store.remember(audio_content_sha256(plan.path), plan.path, originals, replace)
-    write_fields(plan.path, plan.changes, keep_mtime=not settings.touch)
+    audio_sha256 = audio_content_sha256(plan.path)
+    unchanged = unchanged_since_read(plan)
+
+    def remember(target: Path, copy: Path) -> None:
+        unchanged(target, copy)
+        store.remember(audio_sha256, plan.path, originals, replace,
+                       by_path=bool(plan.tags.provenance))
+        target_sha256 = file_sha256(target)
+        edit = byte_edit(target, copy, store.replaced_bytes(target_sha256), target_sha256)
+        if edit is not None:
+            store.remember_bytes(file_sha256(copy), edit)
+
+    write_fields(plan.path, plan.changes, keep_mtime=not settings.touch, before_swap=remember)
 
 
 def plan_restore(path: Path, store: UndoStore, overwrite: bool) -> Plan | None:
-    """What restoring ``path`` changes (None: genre-tag never wrote to it)."""
-    originals = store.originals(audio_content_sha256(path), path)
+    """What restoring ``path`` changes (None: genre-tag never wrote to it). The values come
+    from the undo store, or, where it has none, from the file's provenance field (which
+    says what genre-tag wrote and what it replaced)."""
+    tags = read_file_tags(path)
+    originals = store.originals(audio_content_sha256(path), path, by_path=bool(tags.provenance))
+    if not originals and tags.provenance.get("fields"):
+        before = tags.provenance.get("before", {})
+        originals = {name: before.get(name, []) for name in tags.provenance["fields"]
+                     if name in FIELDS}
+        originals[PROVENANCE] = []
     if not originals:
         return None
-    tags = read_file_tags(path)
     plan = Plan(path, tags)
     for group, names in GROUPS.items():
         before = {name: originals[name] for name in names if name in originals}
@@ -187,9 +236,33 @@ def plan_restore(path: Path, store: UndoStore, overwrite: bool) -> Plan | None:
         plan.changes.update(before)
     if plan.changes and tags.fields[PROVENANCE] != originals.get(PROVENANCE, []):
         plan.changes[PROVENANCE] = originals.get(PROVENANCE, [])
+    if plan.changes:
+        plan.file_sha256 = file_sha256(path)
+        plan.exact = store.replaced_bytes(plan.file_sha256)
     return plan
 
 
 def apply_restore(plan: Plan, settings: WriteSettings) -> None:
-    if plan.changes:
-        write_fields(plan.path, plan.changes, keep_mtime=not settings.touch)
+    """Give the file back its original bytes where genre-tag changed nothing else since it
+    wrote them, else put back the fields; either only if the file did not change since
+    ``plan`` was made."""
+    if not plan.changes:
+        return
+    exact = plan.exact
+    if exact is not None:
+        def check(target: Path, copy: Path) -> None:
+            if file_sha256(target) != plan.file_sha256:
+                raise ChangedMeanwhile("changed after genre-tag read it, so genre-tag left it "
+                                       "as it is", str(plan.path), "run again to restore it")
+            if file_sha256(copy) != exact.original_sha256:
+                raise OriginalNotRebuilt("its kept original does not rebuild", str(plan.path))
+
+        try:
+            with edited_copy(plan.path, keep_mtime=not settings.touch,
+                             before_swap=check) as copy:
+                rebuild_original(plan.path, exact, copy)
+            return
+        except OriginalNotRebuilt:
+            pass  # the fields below
+    write_fields(plan.path, plan.changes, keep_mtime=not settings.touch,
+                 before_swap=unchanged_since_read(plan))
