@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import sqlite3
 import threading
 import warnings
 from collections.abc import Iterator
@@ -22,9 +21,9 @@ from pathlib import Path
 
 from tagger.cards import read_card
 from tagger.devices import usable_cpus
-from tagger.errors import TaggerError, TaggerWarning
+from tagger.errors import TaggerError
 from tagger.inference import AudioModel, outputs_of
-from tagger.results_cache import ModelOutputs, ResultsCache
+from tagger.results_cache import ModelOutputs, ResultsCache, open_results_cache
 
 
 @dataclass
@@ -38,18 +37,6 @@ class Analysis:
     from_cache: bool = False
     error: TaggerError | None = None
     warnings: list[Warning | str] = field(default_factory=list)
-
-
-def open_results_cache(path: Path | None = None) -> ResultsCache | None:
-    """The results cache, or None (with a warning) when it cannot be opened: the run goes
-    on without it."""
-    try:
-        return ResultsCache.open(path)
-    except (sqlite3.Error, OSError) as error:
-        warnings.warn(TaggerWarning(
-            f"the results cache cannot be used, so every song is analysed: {error} (run "
-            "'genre-tag cache clear results' to start it afresh)"), stacklevel=2)
-        return None
 
 
 def analyse_file(models: list[AudioModel], cache: ResultsCache | None, path: Path,
@@ -114,7 +101,7 @@ def _start_worker(setup: WorkerSetup) -> None:
         models = [model_class(*read_card(weights), setup.device, setup.batch_size,
                               setup.backend, excerpts, setup.threads)
                   for model_class, weights, excerpts in setup.models]
-        cache = ResultsCache.open(setup.cache_path) if setup.cache_path else None
+        cache = open_results_cache(setup.cache_path) if setup.cache_path else None
         _worker = _Worker(models, cache, setup.read_cache)
     except BaseException as error:  # raised in the main process with the first song
         _worker = error
@@ -185,6 +172,12 @@ class Analyser:
                                    for model in self.models)
         return audio if remembered else None
 
+    def _relayed(self, analysis: Analysis) -> Analysis:
+        """A worker's analysis, with the results cache's warnings only the run's first."""
+        if self.cache is not None:
+            analysis.warnings = self.cache.relayed(analysis.warnings)
+        return analysis
+
     @contextlib.contextmanager
     def _analyses(self, paths: list[Path]) -> Iterator[Iterator[Analysis]]:
         jobs = min(self.jobs, len(paths))
@@ -201,7 +194,7 @@ class Analyser:
         with _workers_ignore_ctrl_c():
             pool = get_context("spawn").Pool(jobs, initializer=_start_worker, initargs=(setup,))
         try:
-            yield pool.imap(_analyse_in_worker, paths)
+            yield map(self._relayed, pool.imap(_analyse_in_worker, paths))
             pool.close()
         finally:
             pool.terminate()

@@ -198,22 +198,6 @@ def test_cache_info_and_clear_cover_the_results(library: Path) -> None:
     assert "0 song results" in CliRunner().invoke(main, ["cache", "info"]).output
 
 
-def test_a_damaged_cache_is_reported_and_the_run_goes_on(tmp_path: Path,
-                                                         library: Path) -> None:
-    path = default_results_cache_path()
-    path.parent.mkdir(parents=True)
-    path.write_bytes(b"not a database at all " * 100)
-    out = tmp_path / "tags.jsonl"
-    result = run(str(library), "--json", str(out), "--quiet")
-    assert result.exit_code == 0
-    warnings = result.stderr.strip().splitlines()
-    assert len(warnings) == 1 and "results cache cannot be used" in warnings[0]
-    assert "cache clear results" in warnings[0]
-    assert len(records(out)) == 3
-    assert "removed 0 song results" in CliRunner().invoke(main, ["cache", "clear"]).output
-    assert run(str(library), "--quiet").stderr == ""
-
-
 def constant_outputs(seconds: int, value: float, columns: int = 4) -> ModelOutputs:
     return ModelOutputs(np.full((seconds, columns), value, dtype=np.float32),
                         np.ones(seconds), np.zeros(seconds, dtype=bool))
