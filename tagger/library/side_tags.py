@@ -76,8 +76,9 @@ def _id3v1_genre_byte(genres: list[str]) -> int:
 
 @contextlib.contextmanager
 def kept_id3v1(path: Path, genres: list[str] | None) -> Iterator[None]:
-    """Around a mutagen ID3 save of ``path``, which rebuilds an ID3v1 tag from the ID3v2
-    frames: put the ID3v1 tag back as it was, with ``genres`` as its genre unless None."""
+    """Around mutagen saves of ``path`` (an ID3 save rebuilds the ID3v1 tag from the ID3v2
+    frames, an APEv2 save drops it): put the ID3v1 tag back as it was, at the end, with
+    ``genres`` as its genre unless None."""
     with open(path, "rb") as handle:
         frames, offset = find_id3v1(handle)
         handle.seek(offset, 2)
@@ -96,7 +97,7 @@ def kept_id3v1(path: Path, genres: list[str] | None) -> Iterator[None]:
 
 def write_side_genre(audio: mutagen.FileType, genres: list[str]) -> None:
     """Give the side tags of ``audio``'s (already saved) file ``genres`` (empty: none);
-    ID3v1 is ``kept_id3v1``'s."""
+    ID3v1 is ``kept_id3v1``'s, around this."""
     path = Path(audio.filename)
     if isinstance(audio, ID3FileType):
         tag = _apev2(path)

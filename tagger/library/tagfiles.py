@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -239,17 +240,17 @@ def set_field(audio: mutagen.FileType, field: str, values: list[str]) -> None:
 def save(audio: mutagen.FileType, genres: list[str] | None) -> None:
     """Save ``audio``'s main tag (an ID3v2 tag in its own version) and, when ``genres`` were
     set (not None), the side tags' genre."""
-    if not isinstance(audio.tags, ID3):
-        audio.save()
-    else:  # v2.3 genres are joined in set_field; other frames keep their NUL separators
-        options = {"v2_version": 4 if audio.tags.version >= (2, 4, 0) else 3, "v23_sep": None}
-        if isinstance(audio, ID3FileType):
-            with kept_id3v1(Path(audio.filename), genres):
-                audio.save(**options)
+    path = Path(audio.filename)
+    # mutagen rebuilds (ID3 save) or drops (APEv2 save) an MP3's ID3v1 tag: it is put back
+    kept = kept_id3v1(path, genres) if isinstance(audio, ID3FileType) else nullcontext()
+    with kept:
+        if isinstance(audio.tags, ID3):  # v2.3 genres are joined in set_field, so other
+            # frames keep their NUL separators
+            audio.save(v2_version=4 if audio.tags.version >= (2, 4, 0) else 3, v23_sep=None)
         else:
-            audio.save(**options)
-    if genres is not None:
-        write_side_genre(audio, genres)
+            audio.save()
+        if genres is not None:
+            write_side_genre(audio, genres)
 
 
 def write_fields(path: Path, changes: Mapping[str, list[str]], keep_mtime: bool = True,
