@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from tagger.audio import AUDIO_EXTENSIONS, find_audio_files
+from tagger.audio import AUDIO_EXTENSIONS, check_audio_path, find_audio_files
 from tagger.download import DownloadSettings, MediaEntry
 from tagger.errors import AudioError, OutputError, TaggerError
 from tagger.names import file_name_for, printable
@@ -137,7 +137,8 @@ class TaggedSong:
 
 
 def collect_files(paths: list[Path], outcome: Outcome) -> list[Path]:
-    """Expand folders recursively; a path that yields nothing is a failure."""
+    """Expand folders recursively; a path that yields nothing, or is no regular file (a
+    device, a FIFO: refused before anything opens it), is a failure."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -147,10 +148,13 @@ def collect_files(paths: list[Path], outcome: Outcome) -> list[Path]:
                 outcome.failures.append(
                     f"{path}: folder holds no audio files (looked for {extensions})")
             files += found
-        elif path.exists():
-            files.append(path)
-        else:
-            outcome.failures.append(f"{path}: no such file or folder (check the path)")
+            continue
+        try:
+            check_audio_path(path)
+        except AudioError as error:
+            outcome.failures.append(error.message)
+            continue
+        files.append(path)
     return files
 
 
