@@ -238,3 +238,49 @@ def test_ray_engine_writes_the_same_tables_as_the_local_engine(
     assert "0 songs tagged" in rerun.stderr and "2 already in" in rerun.stderr
     assert len(table(tmp_path / "ray", "songs")) == 2 and len(table(tmp_path / "ray",
                                                                     "errors")) == 1
+
+
+def flip_middle(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    for index in range(len(data) // 3, 2 * len(data) // 3):
+        data[index] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+def cut_in_half(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+
+
+@pytest.mark.slow
+def test_a_resume_redoes_the_songs_of_damaged_parts(tmp_path: Path) -> None:
+    music = tmp_path / "music"
+    music.mkdir()
+    for number in range(3):
+        write_audio(music / f"a{number}.wav", chord(3.0, 16000, root=200 + 50 * number), 16000)
+    results = tmp_path / "results"
+    first = run("batch", str(music), "--out", str(results), "--songs-per-part", "1")
+    assert first.exit_code == 0, first.output
+    songs_parts = part_files(results, "songs")
+    assert len(songs_parts) == 3
+    flipped = songs_parts[0]
+    halved = results / "seconds" / songs_parts[1].name
+    flip_middle(flipped)
+    cut_in_half(halved)
+
+    resumed = run("batch", str(music), "--out", str(results), "--songs-per-part", "1")
+    assert resumed.exit_code == 0, resumed.output
+    assert "Traceback" not in resumed.stderr
+    warnings = [line for line in resumed.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 2, resumed.stderr
+    for damaged, line in zip((flipped, halved), warnings, strict=True):
+        assert line.startswith(f"genre-tag: warning: {damaged}: a damaged results part (")
+        assert "its songs are tagged again" in line
+    assert "2 songs tagged" in resumed.stderr and "1 already in" in resumed.stderr
+    songs = table(results, "songs")
+    assert sorted(row["source"] for row in songs) == sorted(str(p) for p in music.iterdir())
+    seconds = table(results, "seconds")
+    for row in songs:
+        mine = [r["second"] for r in seconds if r["source"] == row["source"]]
+        assert sorted(mine) == list(range(row["n_seconds"]))
+    again = run("batch", str(music), "--out", str(results))
+    assert "warning" not in again.stderr and "3 already in" in again.stderr

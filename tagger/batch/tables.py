@@ -12,7 +12,11 @@ The songs of a part are written together: its seconds and errors part first, the
 songs part, each complete or absent (written aside and renamed). A songs part is what
 makes its songs done: a run that was killed leaves seconds or errors parts without one,
 and the next run deletes them before it starts. Each file carries the schema and the
-task in its Parquet metadata.
+task in its Parquet metadata, and a checksum of each of its pages.
+
+A run reads every part whole before it starts: a part that does not (damaged bytes, cut
+short, or seconds rows that do not add up to its songs' seconds) is deleted with its
+other tables' parts, with one warning, and its songs are tagged again.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import io
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as parquet
 
 from tagger.atomic import atomic_write_bytes
-from tagger.errors import OutputError
+from tagger.errors import OutputError, TaggerWarning
 from tagger.results import EmotionResult, SongResult
 
 SCHEMA = "genre-tag/batch/1"
@@ -155,7 +160,8 @@ def _parquet_bytes(table: pa.Table, task: str) -> bytes:
     metadata = {**(table.schema.metadata or {}), SCHEMA_KEY: SCHEMA.encode(),
                 TASK_KEY: task.encode()}
     buffer = io.BytesIO()
-    parquet.write_table(table.replace_schema_metadata(metadata), buffer, compression="zstd")
+    parquet.write_table(table.replace_schema_metadata(metadata), buffer, compression="zstd",
+                        write_page_checksum=True)
     return buffer.getvalue()
 
 
@@ -181,15 +187,40 @@ def part_files(results_dir: Path, table: str) -> list[Path]:
 def prepare_results_dir(results_dir: Path, task: str) -> None:
     """Make RESULTS_DIR ready for a run of ``task``: refuse one holding another schema or
     task; delete what a killed run left half-done (parts without their songs part,
-    temporary files). Raises OutputError."""
+    temporary files) and the parts that do not read whole (with a warning each). Raises
+    OutputError."""
     try:
         for table in TABLES:
             (results_dir / table).mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(f"cannot make the results folder: {error.strerror or error}",
                           str(results_dir), "give a folder you can write to") from error
-    if songs := part_files(results_dir, SONGS):
-        metadata = parquet.read_schema(songs[0]).metadata or {}
+    _check_held_results(results_dir, task)
+    done = {path.name for path in part_files(results_dir, SONGS)}
+    for table in (SECONDS, ERRORS):
+        for path in part_files(results_dir, table):
+            if path.name not in done:
+                path.unlink()
+    for table in TABLES:
+        for leftover in (results_dir / table).glob(f".{PART_PREFIX}*"):
+            leftover.unlink()
+    for name in sorted(done):
+        if (damage := part_damage(results_dir, name)) is not None:
+            for table in TABLES:
+                (results_dir / table / name).unlink(missing_ok=True)
+            warnings.warn(TaggerWarning(
+                f"{damage}; deleted it and the part's other tables, so its songs are tagged "
+                "again"), stacklevel=2)
+
+
+def _check_held_results(results_dir: Path, task: str) -> None:
+    """Refuse a RESULTS_DIR whose first readable songs part is of another schema or task.
+    Raises OutputError."""
+    for path in part_files(results_dir, SONGS):
+        try:
+            metadata = parquet.read_schema(path).metadata or {}
+        except (pa.ArrowException, OSError):
+            continue  # a damaged part: prepare_results_dir deletes it
         schema = metadata.get(SCHEMA_KEY, b"?").decode()
         if schema != SCHEMA:
             raise OutputError(f"holds results of schema {schema}, not {SCHEMA}",
@@ -198,14 +229,34 @@ def prepare_results_dir(results_dir: Path, task: str) -> None:
         if held != task:
             raise OutputError(f"holds {held} results, not {task} results", str(results_dir),
                               "give each task its own --out folder")
-    done = {path.name for path in songs}
-    for table in (SECONDS, ERRORS):
-        for path in part_files(results_dir, table):
-            if path.name not in done:
-                path.unlink()
-    for table in TABLES:
-        for leftover in (results_dir / table).glob(f".{PART_PREFIX}*"):
-            leftover.unlink()
+        return
+
+
+def read_whole(path: Path) -> pa.Table:
+    """Every row of the Parquet file at ``path``, its page checksums verified. Raises
+    pyarrow.ArrowException or OSError for a file that does not read whole."""
+    return parquet.ParquetFile(path, page_checksum_verification=True).read()
+
+
+def part_damage(results_dir: Path, name: str) -> str | None:
+    """What is wrong with the part ``name`` (its file, and how), or None when its songs,
+    seconds and errors files read whole and its seconds rows match its songs."""
+    songs_path, seconds_path, errors_path = (results_dir / table / name for table in TABLES)
+    try:
+        path = songs_path
+        expected_seconds = sum(read_whole(path).column("n_seconds").to_pylist())
+        path = seconds_path
+        seconds = read_whole(path).num_rows if path.exists() or expected_seconds else 0
+        if seconds != expected_seconds:
+            return (f"{path}: a damaged results part ({seconds} rows for the "
+                    f"{expected_seconds} seconds of its songs)")
+        path = errors_path
+        if path.exists():
+            read_whole(path)
+    except (pa.ArrowException, OSError) as error:
+        reason = getattr(error, "strerror", None) or (str(error).splitlines() or ["?"])[0]
+        return f"{path}: a damaged results part ({reason})"
+    return None
 
 
 @dataclass(frozen=True)
