@@ -15,7 +15,13 @@ import numpy as np
 from tagger.audio import Segment
 from tagger.backends import RunEngine, build_engine, choose_backend
 from tagger.cards import ModelCard, bundled_weights_path, read_card, sha256_of
-from tagger.devices import default_threads, device_name, require_torch
+from tagger.devices import (
+    TORCH_HINT,
+    default_threads,
+    device_name,
+    require_torch,
+    torch_installed,
+)
 from tagger.errors import ModelError, TaggerError, TaggerWarning
 from tagger.features import MelgramFrontEnd, file_segments, stream_runs
 from tagger.results import (
@@ -100,7 +106,8 @@ class AudioModel:
 
     def _engine(self, requested: str) -> RunEngine | None:
         """The exported model ``requested`` (see ``tagger.backends``), or None for torch.
-        With auto, a graph that cannot be built leaves torch to do the work, with a warning."""
+        With auto, a graph that cannot be built leaves torch to do the work, with a warning,
+        where torch is installed."""
         backend = choose_backend(requested, self.card, self.device)
         if backend == "torch":
             return None
@@ -111,9 +118,11 @@ class AudioModel:
         except TaggerError:
             raise
         except Exception as error:  # the exporters' and runtimes' own failures
-            if requested != "auto":
+            if requested != "auto" or not torch_installed():
+                hint = ("use --backend torch" if torch_installed()
+                        else f"{TORCH_HINT} to run it in torch")
                 raise ModelError(f"cannot be run by {backend}: {error}", str(self.path),
-                                 "use --backend torch") from error
+                                 hint) from error
             warnings.warn(TaggerWarning(f"{backend} cannot run {self.card.name} ({error}); "
                                         "torch runs it instead"), stacklevel=3)
             return None

@@ -16,19 +16,23 @@ import contextlib
 import io
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from importlib.util import find_spec
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import numpy as np
 import platformdirs
 
 from tagger.atomic import atomic_write_bytes
+from tagger.backends.openvino_runtime import bf16_capable, compile_graph, import_openvino
 from tagger.cards import ModelCard
 from tagger.errors import TaggerError
 
@@ -158,8 +162,7 @@ def save_openvino_graph(model: nn.Module, context: int, frames: int, bands: int,
                         target: Path) -> None:
     """Export ``model`` (prepared for inference) as the OpenVINO IR ``target`` (.xml, with
     its .bin beside it), atomically: a graph that is there is complete."""
-    import openvino
-
+    openvino = import_openvino()
     target.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{target.stem}.", dir=target.parent))
     try:
@@ -208,13 +211,6 @@ def _onnx_graph(load_model: Callable[[], nn.Module], context: int, frames: int, 
     return target
 
 
-def bf16_capable() -> bool:
-    """Whether OpenVINO's CPU plugin has bfloat16 kernels on this CPU."""
-    import openvino
-
-    return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-
-
 def build_engine(backend: str, load_model: Callable[[], nn.Module], context: int, frames: int,
                  bands: int, checksum: str, threads: int, precision: str = "auto"
                  ) -> RunEngine:
@@ -222,18 +218,49 @@ def build_engine(backend: str, load_model: Callable[[], nn.Module], context: int
     or onnx): its graph is found (``_openvino_graph``) or built from ``load_model()`` (the
     model prepared for inference; only then is torch needed). ``precision`` (OpenVINO
     only): auto (bf16 where the CPU has it), bf16 or f32."""
+    with interrupts_kept():
+        return _build_engine(backend, load_model, context, frames, bands, checksum, threads,
+                             precision)
+
+
+@contextlib.contextmanager
+def interrupts_kept() -> Iterator[None]:
+    """A Ctrl-C stays a KeyboardInterrupt: the runtimes turn one that comes while they call
+    back into Python (converting an argument, say) into an error of their own, which would
+    read as a model they cannot run."""
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous) or threading.current_thread() is not threading.main_thread():
+        yield  # Ctrl-C is ignored here, or heard by another thread
+        return
+    heard = False
+
+    def hear(number: int, frame: FrameType | None) -> None:
+        nonlocal heard
+        heard = True
+        previous(number, frame)
+
+    signal.signal(signal.SIGINT, hear)
+    try:
+        yield
+    except Exception as error:
+        if heard:
+            raise KeyboardInterrupt from error
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _build_engine(backend: str, load_model: Callable[[], nn.Module], context: int,
+                  frames: int, bands: int, checksum: str, threads: int, precision: str
+                  ) -> RunEngine:
     key = graph_key(checksum, context, frames, bands)
     margin = run_graph_margin(context, frames)
     if backend == "openvino":
-        import openvino
-
         if precision == "auto":
             precision = "bf16" if bf16_capable() else "f32"
-        core = openvino.Core()
-        # OpenVINO keeps the compiled model there too: later runs load it instead.
-        core.set_property({"CACHE_DIR": str(graphs_folder() / "compiled")})
-        compiled = core.compile_model(
-            _openvino_graph(load_model, context, frames, bands, key), "CPU",
+        # OpenVINO keeps the compiled model beside the graphs: later runs load it instead.
+        compiled = compile_graph(
+            _openvino_graph(load_model, context, frames, bands, key), graphs_folder() / "compiled",
             {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads,
              "ENABLE_CPU_PINNING": False})
         request = compiled.create_infer_request()
