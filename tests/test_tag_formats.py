@@ -72,11 +72,12 @@ def test_an_id3v23_tag_stays_v23_with_its_frames_and_genres_split_at_slashes(
     tag_v23(path, "Rock/Pop")
     before = frames(id3(path), "TCON")
     assert genre(path) == ["Rock", "Pop"]
-    write_fields(path, written_by_genre_tag(["Jazz", "Blues"]))
+    write_fields(path, {**written_by_genre_tag(["Jazz", "Blues"]), "mood": ["Calm"]})
     tags = id3(path)
     assert tags.version == (2, 3, 0)
     assert tags["TCON"].text == ["Jazz/Blues"]
-    assert frames(tags, "TCON", "TXXX:GENRE_TAGGER") == before  # TYER, TDAT untouched
+    assert tags["TXXX:MOOD"].text == ["Calm"] and "TMOO" not in tags  # TMOO is v2.4's
+    assert frames(tags, "TCON", "TXXX:GENRE_TAGGER", "TXXX:MOOD") == before  # TYER, TDAT too
     assert b"TYER" in path.read_bytes() and b"TDRC" not in path.read_bytes()
     assert read_file_tags(path).state("genre") == "ours"  # what it wrote reads back equal
 

@@ -2,7 +2,8 @@
 
 A field is a list of strings (empty: absent). Where each field lives:
 
-- MP3, WAV, AIFF (ID3v2): genre TCON, mood TMOO, the others TXXX:NAME;
+- MP3, WAV, AIFF (ID3v2): genre TCON, mood TMOO (TXXX:MOOD in v2.3, which has no TMOO, as
+  Picard writes it), the others TXXX:NAME;
 - FLAC, Ogg Vorbis/Opus/FLAC (Vorbis comment): GENRE, MOOD, NAME;
 - MP4, M4A, ALAC: genre ©gen, the others freeform ----:com.apple.iTunes:NAME;
 - WMA (ASF): genre WM/Genre, mood WM/Mood, the others NAME;
@@ -140,8 +141,10 @@ def open_tagged(path: Path) -> mutagen.FileType:
     return audio
 
 
-def _id3_key(field: str) -> str:
-    return {"genre": "TCON", "mood": "TMOO"}.get(field, f"TXXX:{CUSTOM_NAMES.get(field)}")
+def _id3_key(field: str, tags: ID3) -> str:
+    if field == "mood" and tags.version >= (2, 4, 0):
+        return "TMOO"
+    return "TCON" if field == "genre" else f"TXXX:{CUSTOM_NAMES[field]}"
 
 
 def _mp4_key(field: str) -> str:
@@ -184,7 +187,7 @@ def _main_field(audio: mutagen.FileType, field: str) -> list[str]:
     if isinstance(tags, ID3):
         if field == "genre":
             return _id3_genres(tags)
-        frame = tags.get(_id3_key(field))
+        frame = tags.get(_id3_key(field, tags))
         return [str(v) for v in frame.text if str(v)] if frame is not None else []
     if isinstance(audio, MP4):
         key = _mp4_key(field)
@@ -212,13 +215,13 @@ def set_field(audio: mutagen.FileType, field: str, values: list[str]) -> None:
     """Put ``values`` in ``field`` of the main tag (none: remove it)."""
     tags = audio.tags
     if isinstance(tags, ID3):
-        key = _id3_key(field)
+        key = _id3_key(field, tags)
         separator = genre_separator(tags)
         tags.delall(key)
         if values:
             if field == "genre":
                 tags.add(TCON(encoding=3, text=[separator.join(values)] if separator else values))
-            elif field == "mood":
+            elif key == "TMOO":
                 tags.add(TMOO(encoding=3, text=values))
             else:
                 tags.add(TXXX(encoding=3, desc=CUSTOM_NAMES[field], text=values))
