@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from audio_fixtures import synth_song, write_audio
+from download_site import serve_site
 
 from tagger.results_cache import default_results_cache_path
 
@@ -191,3 +192,44 @@ def test_a_read_only_cache_folder_gives_one_warning(library: Path, tmp_path: Pat
                               cache_home=home)
         assert_one_warning(read_only, "results cache cannot be written", "a writable folder")
         assert titles(read_only) == TITLES
+
+
+# The download cache
+
+
+def test_a_read_only_download_cache_gives_one_warning_and_every_song(tmp_path: Path) -> None:
+    """A cached download is tagged from the cache, a new one from a temporary folder."""
+    with serve_site(tmp_path) as site, mounted_tmpfs(tmp_path / "cache", "16m") as home:
+        cached, new = f"{site.base}/demo-song.mp3", f"{site.base}/song-1.mp3"
+        first = genre_tag("--url", cached, "--json", "-", "--quiet", cache_home=home)
+        assert first.returncode == 0, first.stderr
+        remount_read_only(home)
+        read_only = genre_tag("--url", cached, "--url", new, "--json", "-", "--quiet",
+                              cache_home=home)
+    assert read_only.returncode == 0, read_only.stderr
+    assert [json.loads(line)["title"] for line in read_only.stdout.splitlines()] == \
+        ["demo-song", "song-1"]
+    downloads = home / "genre-tag" / "downloads"
+    lines = read_only.stderr.strip().splitlines()
+    assert all(line.startswith("genre-tag: warning: ") for line in lines)
+    [index] = [line for line in lines if "download cache index" in line]
+    assert f"{downloads / 'index.json'}: the download cache index cannot be written (" in index
+    assert "Read-only file system" in index and "writable folder" in index
+    [folder] = [line for line in lines if line.startswith(f"genre-tag: warning: {downloads}: ")]
+    assert "the download cache cannot be written (Read-only file system)" in folder
+    assert "this run downloads to " in folder
+    assert sum("results cache" in line for line in lines) == 1
+    assert len(lines) == 3, read_only.stderr
+
+
+def test_a_cache_folder_that_cannot_be_made_still_tags_a_url(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "genre-tag").write_text("a file where the cache folders go\n")
+    with serve_site(tmp_path) as site:
+        blocked = genre_tag("--url", f"{site.base}/song-2.mp3", "--json", "-", "--quiet",
+                            cache_home=home)
+    assert blocked.returncode == 0, blocked.stderr
+    assert json.loads(blocked.stdout)["title"] == "song-2"
+    assert "download cache cannot be written (Not a directory)" in blocked.stderr
+    assert len(blocked.stderr.strip().splitlines()) == 2  # and the results cache's

@@ -6,14 +6,17 @@ recently used files go once the cache outgrows its cap.
 
 A damaged cache never stops a run: a cache folder that is a file is moved
 aside, a damaged index is rebuilt from what is still readable (each with one
-line on stderr), and files the index does not name (left by a run that was
-killed mid-download) are deleted once nothing has touched them for a while.
+line on stderr), an index that cannot be written (a full disk, a read-only
+folder) is one warning and the songs are tagged all the same, and files the
+index does not name (left by a run that was killed mid-download) are deleted
+once nothing has touched them for a while.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -23,13 +26,17 @@ from typing import Any
 import platformdirs
 
 from tagger.atomic import atomic_write_text
-from tagger.errors import CacheRepairedWarning, DownloadError, OutputError
+from tagger.errors import CacheRepairedWarning, OutputError, TaggerWarning
 
 INDEX_FILE = "index.json"
 RECORD_FIELDS = ("url", "path", "title", "video_id", "extractor")
 # A file the index does not name is another run's download in progress until it
 # has been left untouched this long (far beyond the socket timeout).
 STRAY_GRACE_SECONDS = 600.0
+# The indexes this process could not write and has said so: one warning each.
+_unwritable_indexes: set[Path] = set()
+# Where this process downloads when the cache cannot be written (made at first need).
+_temporary_folder: tempfile.TemporaryDirectory | None = None
 
 
 def default_cache_dir() -> Path:
@@ -57,8 +64,10 @@ def warn(message: str) -> None:
     warnings.warn(CacheRepairedWarning(message), stacklevel=2)
 
 
-def prepare_cache_dir(cache_dir: Path) -> None:
-    """Make sure ``cache_dir`` is a folder; a file in its place is moved aside."""
+def prepare_cache_dir(cache_dir: Path) -> Path:
+    """The folder downloads go to: ``cache_dir`` (a file in its place moved aside), or,
+    when it cannot be made or written, a temporary folder for this process (one warning),
+    deleted when it ends."""
     if cache_dir.exists() and not cache_dir.is_dir():
         aside = cache_dir.with_name(f"{cache_dir.name}.not-a-folder")
         with contextlib.suppress(OSError):
@@ -67,11 +76,22 @@ def prepare_cache_dir(cache_dir: Path) -> None:
                  "beside it and started an empty cache")
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=cache_dir).close()
     except OSError as error:
-        raise DownloadError(f"cannot create the download cache folder: "
-                            f"{error.strerror or error}", str(cache_dir),
-                            "make that place a writable folder, or set XDG_CACHE_HOME to "
-                            "another one") from error
+        return _temporary_downloads(cache_dir, error)
+    return cache_dir
+
+
+def _temporary_downloads(cache_dir: Path, error: OSError) -> Path:
+    """This process's temporary download folder, made (with a warning) at the first call."""
+    global _temporary_folder
+    if _temporary_folder is None:
+        _temporary_folder = tempfile.TemporaryDirectory(prefix="genre-tag-downloads-")
+        warnings.warn(TaggerWarning(
+            f"{cache_dir}: the download cache cannot be written ({error.strerror or error}), so "
+            f"this run downloads to {_temporary_folder.name} and keeps nothing (free some "
+            "space, or make it a writable folder)"), stacklevel=3)
+    return Path(_temporary_folder.name)
 
 
 def _is_record(record: Any) -> bool:
@@ -104,15 +124,25 @@ def _read_index(cache_dir: Path) -> dict[str, dict[str, Any]]:
     if problem is None and len(index) < len(records):
         problem = f"{len(records) - len(index)} damaged entries"
     if problem is not None:
-        with contextlib.suppress(OutputError):
-            _write_index(cache_dir, index)
+        _write_index(cache_dir, index)
         rebuilt = f"kept the {len(index)} downloads it still names" if index else "started anew"
         warn(f"{path}: the download cache index was damaged ({problem}); {rebuilt}")
     return index
 
 
 def _write_index(cache_dir: Path, index: dict[str, dict[str, Any]]) -> None:
-    atomic_write_text(cache_dir / INDEX_FILE, json.dumps(index, indent=1) + "\n")
+    """Write the index; one that cannot be written is a warning (once), not a failure: the
+    downloads it would have named are fetched again by a later run."""
+    path = cache_dir / INDEX_FILE
+    try:
+        atomic_write_text(path, json.dumps(index, indent=1) + "\n")
+    except OutputError as error:
+        if path not in _unwritable_indexes:
+            _unwritable_indexes.add(path)
+            warnings.warn(TaggerWarning(
+                f"{path}: the download cache index cannot be written ({error.what}), so "
+                f"downloads are tagged but not kept for later runs (free some space, or make "
+                f"{cache_dir} a writable folder)"), stacklevel=2)
 
 
 def _file_size(path: Path) -> int:

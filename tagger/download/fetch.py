@@ -272,7 +272,7 @@ def fetch_entry(entry: MediaEntry, settings: DownloadSettings | None = None,
     info = entry.info or {"_type": "url", "url": entry.key}
     if (refused := refusal(info, entry.key, settings.max_duration)) is not None:
         raise refused
-    prepare_cache_dir(settings.cache_dir)
+    settings = replace(settings, cache_dir=prepare_cache_dir(settings.cache_dir))
     tag = hashlib.sha256(entry.key.encode()).hexdigest()[:12]
     try:
         path, result = _download(entry.key, info, settings, tag, on_progress)
