@@ -23,37 +23,26 @@ import os
 import sqlite3
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 import platformdirs
 
 from tagger.errors import TaggerError
+from tagger.library.byte_edits import ByteEdit, Piece
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS original (audio_sha256 TEXT NOT NULL, path BLOB NOT NULL, "
     "field TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (audio_sha256, path, field))",
+    # pieces: JSON, [start, stop] for a stretch of the written file, [length] for the next
+    # bytes of ``kept`` (zlib).
     "CREATE TABLE IF NOT EXISTS replaced_bytes (file_sha256 TEXT PRIMARY KEY, "
-    "original_sha256 TEXT NOT NULL, prefix INTEGER NOT NULL, suffix INTEGER NOT NULL, "
-    "middle BLOB NOT NULL)",
+    "original_sha256 TEXT NOT NULL, pieces TEXT NOT NULL, kept BLOB NOT NULL)",
 )
 
 
 def default_undo_path() -> Path:
     return Path(platformdirs.user_data_dir("genre-tag")) / "undo.sqlite3"
-
-
-@dataclass(frozen=True)
-class ByteEdit:
-    """How to get a file's original bytes back from the file genre-tag wrote: keep its
-    first ``prefix`` and last ``suffix`` bytes and put ``middle`` between them; the result's
-    sha256 is ``original_sha256``."""
-
-    original_sha256: str
-    prefix: int
-    suffix: int
-    middle: bytes
 
 
 def store_error(error: sqlite3.Error, path: Path, doing: str) -> TaggerError:
@@ -151,18 +140,26 @@ class UndoStore:
         return latest[rows[-1][0]] if rows else {}
 
     def remember_bytes(self, file_sha256: str, edit: ByteEdit) -> None:
-        self._write("INSERT OR REPLACE INTO replaced_bytes VALUES (?, ?, ?, ?, ?)",
-                    [(file_sha256, edit.original_sha256, edit.prefix, edit.suffix,
-                      zlib.compress(edit.middle))])
+        layout = [[len(piece)] if isinstance(piece, bytes) else list(piece)
+                  for piece in edit.pieces]
+        kept = b"".join(piece for piece in edit.pieces if isinstance(piece, bytes))
+        self._write("INSERT OR REPLACE INTO replaced_bytes VALUES (?, ?, ?, ?)",
+                    [(file_sha256, edit.original_sha256, json.dumps(layout),
+                      zlib.compress(kept))])
 
     def replaced_bytes(self, file_sha256: str) -> ByteEdit | None:
         """How to give back the original of the file genre-tag wrote with this checksum."""
-        rows = self._rows("SELECT original_sha256, prefix, suffix, middle FROM replaced_bytes "
+        rows = self._rows("SELECT original_sha256, pieces, kept FROM replaced_bytes "
                           "WHERE file_sha256 = ?", (file_sha256,))
         if not rows:
             return None
-        original, prefix, suffix, middle = rows[0]
-        return ByteEdit(original, prefix, suffix, zlib.decompress(middle))
+        original, layout, kept = rows[0]
+        kept, position, pieces = zlib.decompress(kept), 0, []
+        for entry in json.loads(layout):
+            piece: Piece = tuple(entry) if len(entry) == 2 else kept[position:position + entry[0]]
+            position += len(piece) if isinstance(piece, bytes) else 0
+            pieces.append(piece)
+        return ByteEdit(original, tuple(pieces))
 
     @staticmethod
     def key(path: Path) -> bytes:

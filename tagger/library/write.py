@@ -29,11 +29,11 @@ from pathlib import Path
 
 from tagger import __version__
 from tagger.audio import audio_content_sha256
-from tagger.library.byte_edits import byte_edit, file_sha256, rebuild_original
+from tagger.library.byte_edits import ByteEdit, byte_edit, file_sha256, rebuild_original
 from tagger.library.file_swap import ChangedMeanwhile, SwapCheck, TagWriteError, edited_copy
 from tagger.library.genres import GenreChoice, GenrePolicy
 from tagger.library.tagfiles import FIELDS, open_tagged, read_fields, write_fields
-from tagger.library.undo import ByteEdit, UndoStore
+from tagger.library.undo import UndoStore
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "genre": ("genre",),
