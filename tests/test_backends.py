@@ -4,15 +4,21 @@ checksum. Tests of a backend skip when its package is not installed."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from audio_fixtures import synth_song, write_audio
 from click.testing import CliRunner
 from conftest import SMALL_MUSICNN
 from test_musicnn import _with_random_norms
+from test_without_torch import WITHOUT_TORCH
 
 from tagger.backends import (
     build_engine,
@@ -25,6 +31,7 @@ from tagger.backends import (
 from tagger.backends import engines as engines_module
 from tagger.backends.graph import RunGraph
 from tagger.cards import bundled_weights_path, read_card, sha256_of
+from tagger.checkpoints import load_checkpoint, save_checkpoint
 from tagger.cli import main
 from tagger.errors import TaggerError
 from tagger.features import stream_runs
@@ -243,3 +250,106 @@ def test_an_interrupted_build_leaves_no_graph(monkeypatch) -> None:
     with pytest.raises(KeyboardInterrupt):
         build_engine("openvino", lambda: small_model(0, False), 0, 63, 96, "c" * 64, threads=1)
     assert not [p for p in os.listdir(graphs_folder()) if "c" * 64 in p]
+
+
+# genre-tag as a plain install runs it (no torch), with a Ctrl-C that comes while OpenVINO
+# compiles the model: delivered (a real SIGINT to the process) while OpenVINO reads the
+# graph's path, Python code of its own that it runs for us.
+CTRL_C_WHILE_COMPILING = f"""
+import os, signal, sys
+from pathlib import Path
+{WITHOUT_TORCH.split("; from")[0]}
+from tagger.backends.openvino_runtime import import_openvino
+
+openvino = import_openvino()
+compile_model = openvino.Core.compile_model
+
+
+class PathWithCtrlC(type(Path())):
+    def __fspath__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        return super().__fspath__()
+
+    __str__ = __fspath__
+
+
+openvino.Core.compile_model = lambda core, graph, *args: compile_model(
+    core, PathWithCtrlC(graph), *args)
+from tagger.cli import main
+main()
+"""
+
+
+def run_plain(code: str, *args: str, **environment: str) -> subprocess.CompletedProcess:
+    """genre-tag ``args`` in a process of its own where ``import torch`` fails, with the
+    user's cache folders (no GENRE_TAG_GRAPHS) changed by ``environment``."""
+    changed = {name: value for name, value in os.environ.items() if name != "GENRE_TAG_GRAPHS"}
+    changed.update(environment, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    return subprocess.run([sys.executable, "-c", code, *args], env=changed,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.skipif(not installed("openvino"), reason="openvino is not installed")
+def test_ctrl_c_while_openvino_compiles_is_an_interrupt(song_mp3: Path, tmp_path: Path) -> None:
+    """Not an OpenVINO failure that falls back to torch (which a plain install lacks)."""
+    finished = run_plain(CTRL_C_WHILE_COMPILING, str(song_mp3), "--no-cache",
+                         XDG_CACHE_HOME=str(tmp_path / "cache"))
+    assert (finished.returncode, finished.stderr) == (130, "genre-tag: interrupted\n")
+
+
+# A cache folder nothing can be written in: below a file. (A read-only folder would not
+# do: root writes in it.)
+UNWRITABLE = "not-a-folder"
+
+
+@pytest.mark.skipif(not installed("openvino"), reason="openvino is not installed")
+@pytest.mark.parametrize(("variable", "jobs"), [("XDG_CACHE_HOME", "1"), ("XDG_CACHE_HOME", "2"),
+                                                ("HOME", "1")])
+def test_an_unwritable_cache_folder_compiles_without_openvinos_cache(
+        variable: str, jobs: str, tmp_path: Path) -> None:
+    """One warning line, and the songs are tagged as usual, by OpenVINO, without torch."""
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for seed in range(2):
+        write_audio(songs / f"{seed}.wav", synth_song(3.0, 44100, seed=seed), 44100)
+    (tmp_path / UNWRITABLE).write_text("a file")
+    records = tmp_path / "songs.jsonl"
+    environment = {variable: str(tmp_path / UNWRITABLE / "folder")}
+    if variable == "HOME":  # the cache folder comes from HOME
+        environment["XDG_CACHE_HOME"] = ""
+    finished = run_plain(WITHOUT_TORCH, str(songs), "--jobs", jobs, "--json", str(records),
+                         **environment)
+    assert finished.returncode == 0, finished.stderr
+    lines = finished.stderr.splitlines()
+    assert all(line.startswith("genre-tag: warning: ") for line in lines), finished.stderr
+    compiled = [line for line in lines if "compiled models" in line]
+    assert compiled == [
+        f"genre-tag: warning: {tmp_path / UNWRITABLE}/folder/{'.cache/' * (variable == 'HOME')}"
+        "genre-tag/graphs/compiled: OpenVINO's cache of compiled models cannot be written "
+        "(Not a directory), so the model is compiled afresh on every run (set XDG_CACHE_HOME "
+        "or GENRE_TAG_GRAPHS to a writable folder)"]
+    assert [json.loads(line)["title"] for line in records.read_text().splitlines()] == ["0", "1"]
+
+
+@pytest.mark.skipif(not installed("openvino"), reason="openvino is not installed")
+def test_openvino_failing_without_torch_is_one_line_with_the_install_hint(
+        song_mp3: Path, tmp_path: Path) -> None:
+    """Own weights whose cached graph lost its weights file: nothing else can run them
+    without torch."""
+    bundled = load_checkpoint(bundled_weights_path())
+    bundled.card.name = "retrained"
+    weights = tmp_path / "retrained.safetensors"
+    save_checkpoint(bundled.model, bundled.card, weights)
+    graphs = tmp_path / "graphs"
+    graphs.mkdir()
+    key = engines_module.graph_key(sha256_of(weights), 1, 63, 96)
+    shipped = next(shipped_graphs_folder().glob("*.xml"))
+    shutil.copy(shipped, graphs / f"{key}.xml")
+    (graphs / f"{key}.bin").write_bytes(b"")
+    finished = run_plain(WITHOUT_TORCH, str(song_mp3), "--weights", str(weights), "--quiet",
+                         "--no-cache", GENRE_TAG_GRAPHS=str(graphs))
+    assert finished.returncode == 1
+    last = finished.stderr.splitlines()[-1]
+    assert last.startswith(f"genre-tag: error: {weights}: cannot be run by openvino: ")
+    assert last.endswith("(pip install 'genre-tag[torch]' to run it in torch)")
+    assert "Traceback" not in finished.stderr
