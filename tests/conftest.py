@@ -87,10 +87,12 @@ def exported_graphs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
                    exported_graphs: Path):
-    """Keep download, feature and results caches out of the user's real cache folder; tag
-    in one process (worker processes are tested with --jobs in test_parallel.py)."""
+    """Keep download, feature and results caches and the undo store out of the user's real
+    folders; tag in one process (worker processes are tested with --jobs in
+    test_parallel.py)."""
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
     monkeypatch.setenv("GENRE_TAG_GRAPHS", str(exported_graphs))
     monkeypatch.setenv("GENRE_TAG_JOBS", "1")
     return cache
