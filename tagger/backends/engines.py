@@ -223,31 +223,40 @@ def build_engine(backend: str, load_model: Callable[[], nn.Module], context: int
                              precision)
 
 
+# The signals that stop a run: Ctrl-C, and SIGTERM (``kill``, ``timeout``).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextlib.contextmanager
 def interrupts_kept() -> Iterator[None]:
-    """A Ctrl-C stays a KeyboardInterrupt: the runtimes turn one that comes while they call
-    back into Python (converting an argument, say) into an error of their own, which would
-    read as a model they cannot run."""
-    previous = signal.getsignal(signal.SIGINT)
-    if not callable(previous) or threading.current_thread() is not threading.main_thread():
-        yield  # Ctrl-C is ignored here, or heard by another thread
+    """A Ctrl-C (or SIGTERM) stays what its handler raises (KeyboardInterrupt): the
+    runtimes turn one that comes while they run Python code for us (reading a path, say)
+    into an error of their own, which would read as a model they cannot run."""
+    previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    handled = {number: handler for number, handler in previous.items() if callable(handler)}
+    if threading.current_thread() is not threading.main_thread() or not handled:
+        yield  # the signals are ignored here, or heard by another thread
         return
-    heard = False
+    raised: list[BaseException] = []
 
     def hear(number: int, frame: FrameType | None) -> None:
-        nonlocal heard
-        heard = True
-        previous(number, frame)
+        try:
+            handled[number](number, frame)
+        except BaseException as stop:
+            raised.append(stop)
+            raise
 
-    signal.signal(signal.SIGINT, hear)
+    for number in handled:
+        signal.signal(number, hear)
     try:
         yield
     except Exception as error:
-        if heard:
-            raise KeyboardInterrupt from error
+        if raised:
+            raise raised[0] from error
         raise
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number in handled:
+            signal.signal(number, previous[number])
 
 
 def _build_engine(backend: str, load_model: Callable[[], nn.Module], context: int,
