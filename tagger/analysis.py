@@ -16,8 +16,9 @@ import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from multiprocessing import get_context, resource_tracker
 from pathlib import Path
+from types import FrameType
 
 from tagger.cards import read_card
 from tagger.devices import usable_cpus
@@ -93,10 +94,12 @@ _worker: _Worker | BaseException | None = None
 
 def _start_worker(setup: WorkerSetup) -> None:
     """Load the models in a new worker process. Ctrl-C is the main process's to handle (it
-    ends the workers: SIGTERM); a failure is kept and raised with the first song, not here, where
-    the pool would start the worker again and again."""
+    ends the workers: SIGTERM), so the worker, started with SIGINT blocked
+    (``_signals_held``), ignores it from here on. A failure is kept and raised with the
+    first song, not here, where the pool would start the worker again and again."""
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     try:
         models = [model_class(*read_card(weights), setup.device, setup.batch_size,
                               setup.backend, excerpts, setup.threads)
@@ -115,19 +118,34 @@ def _analyse_in_worker(path: Path) -> Analysis:
 
 
 @contextlib.contextmanager
-def _workers_ignore_ctrl_c() -> Iterator[None]:
-    """Ignore SIGINT while worker processes are started: they inherit that, so a Ctrl-C
-    that reaches the whole process group while they import torch is left to the main
-    process, which ends them. The main process ignores it only while it starts them (a few
-    milliseconds: a Ctrl-C then is lost, and the next one is heard)."""
+def _signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back while worker processes are started, and raise them
+    once the pool is up and can be ended. The workers start with SIGINT blocked, so a
+    Ctrl-C that reaches the whole process group while they import torch is left to the
+    main process, which ends them (SIGTERM, which they take from the start).
+
+    multiprocessing's resource tracker is started first: starting it unblocks SIGINT.
+    Blocking SIGINT in this thread is not enough here: other threads (the model's) may
+    take a signal, so the handlers only note it meanwhile."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
+    resource_tracker.ensure_running()
+    came: list[int] = []
+
+    def note(signal_number: int, frame: FrameType | None) -> None:
+        came.append(signal_number)
+
+    with contextlib.ExitStack() as restore:  # each step runs, even if a signal breaks one
+        for number in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.signal(number, note)  # None: not set from Python
+            restore.callback(signal.signal, number, signal.SIG_DFL if handler is None
+                             else handler)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        restore.callback(signal.pthread_sigmask, signal.SIG_UNBLOCK, {signal.SIGINT})
         yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    for number in dict.fromkeys(came):
+        signal.raise_signal(number)
 
 
 class Analyser:
@@ -191,11 +209,14 @@ class Analyser:
                             self.cache.path if self.cache else None,
                             self.read_cache,
                             max(1, usable_cpus() // jobs))
-        with _workers_ignore_ctrl_c():
-            pool = get_context("spawn").Pool(jobs, initializer=_start_worker, initargs=(setup,))
+        pool = None
         try:
+            with _signals_held():
+                pool = get_context("spawn").Pool(jobs, initializer=_start_worker,
+                                                 initargs=(setup,))
             yield map(self._relayed, pool.imap(_analyse_in_worker, paths))
             pool.close()
         finally:
-            pool.terminate()
-            pool.join()
+            if pool is not None:
+                pool.terminate()
+                pool.join()

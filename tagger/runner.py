@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -330,33 +327,10 @@ def tag_songs(request: TagRequest, job: Job, entries: list[MediaEntry], files: l
             cache.close()
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Take SIGTERM (``kill``, ``timeout``) as Ctrl-C, so that a terminated run still puts
-    the records of its finished songs in place. Signals reach the main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signal_number: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run_job(request: TagRequest, job: Job) -> int:
-    """Tag every input of ``request``. Each song's records are written as it finishes, so a
-    run that is interrupted (Ctrl-C, SIGTERM) or fails keeps the songs it finished."""
-    with sigterm_as_interrupt():
-        return tag_inputs(request, job)
-
-
-def tag_inputs(request: TagRequest, job: Job) -> int:
-    """``run_job`` itself: returns the exit status."""
+    """Tag every input of ``request``; returns the exit status. Each song's records are
+    written as it finishes, so a run that is interrupted (KeyboardInterrupt: the CLI raises
+    it for Ctrl-C and SIGTERM) or fails keeps the songs it finished."""
     errors = Console(stderr=True)
     outcome = Outcome()
     files = collect_files(request.paths, outcome)

@@ -7,6 +7,11 @@ Heavy imports (torch, PyAV, matplotlib) happen inside the commands, so
 
 from __future__ import annotations
 
+# First, before the slower imports: imported in the genre-tag program, it makes a Ctrl-C
+# from here on end the program with one line, not a traceback.
+from tagger.cli import interrupts  # noqa: F401
+
+# isort: split
 import click
 
 from tagger import __version__

@@ -1,8 +1,10 @@
-"""What every command shares: one-line errors and warnings, exit statuses, quantities with
-units, and the --device and --debug options."""
+"""What every command shares: one-line errors and warnings, exit statuses (those of a run
+stopped early come from ``interrupts``), quantities with units, and the --device and
+--debug options."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import warnings
@@ -11,10 +13,15 @@ from typing import Any, NoReturn
 
 import click
 
+from tagger.cli.interrupts import (
+    EXIT_OUTPUT_CLOSED,
+    signals_raised,
+    stop_line,
+    stop_writing_standard_output,
+)
 from tagger.errors import TaggerError, TaggerWarning
 
 EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
 
 
 class Quantity(click.ParamType):
@@ -50,7 +57,9 @@ def fail(message: str) -> NoReturn:
 
 def run_reporting_errors(debug: bool, action: Callable[[], int]) -> None:
     """Run ``action``; expected failures become one line on stderr and a non-zero exit, and
-    genre-tag's warnings one line each (the run goes on)."""
+    genre-tag's warnings one line each (the run goes on). A run stopped early says why on
+    one line: Ctrl-C (exit 130), SIGTERM (143), standard output closed by its reader
+    (141)."""
     from tagger.names import printable
 
     python_show_warning = warnings.showwarning
@@ -61,18 +70,30 @@ def run_reporting_errors(debug: bool, action: Callable[[], int]) -> None:
         else:
             python_show_warning(message, category, *where)
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", TaggerWarning)
-            warnings.showwarning = show_warning
-            status = action()
-    except TaggerError as error:
-        if debug:
-            raise
-        fail(error.message)
-    except KeyboardInterrupt:
-        click.echo("genre-tag: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+    with signals_raised():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", TaggerWarning)
+                warnings.showwarning = show_warning
+                status = action()
+        except TaggerError as error:
+            if debug:
+                raise
+            fail(error.message)
+        except KeyboardInterrupt as stop:
+            line, status = stop_line(stop)
+            click.echo(line, err=True)
+            sys.exit(status)
+        except (BrokenPipeError, SystemExit) as error:
+            from tagger.render.records import output_closed
+
+            if not output_closed(error):
+                raise
+            stop_writing_standard_output()
+            with contextlib.suppress(OSError):
+                click.echo("genre-tag: stopped: standard output was closed by the program "
+                           "reading it", err=True)
+            sys.exit(EXIT_OUTPUT_CLOSED)
     sys.exit(status)
 
 

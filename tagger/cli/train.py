@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from tagger.cli.common import EXIT_INTERRUPTED, debug_option, device_option, run_reporting_errors
+from tagger.cli.common import debug_option, device_option, run_reporting_errors
+from tagger.cli.interrupts import EXIT_INTERRUPTED
 from tagger.datasets import LAYOUTS
 from tagger.tasks import GENRE, TASKS
 from tagger.training.options import (

@@ -43,7 +43,7 @@ from tagger.library.write import (
 )
 from tagger.names import printable
 from tagger.output_paths import file_identity
-from tagger.render.records import STDOUT
+from tagger.render.records import STDOUT, output_closed
 from tagger.results import SongResult
 from tagger.runner import (
     Outcome,
@@ -271,9 +271,13 @@ def run_write_tags(request: TagRequest, settings: WriteSettings,
                                     after_run=after_run))
             else:
                 after_run(Outcome())
-        except KeyboardInterrupt:
-            run.out.print(run.tally.summary() + " (interrupted: every file is as it was "
-                          "or fully written)")
+        except (KeyboardInterrupt, BrokenPipeError, SystemExit) as stop:
+            if output_closed(stop):  # the summary goes where it can still be read
+                run.errors.print(run.tally.summary() + " (stopped: standard output was "
+                                 "closed; every file is as it was or fully written)")
+            elif isinstance(stop, KeyboardInterrupt):
+                run.out.print(run.tally.summary() + " (interrupted: every file is as it "
+                              "was or fully written)")
             raise
     return 1 if run.tally.errors else 0
 

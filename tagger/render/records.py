@@ -182,7 +182,8 @@ class RecordSink(Protocol):
 
 
 class StandardOutput:
-    """Records on standard output, as UTF-8 whatever its encoding, flushed one by one."""
+    """Records on standard output, as UTF-8 whatever its encoding, flushed one by one. When
+    its reader has closed it, writing raises ``BrokenPipeError`` (see ``output_closed``)."""
 
     def write(self, data: bytes) -> None:
         sys.stdout.flush()
@@ -192,6 +193,13 @@ class StandardOutput:
         else:
             sys.stdout.write(data.decode("utf-8"))
             sys.stdout.flush()
+
+
+def output_closed(error: BaseException) -> bool:
+    """Whether ``error`` says that standard output was closed by its reader (``genre-tag
+    ... | head``): a ``BrokenPipeError``, or the exit that a rich console makes of one."""
+    return isinstance(error, BrokenPipeError) or (
+        isinstance(error, SystemExit) and isinstance(error.__context__, BrokenPipeError))
 
 
 class RecordOutputs:
