@@ -113,18 +113,13 @@ def pool_workers_of(pid: int) -> set[int]:
     ends by itself once the main process has gone)."""
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
-                found.add(int(child))
+        try:
+            for child in (task / "children").read_text().split():
+                if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.add(int(child))
+        except OSError:  # a thread or a child that has ended meanwhile
+            continue
     return found
-
-
-def ignores_ctrl_c(pid: int) -> bool:
-    """Whether process ``pid`` ignores SIGINT now (the SigIgn mask of /proc/PID/status)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("SigIgn:"):
-            return bool(int(line.split()[1], 16) >> (signal.SIGINT - 1) & 1)
-    raise AssertionError(f"/proc/{pid}/status has no SigIgn line")
 
 
 def stored_results(database: Path) -> int:
@@ -138,10 +133,11 @@ def stored_results(database: Path) -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
-@pytest.mark.parametrize("moment", ["workers starting", "songs done"])
 @pytest.mark.slow
 def test_ctrl_c_ends_the_workers_and_the_cache_keeps_the_songs_done(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moment: str) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C once songs are done (tests/test_interrupts.py stops runs at other moments);
+    the next run analyses only the others."""
     music = tmp_path / "music"
     music.mkdir()
     for seed in range(16):
@@ -151,26 +147,21 @@ def test_ctrl_c_ends_the_workers_and_the_cache_keeps_the_songs_done(
     out = tmp_path / "tags.jsonl"
     environment = {**os.environ, "XDG_CACHE_HOME": str(cache_home), "OMP_NUM_THREADS": "1",
                    "PYTHONPATH": str(ROOT)}
-    environment.pop("GENRE_TAG_JOBS")
+    environment.pop("GENRE_TAG_JOBS", None)
     command = [sys.executable, "-m", "tagger", str(music), "--jobs", "2", "--quiet",
                "--json", str(out), "--device", "cpu"]
-
-    def ready() -> bool:
-        if moment == "workers starting":  # the pool is up, the workers import torch
-            return len(pool_workers_of(process.pid)) == 2 and not ignores_ctrl_c(process.pid)
-        return stored_results(database) > 0
-
     # A session of its own, so that Ctrl-C can go to the whole group, as a terminal sends it.
     process = subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
     try:
-        deadline = time.monotonic() + 300
-        while not ready() and process.poll() is None:
-            assert time.monotonic() < deadline, f"never got to {moment}"
+        deadline = time.monotonic() + 300  # a guard against a hung run, not a measurement
+        while stored_results(database) == 0:
+            assert process.poll() is None, "the run ended before a song was stored"
+            assert time.monotonic() < deadline, "no song was ever stored"
             time.sleep(0.05)
         workers = pool_workers_of(process.pid)
         os.killpg(process.pid, signal.SIGINT)
-        _, errors = process.communicate(timeout=120)
+        _, errors = process.communicate(timeout=300)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -178,12 +169,10 @@ def test_ctrl_c_ends_the_workers_and_the_cache_keeps_the_songs_done(
     assert errors.strip().splitlines() == ["genre-tag: interrupted"]
     assert len(workers) == 2 and not any(Path(f"/proc/{pid}").exists() for pid in workers)
     done = stored_results(database)
-    assert done < 16
+    assert 0 < done < 16
     # Finished songs' records are kept too; a song can be stored by its worker before the
     # main process writes its records.
     assert len(records(out) if out.exists() else []) <= done
-    if moment == "workers starting":
-        return
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
     analysed = []
