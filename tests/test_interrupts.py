@@ -19,7 +19,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -72,11 +72,27 @@ def environment(cache_home: Path, *first_on_path: Path) -> dict[str, str]:
     return env
 
 
+# The runs a test started: ended with their process group when the test is over.
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def no_run_left_behind() -> Iterator[None]:
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:  # a test that failed while the run was held
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def start(args: list[str], env: dict[str, str], stdout: int = subprocess.DEVNULL
           ) -> subprocess.Popen:
     """The CLI in a session of its own, so that a signal can go to its whole group."""
-    return subprocess.Popen(command(*args), env=env, stdout=stdout, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    process = subprocess.Popen(command(*args), env=env, stdout=stdout,
+                               stderr=subprocess.PIPE, start_new_session=True)
+    STARTED.append(process)
+    return process
 
 
 def wait_for(condition: Callable[[], bool], process: subprocess.Popen, what: str) -> None:
@@ -141,7 +157,7 @@ def stored_results(cache_home: Path) -> int:
 
 def finish(process: subprocess.Popen) -> tuple[str, list[str]]:
     """What the run printed (standard output, and standard error's lines) once it ended."""
-    out, err = process.communicate(timeout=300)
+    out, err = process.communicate(timeout=300)  # a guard against a hung run
     return (out or b"").decode(), err.decode().strip().splitlines()
 
 
