@@ -371,6 +371,27 @@ def test_stopped_while_writing_tags_gives_the_summary_and_whole_files(
 
 
 @pytest.mark.slow
+def test_ctrl_c_while_restoring_gives_the_summary_and_whole_files(
+        library: Path, warm_cache: Path, tmp_path: Path) -> None:
+    folder, before = copy_of(library, tmp_path)
+    written = subprocess.run(command(str(folder), "--write-tags", "--jobs", "1"),
+                             env=environment(warm_cache), capture_output=True, text=True)
+    assert written.returncode == 0, written.stderr
+    process, read_end = start_into_pipe(["--restore-tags", str(folder)],
+                                        environment(warm_cache))
+    with os.fdopen(read_end, "rb") as output:
+        assert first_line(output.fileno()).startswith(b"restored")
+        send(process, signal.SIGINT, True)  # restoring, held by the full pipe
+        out = output.read().decode()
+    _, errors = finish(process)
+    assert process.returncode == 130 and errors == [INTERRUPTED]
+    summary = out.strip().splitlines()[-1]
+    assert summary.endswith("(interrupted: every file is as it was or fully written)")
+    counts = summary_counts(summary)
+    assert 1 <= int(counts["written"]) == SONGS - tagged_files(folder, before) < SONGS
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("options", [["--json", "-"], ["--csv", "-"], []],
                          ids=["json", "csv", "timeline"])
 def test_a_closed_standard_output_stops_the_run_with_141(

@@ -14,7 +14,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -243,6 +243,22 @@ def check_report_path(report: Path | None, inputs: list[Path]) -> None:
                           "give another report path")
 
 
+@contextmanager
+def summary_when_stopped(run: LibraryRun) -> Iterator[None]:
+    """Print the summary of what was done when Ctrl-C, SIGTERM or a closed standard output
+    stops the block (on standard error when the output is closed), then stop."""
+    try:
+        yield
+    except (KeyboardInterrupt, BrokenPipeError, SystemExit) as stop:
+        if output_closed(stop):
+            run.errors.print(run.tally.summary() + " (stopped: standard output was closed; "
+                             "every file is as it was or fully written)")
+        elif isinstance(stop, KeyboardInterrupt):
+            run.out.print(run.tally.summary() + " (interrupted: every file is as it was or "
+                          "fully written)")
+        raise
+
+
 def run_write_tags(request: TagRequest, settings: WriteSettings,
                    report: Path | None = None) -> int:
     """Analyse and tag every file of ``request.paths``; returns the exit status."""
@@ -255,15 +271,15 @@ def run_write_tags(request: TagRequest, settings: WriteSettings,
         for message in outcome.failures:
             run.tally.errors += 1
             print_error(run.errors, message)
-        tags_of = dict(inspect_files(run, files))
-        if not settings.dry_run:
-            remove_stale_copies_of(list(tags_of))
+        with summary_when_stopped(run):
+            tags_of = dict(inspect_files(run, files))
+            if not settings.dry_run:
+                remove_stale_copies_of(list(tags_of))
 
-        def after_run(analysis: Outcome) -> None:
-            run.tally.errors += len(analysis.failures)
-            run.out.print(run.tally.summary(analysis.from_cache))
+            def after_run(analysis: Outcome) -> None:
+                run.tally.errors += len(analysis.failures)
+                run.out.print(run.tally.summary(analysis.from_cache))
 
-        try:
             if tags_of:
                 run_tagging(replace(request, paths=list(tags_of), quiet=True,
                                     with_emotion=settings.write_emotion,
@@ -271,14 +287,6 @@ def run_write_tags(request: TagRequest, settings: WriteSettings,
                                     after_run=after_run))
             else:
                 after_run(Outcome())
-        except (KeyboardInterrupt, BrokenPipeError, SystemExit) as stop:
-            if output_closed(stop):  # the summary goes where it can still be read
-                run.errors.print(run.tally.summary() + " (stopped: standard output was "
-                                 "closed; every file is as it was or fully written)")
-            elif isinstance(stop, KeyboardInterrupt):
-                run.out.print(run.tally.summary() + " (interrupted: every file is as it "
-                              "was or fully written)")
-            raise
     return 1 if run.tally.errors else 0
 
 
@@ -293,34 +301,35 @@ def run_restore_tags(paths: list[Path], settings: WriteSettings,
         for message in outcome.failures:
             run.tally.errors += 1
             print_error(run.errors, message)
-        if not settings.dry_run:
-            remove_stale_copies_of(files)
-        for path, tags in inspect_files(run, files, for_restore=True):
-            try:
-                plan = plan_restore(path, run.store, settings.overwrite)
-                if plan is not None and plan.changes and not settings.dry_run:
-                    apply_restore(plan, settings)
-            except ChangedMeanwhile as error:
-                run.skip(path, "changed meanwhile", "left alone", shown(tags.fields["genre"]),
-                         notes=[error.what])
-                continue
-            except TaggerError as error:
-                run.fail(path, error)
-                continue
-            if plan is None:
-                run.skip(path, "never written by genre-tag", "untouched",
-                         shown(tags.fields["genre"]))
-                continue
-            restored = plan.changes.get("genre", tags.fields["genre"])
-            text = f"{shown(tags.fields['genre'])} -> {shown(restored)}"
-            if plan.changes:
-                run.tally.written += 1
-                status = "would restore" if settings.dry_run else "restored"
-                run.line(status, path, text, plan.notes)
-                run.record(path, status, plan)
-            elif plan.notes:
-                run.skip(path, "changed by hand", "left alone", text, plan, plan.notes)
-            else:
-                run.skip(path, "already restored", "as before", text, plan)
-        run.out.print(run.tally.summary())
+        with summary_when_stopped(run):
+            if not settings.dry_run:
+                remove_stale_copies_of(files)
+            for path, tags in inspect_files(run, files, for_restore=True):
+                try:
+                    plan = plan_restore(path, run.store, settings.overwrite)
+                    if plan is not None and plan.changes and not settings.dry_run:
+                        apply_restore(plan, settings)
+                except ChangedMeanwhile as error:
+                    run.skip(path, "changed meanwhile", "left alone", shown(tags.fields["genre"]),
+                             notes=[error.what])
+                    continue
+                except TaggerError as error:
+                    run.fail(path, error)
+                    continue
+                if plan is None:
+                    run.skip(path, "never written by genre-tag", "untouched",
+                             shown(tags.fields["genre"]))
+                    continue
+                restored = plan.changes.get("genre", tags.fields["genre"])
+                text = f"{shown(tags.fields['genre'])} -> {shown(restored)}"
+                if plan.changes:
+                    run.tally.written += 1
+                    status = "would restore" if settings.dry_run else "restored"
+                    run.line(status, path, text, plan.notes)
+                    run.record(path, status, plan)
+                elif plan.notes:
+                    run.skip(path, "changed by hand", "left alone", text, plan, plan.notes)
+                else:
+                    run.skip(path, "already restored", "as before", text, plan)
+            run.out.print(run.tally.summary())
     return 1 if run.tally.errors else 0
