@@ -230,6 +230,8 @@ def test_a_run_that_stops_keeps_the_songs_it_finished(tmp_path: Path, stop_on_se
     result = run(str(music), "--json", str(out), "--csv", str(table), "--quiet")
     if stop is crash:
         assert isinstance(result.exception, RuntimeError)
+    elif stop is terminate:
+        assert result.exit_code == 143 and "terminated" in result.stderr
     else:
         assert result.exit_code == 130 and "interrupted" in result.stderr
     lines = out.read_text().splitlines()
