@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from audio_fixtures import synth_song, write_audio
+from run_watch import stored_results
 
 from tagger import analysis
 from tagger.results_cache import DATABASE_NAME
@@ -144,15 +144,8 @@ def pool_workers(pid: int) -> set[int]:
     return workers
 
 
-def stored_results(cache_home: Path) -> int:
-    database = cache_home / "genre-tag" / "results" / DATABASE_NAME
-    if not database.is_file():
-        return 0
-    try:
-        with sqlite3.connect(database, timeout=10) as connection:
-            return connection.execute("SELECT count(*) FROM results").fetchone()[0]
-    except sqlite3.OperationalError:  # not made yet
-        return 0
+def stored_songs(cache_home: Path) -> int:
+    return stored_results(cache_home / "genre-tag" / "results" / DATABASE_NAME)
 
 
 def finish(process: subprocess.Popen) -> tuple[str, list[str]]:
@@ -233,7 +226,7 @@ def start_at(moment: str, library: Path, tmp_path: Path, out: Path
     args = [str(library), "--jobs", "2", "--quiet", "--json", str(out)]
     if MOMENTS[moment] is None:
         process = start(args, environment(cache_home))
-        wait_for(lambda: stored_results(cache_home) > 0, process, "a song analysed")
+        wait_for(lambda: stored_songs(cache_home) > 0, process, "a song analysed")
     else:
         gate, hold_at = holding(tmp_path, MOMENTS[moment])
         process = start(args, {**environment(cache_home, gate), **hold_at})
@@ -252,7 +245,7 @@ def test_ctrl_c_at_any_moment_is_one_line_and_130(library: Path, tmp_path: Path,
     _, errors = finish(process)
     assert process.returncode == 130, errors
     assert errors == [INTERRUPTED]
-    assert len(whole_records(out)) <= stored_results(cache_home) < SONGS
+    assert len(whole_records(out)) <= stored_songs(cache_home) < SONGS
 
 
 @pytest.mark.slow
@@ -265,7 +258,7 @@ def test_sigterm_ends_a_run_like_ctrl_c_with_143(library: Path, tmp_path: Path,
     _, errors = finish(process)
     assert process.returncode == 143, errors
     assert errors == [TERMINATED]
-    assert len(whole_records(out)) <= stored_results(cache_home) < SONGS
+    assert len(whole_records(out)) <= stored_songs(cache_home) < SONGS
 
 
 @pytest.mark.slow

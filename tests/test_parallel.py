@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 from audio_fixtures import chord, synth_song, write_audio
 from click.testing import CliRunner, Result
 from conftest import mixed_music_folder
+from run_watch import stored_results
 from test_damaged_audio import write_float_wav
 
 from tagger import analysis
@@ -120,16 +120,6 @@ def pool_workers_of(pid: int) -> set[int]:
         except OSError:  # a thread or a child that has ended meanwhile
             continue
     return found
-
-
-def stored_results(database: Path) -> int:
-    if not database.is_file():
-        return 0
-    try:
-        with sqlite3.connect(database, timeout=10) as connection:
-            return connection.execute("SELECT count(*) FROM results").fetchone()[0]
-    except sqlite3.OperationalError:  # not made yet
-        return 0
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")

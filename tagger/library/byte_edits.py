@@ -69,46 +69,45 @@ def file_sha256(path: Path) -> str:
         return hashlib.sha256(view).hexdigest()
 
 
-def common_prefix(a: Buffer, a_start: int, a_stop: int, b: Buffer, b_start: int,
-                  b_stop: int) -> int:
-    """How many bytes ``a[a_start:a_stop]`` and ``b[b_start:b_stop]`` share at the start."""
+def first_difference(a_block: bytes, b_block: bytes) -> int:
+    """Where two blocks of one length first differ (they do)."""
+    low, high = 0, len(a_block)  # they agree on [0, low) and differ within [0, high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if a_block[low:middle] == b_block[low:middle]:
+            low = middle
+        else:
+            high = middle
+    return low if a_block[low] != b_block[low] else high
+
+
+def shared_run(a: Buffer, a_start: int, a_stop: int, b: Buffer, b_start: int, b_stop: int,
+               from_end: bool) -> int:
+    """How many bytes ``a[a_start:a_stop]`` and ``b[b_start:b_stop]`` share at the start
+    (at the end: ``from_end``)."""
     limit, length = min(a_stop - a_start, b_stop - b_start), 0
     while length < limit:
         size = min(COMPARE_BLOCK, limit - length)
-        a_block = a[a_start + length:a_start + length + size]
-        b_block = b[b_start + length:b_start + length + size]
+        if from_end:
+            a_block = a[a_stop - length - size:a_stop - length][::-1]
+            b_block = b[b_stop - length - size:b_stop - length][::-1]
+        else:
+            a_block = a[a_start + length:a_start + length + size]
+            b_block = b[b_start + length:b_start + length + size]
         if a_block != b_block:
-            low, high = 0, size  # the shared start of the blocks is between low and high
-            while low < high:
-                middle = (low + high + 1) // 2
-                if a_block[:middle] == b_block[:middle]:
-                    low = middle
-                else:
-                    high = middle - 1
-            return length + low
+            return length + first_difference(a_block, b_block)
         length += size
     return length
+
+
+def common_prefix(a: Buffer, a_start: int, a_stop: int, b: Buffer, b_start: int,
+                  b_stop: int) -> int:
+    return shared_run(a, a_start, a_stop, b, b_start, b_stop, from_end=False)
 
 
 def common_suffix(a: Buffer, a_start: int, a_stop: int, b: Buffer, b_start: int,
                   b_stop: int) -> int:
-    """How many bytes ``a[a_start:a_stop]`` and ``b[b_start:b_stop]`` share at the end."""
-    limit, length = min(a_stop - a_start, b_stop - b_start), 0
-    while length < limit:
-        size = min(COMPARE_BLOCK, limit - length)
-        a_block = a[a_stop - length - size:a_stop - length]
-        b_block = b[b_stop - length - size:b_stop - length]
-        if a_block != b_block:
-            low, high = 0, size
-            while low < high:
-                middle = (low + high + 1) // 2
-                if a_block[size - middle:] == b_block[size - middle:]:
-                    low = middle
-                else:
-                    high = middle - 1
-            return length + low
-        length += size
-    return length
+    return shared_run(a, a_start, a_stop, b, b_start, b_stop, from_end=True)
 
 
 def pieces_of(old: Buffer, old_start: int, old_stop: int, new: Buffer, new_start: int,
