@@ -196,13 +196,18 @@ def test_a_run_killed_mid_way_resumes_without_duplicates(tmp_path: Path) -> None
     result = run("batch", str(music), "--out", str(results))
     assert result.exit_code == 0, result.output
     assert "1 song tagged" in result.stderr and "3 already in" in result.stderr
+    assert_every_song_once(results, music)
+    assert not list(results.rglob(".part-*")) and not list(results.rglob("part-orphan*"))
+
+
+def assert_every_song_once(results: Path, music: Path) -> None:
+    """The tables hold every song of ``music`` once, with each of its seconds once."""
     songs = table(results, "songs")
     assert sorted(row["source"] for row in songs) == sorted(str(p) for p in music.iterdir())
     seconds = table(results, "seconds")
     for row in songs:
         mine = [r["second"] for r in seconds if r["source"] == row["source"]]
         assert sorted(mine) == list(range(row["n_seconds"]))
-    assert not list(results.rglob(".part-*")) and not list(results.rglob("part-orphan*"))
 
 
 @pytest.fixture(scope="module")
@@ -276,11 +281,6 @@ def test_a_resume_redoes_the_songs_of_damaged_parts(tmp_path: Path) -> None:
         assert line.startswith(f"genre-tag: warning: {damaged}: a damaged results part (")
         assert "its songs are tagged again" in line
     assert "2 songs tagged" in resumed.stderr and "1 already in" in resumed.stderr
-    songs = table(results, "songs")
-    assert sorted(row["source"] for row in songs) == sorted(str(p) for p in music.iterdir())
-    seconds = table(results, "seconds")
-    for row in songs:
-        mine = [r["second"] for r in seconds if r["source"] == row["source"]]
-        assert sorted(mine) == list(range(row["n_seconds"]))
+    assert_every_song_once(results, music)
     again = run("batch", str(music), "--out", str(results))
     assert "warning" not in again.stderr and "3 already in" in again.stderr
