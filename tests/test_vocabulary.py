@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tagger.datasets.vocabulary import (
     CLASSES,
@@ -104,3 +105,22 @@ def test_clip_tables_of_the_three_sources(tmp_path: Path) -> None:
     assert clips["4q:d.opus"].today_label == "blues"
     assert clips["4q:b.opus"].usable and clips["4q:b.opus"].targets.partial
     assert clips["4q:c.opus"].targets.outside and not clips["4q:c.opus"].usable
+
+
+def test_softset_loss_of_the_benchmark_heads_is_the_hand_computed_value() -> None:
+    import math
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from genre_heads import softset_loss
+
+    logits = torch.log(torch.tensor([[0.5, 0.2, 0.2, 0.1], [0.4, 0.3, 0.2, 0.1]]))
+    targets = torch.tensor([[1, 0, -1, -1], [0, 0, 0, 1]])  # row 0: class 0 and {2, 3}
+    partial = torch.tensor([1.0, 0.0])
+    loss = softset_loss(logits, targets, partial, [2, 3], smoothing=0.1)
+    smooth = [-sum(math.log(p) for p in row) / 4 for row in ([.5, .2, .2, .1], [.4, .3, .2, .1])]
+    expected = [0.9 * -(math.log(0.5) + math.log(0.3)) / 2 + 0.1 * smooth[0],
+                0.9 * -math.log(0.1) + 0.1 * smooth[1]]
+    assert loss.tolist() == pytest.approx(expected, rel=1e-6)
