@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -267,6 +268,25 @@ def test_a_damaged_undo_store_is_named_as_such(tmp_path: Path) -> None:
     result = run(str(path), "--write-tags")
     assert result.exit_code == 1
     assert "the undo store is damaged" in result.stderr and "move it aside" in result.stderr
+
+
+def test_an_undo_store_of_0_2_0_is_used_and_one_of_a_newer_genre_tag_refused(
+        tmp_path: Path) -> None:
+    path = song(tmp_path, ".flac", genre="Jazz")
+    default_undo_path().parent.mkdir(parents=True)
+    with sqlite3.connect(default_undo_path()) as old:  # 0.2.0's store
+        old.execute("CREATE TABLE original (audio_sha256 TEXT NOT NULL, path BLOB NOT NULL, "
+                    "field TEXT NOT NULL, value TEXT NOT NULL, "
+                    "PRIMARY KEY (audio_sha256, path, field))")
+    assert run(str(path), "--write-tags", "--overwrite").exit_code == 0
+    assert run("--restore-tags", str(path)).exit_code == 0
+    assert read_tag(path, "genre") == ["Jazz"]
+    with sqlite3.connect(default_undo_path()) as newer:
+        newer.execute("PRAGMA user_version = 99")
+    for args in ([str(path), "--write-tags"], ["--restore-tags", str(path), "--dry-run"]):
+        result = run(*args)
+        assert result.exit_code == 1
+        assert "made by a newer genre-tag (upgrade genre-tag" in result.stderr
 
 
 def test_copies_left_by_a_killed_run_are_removed_from_every_folder_at_the_start(

@@ -41,6 +41,11 @@ SCHEMA = (
 )
 
 
+# The store's format (SQLite's user_version): 0 is 0.2.0's (fields only) or a new file, 2 adds
+# the replaced bytes. A store of a later format is refused rather than misread.
+FORMAT = 2
+
+
 def default_undo_path() -> Path:
     return Path(platformdirs.user_data_dir("genre-tag")) / "undo.sqlite3"
 
@@ -68,18 +73,27 @@ class UndoStore:
                 if self.path.exists():
                     self.connection = sqlite3.connect(
                         f"file:{quote(os.fsdecode(self.path.absolute()))}?mode=ro", uri=True)
-                    self.connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                    self.check_format()
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.connection = sqlite3.connect(self.path)
+            self.check_format()
             with self.connection:
                 for statement in SCHEMA:
                     self.connection.execute(statement)
+                self.connection.execute(f"PRAGMA user_version = {FORMAT}")
         except OSError as error:
             raise TaggerError(f"cannot open the undo store: {error.strerror or error}",
                               str(self.path), "check that its folder is writable") from error
         except sqlite3.Error as error:
             raise store_error(error, self.path, "open") from error
+
+    def check_format(self) -> None:
+        """Raise TaggerError for a store of a later format than this genre-tag's."""
+        assert self.connection is not None
+        if self.connection.execute("PRAGMA user_version").fetchone()[0] > FORMAT:
+            raise TaggerError("the undo store was made by a newer genre-tag", str(self.path),
+                              "upgrade genre-tag to use it")
 
     def _rows(self, query: str, arguments: tuple) -> list[tuple]:
         if self.connection is None:
