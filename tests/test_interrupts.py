@@ -17,13 +17,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from audio_fixtures import synth_song, write_audio
-from run_watch import stored_results
+from run_watch import stored_results, wait_for
 
 from tagger import analysis
 from tagger.results_cache import DATABASE_NAME
@@ -93,14 +92,6 @@ def start(args: list[str], env: dict[str, str], stdout: int = subprocess.DEVNULL
                                stderr=subprocess.PIPE, start_new_session=True)
     STARTED.append(process)
     return process
-
-
-def wait_for(condition: Callable[[], bool], process: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + 300  # a guard against a hung run, not a measurement
-    while not condition():
-        assert process.poll() is None, f"the run ended before {what}"
-        assert time.monotonic() < deadline, f"never got to {what}"
-        time.sleep(0.01)
 
 
 def send(process: subprocess.Popen, number: int, to_group: bool) -> None:

@@ -11,12 +11,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from audio_fixtures import synth_song, write_audio
+from run_watch import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SONGS = 4
@@ -69,14 +69,6 @@ def started() -> Iterator[list[subprocess.Popen]]:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-
-
-def wait_for(condition: Callable[[], bool], process: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + 300  # a guard against a hung run, not a measurement
-    while not condition():
-        assert process.poll() is None, f"the run ended before {what}: {process.stderr.read()}"
-        assert time.monotonic() < deadline, f"never got to {what}"
-        time.sleep(0.01)
 
 
 def hidden_files(folder: Path) -> list[str]:
