@@ -18,6 +18,7 @@ import pytest
 from audio_fixtures import chord, synth_song, write_audio
 from click.testing import CliRunner, Result
 from conftest import assert_one_line_error
+from damage import cut_in_half, damage_middle
 
 pyarrow = pytest.importorskip("pyarrow")
 import pyarrow.parquet as parquet  # noqa: E402
@@ -245,17 +246,6 @@ def test_ray_engine_writes_the_same_tables_as_the_local_engine(
                                                                     "errors")) == 1
 
 
-def flip_middle(path: Path) -> None:
-    data = bytearray(path.read_bytes())
-    for index in range(len(data) // 3, 2 * len(data) // 3):
-        data[index] ^= 0x5A
-    path.write_bytes(bytes(data))
-
-
-def cut_in_half(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
-
-
 @pytest.mark.slow
 def test_a_resume_redoes_the_songs_of_damaged_parts(tmp_path: Path) -> None:
     music = tmp_path / "music"
@@ -269,7 +259,7 @@ def test_a_resume_redoes_the_songs_of_damaged_parts(tmp_path: Path) -> None:
     assert len(songs_parts) == 3
     flipped = songs_parts[0]
     halved = results / "seconds" / songs_parts[1].name
-    flip_middle(flipped)
+    damage_middle(flipped)
     cut_in_half(halved)
 
     resumed = run("batch", str(music), "--out", str(results), "--songs-per-part", "1")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from audio_fixtures import synth_song, write_audio
+from damage import damage_middle
 from download_site import serve_site
 
 from tagger.results_cache import default_results_cache_path
@@ -91,14 +92,6 @@ def remount_read_only(folder: Path) -> None:
 
 
 # The results cache
-
-
-def damage_middle(path: Path) -> None:
-    """Overwrite the middle third of ``path`` with other bytes."""
-    data = bytearray(path.read_bytes())
-    for index in range(len(data) // 3, 2 * len(data) // 3):
-        data[index] ^= 0x5A
-    path.write_bytes(bytes(data))
 
 
 def damage_results_table(path: Path) -> None:
