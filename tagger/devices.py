@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,10 +20,15 @@ if TYPE_CHECKING:
 # What a Linux machine has when a GPU torch can use may be there: NVIDIA's driver, AMD's
 # ROCm driver, or WSL's GPU bridge.
 GPU_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
-
+# Elsewhere (Windows), the programs a GPU driver puts on the PATH: looked for, never run.
+GPU_DRIVER_PROGRAMS = ("nvidia-smi",)
+# What Apple silicon has instead of a driver to look for.
+APPLE_GPU = "Apple silicon: MPS"
 
 # How to install torch.
 TORCH_HINT = "pip install 'genre-tag[torch]'"
+# Set (to anything but 0) to silence ``unused_gpu_hint``'s line.
+NO_GPU_HINT_VARIABLE = "GENRE_TAG_NO_GPU_HINT"
 
 
 def torch_installed() -> bool:
@@ -35,15 +41,39 @@ def require_torch(what: str) -> None:
         raise TaggerError(f"{what} needs torch, which is not installed", hint=TORCH_HINT)
 
 
+def gpu_driver() -> str | None:
+    """What shows a GPU driver torch could use, found without torch and without running
+    anything: a driver's file (Linux), Apple silicon (macOS), a driver's program on the
+    PATH (elsewhere); None when nothing does."""
+    system = platform.system()
+    if system == "Darwin":
+        return APPLE_GPU if platform.machine() == "arm64" else None
+    if system == "Linux":
+        return next((path for path in GPU_DRIVER_PATHS if Path(path).exists()), None)
+    return next(filter(None, map(shutil.which, GPU_DRIVER_PROGRAMS)), None)
+
+
 def gpu_may_exist() -> bool:
     """False when this machine certainly has no GPU torch could use (Linux without a GPU
     driver, an Intel Mac); True otherwise, and torch decides."""
-    system = platform.system()
-    if system == "Linux":
-        return any(Path(path).exists() for path in GPU_DRIVER_PATHS)
-    if system == "Darwin":
-        return platform.machine() == "arm64"
+    if platform.system() in ("Linux", "Darwin"):
+        return gpu_driver() is not None
     return True
+
+
+def unused_gpu_hint(requested: str) -> str | None:
+    """The line telling a user that tagging on device ``requested`` (auto) runs on the CPU
+    only because torch is not installed, while a GPU driver is there; None when that is not
+    so, or when ``GENRE_TAG_NO_GPU_HINT`` is set."""
+    if (requested.lower() != "auto" or torch_installed()
+            or os.environ.get(NO_GPU_HINT_VARIABLE, "") not in ("", "0")):
+        return None
+    driver = gpu_driver()
+    if driver is None:
+        return None
+    return (f"a GPU driver is present ({driver}), but this install has no torch, so tagging "
+            f"runs on the CPU; for the GPU: {TORCH_HINT} ({NO_GPU_HINT_VARIABLE}=1 silences "
+            "this)")
 
 
 def mps_available() -> bool:

@@ -1,5 +1,5 @@
 """The ``genre-tag`` command: a thin click layer over the library, one module per command
-group (``tag``, ``batch``, ``train``, ``cache``) on ``common``.
+group (``tag``, ``batch``, ``train``, ``cache``, ``info``) on ``common``.
 
 Heavy imports (torch, PyAV, matplotlib) happen inside the commands, so
 ``genre-tag --help`` and ``--version`` answer at once.
@@ -17,6 +17,7 @@ import click
 from tagger import __version__
 from tagger.cli.batch import batch_command
 from tagger.cli.cache import cache_group
+from tagger.cli.info import info_command
 from tagger.cli.tag import emotion_command, tag_command
 from tagger.cli.train import calibrate_command, evaluate_command, retrain_command
 
@@ -33,7 +34,9 @@ class DefaultCommandGroup(click.Group):
 
 
 @click.group(cls=DefaultCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="genre-tag")
+@click.version_option(__version__, prog_name="genre-tag",
+                      message="%(prog)s, version %(version)s\n"
+                              "(the backend, device and models in use: genre-tag info)")
 def main() -> None:
     """Per-second music genre timelines.
 
@@ -47,13 +50,14 @@ def main() -> None:
     genre-tag batch DIR --out RESULTS  many songs into Parquet tables, resumable (Ray Data)
     genre-tag retrain --data DIR       train a model on your own folders
     genre-tag cache info|clear         the download and results caches
+    genre-tag info                     the backend, device and models in use
 
     Run 'genre-tag tag --help' for every tagging option.
     """
 
 
 for command in (tag_command, emotion_command, batch_command, retrain_command, evaluate_command,
-                calibrate_command, cache_group):
+                calibrate_command, cache_group, info_command):
     main.add_command(command)
 
 __all__ = ["main"]

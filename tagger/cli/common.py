@@ -1,6 +1,6 @@
 """What every command shares: one-line errors and warnings, exit statuses (those of a run
-stopped early come from ``interrupts``), quantities with units, and the --device and
---debug options."""
+stopped early come from ``interrupts``), quantities with units, the --device and --debug
+options, and the hint that a GPU goes unused."""
 
 from __future__ import annotations
 
@@ -97,9 +97,20 @@ def run_reporting_errors(debug: bool, action: Callable[[], int]) -> None:
     sys.exit(status)
 
 
+def hint_unused_gpu(device: str) -> None:
+    """Say on stderr, once before a run tags, that a GPU driver is present but tagging on
+    ``device`` runs on the CPU for want of torch (``tagger.devices.unused_gpu_hint``)."""
+    from tagger.devices import unused_gpu_hint
+
+    if (line := unused_gpu_hint(device)) is not None:
+        click.echo(f"genre-tag: {line}", err=True)
+
+
 device_option = click.option(
     "--device", default="auto", show_default=True,
     type=click.Choice(["auto", "cpu", "cuda", "mps"], case_sensitive=False),
-    help="Where the model runs; auto picks CUDA, then Apple MPS, then the CPU.",
+    help="Where the model runs; auto picks CUDA, then Apple MPS, then the CPU (always the "
+         "CPU without torch: where a GPU driver is present, tagging says once how to use it; "
+         "GENRE_TAG_NO_GPU_HINT=1 silences that).",
 )
 debug_option = click.option("--debug", is_flag=True, help="Show tracebacks of failures.")

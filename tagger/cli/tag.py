@@ -11,7 +11,14 @@ from typing import Any
 
 import click
 
-from tagger.cli.common import DURATION, SIZE, debug_option, device_option, run_reporting_errors
+from tagger.cli.common import (
+    DURATION,
+    SIZE,
+    debug_option,
+    device_option,
+    hint_unused_gpu,
+    run_reporting_errors,
+)
 from tagger.library.genres import DEFAULT_MAX_GENRES, DEFAULT_MIN_SHARE
 from tagger.segments import DEFAULT_MIN_SEGMENT_SECONDS, DEFAULT_SWITCH_PENALTY
 
@@ -259,6 +266,8 @@ def tag_command(library: LibraryOptions, debug: bool, **given: Any) -> None:
     if request.excerpts and (per_second or not library.write_tags):
         raise click.UsageError("--excerpts is for --write-tags without --json, --csv or --png: "
                                "timelines need every second")
+    if not library.restore_tags:
+        hint_unused_gpu(request.device)
     if library.write_tags or library.restore_tags:
         run_reporting_errors(debug, library.action(request))
     from tagger.runner import run_tagging
@@ -271,6 +280,7 @@ def tag_command(library: LibraryOptions, debug: bool, **given: Any) -> None:
 def emotion_command(debug: bool, **given: Any) -> None:
     """Valence, energy and danceability (0-1) per second and per song."""
     request = tag_request({**given, "debug": debug})
+    hint_unused_gpu(request.device)
     from tagger.runner import run_emotion
 
     run_reporting_errors(debug, lambda: run_emotion(request))
