@@ -128,11 +128,14 @@ class GenreTagPlugin(BeetsPlugin):
         add("-W", "--nowrite", action="store_false", dest="write",
             help="store the genres in the library only")
         add("--min-share", type="float", metavar="P",
-            help=f"add further genres that win this share of seconds ({DEFAULT_MIN_SHARE})")
+            help=f"add further genres that win this share of seconds ({DEFAULT_MIN_SHARE}; "
+                 "not for models with per-genre thresholds, whose genres are those that "
+                 "reach their threshold)")
         add("--max-genres", type="int", metavar="K",
             help=f"at most this many genres per item ({DEFAULT_MAX_GENRES})")
         add("--force-uncertain", action="store_true", default=None,
-            help="tag items whose top genre is below the model's uncertain threshold")
+            help="tag items with their top genre even when uncertain: it is below the model's "
+                 "uncertain threshold (or, with per-genre thresholds, no genre reaches its own)")
         add("--tag-format", metavar="FORMAT",
             help="genre spelling: names (Hip-Hop), model (hiphop) or a JSON file of names")
         add("-e", "--emotion", action="store_true", default=None,

@@ -50,6 +50,10 @@ class ModelCard:
     # ``uncertain_below`` (a second whose top calibrated probability is lower has no
     # clear genre). Empty for uncalibrated models.
     calibration: dict[str, float] = field(default_factory=dict)
+    # Genre models that give a song several genres: ``thresholds``, each class's own bar
+    # for its mean probability over the song's audible seconds (``SongResult.song_genres``).
+    # Empty for models of one genre per song.
+    song_genres: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +68,7 @@ class ModelCard:
             "training": self.training,
             "evaluation": self.evaluation,
             "calibration": self.calibration,
+            "song_genres": self.song_genres,
         }
 
     @classmethod
@@ -83,7 +88,28 @@ class ModelCard:
             training=dict(data.get("training", {})),
             evaluation=dict(data.get("evaluation", {})),
             calibration=dict(data.get("calibration", {})),
+            song_genres=dict(data.get("song_genres") or {}),
         )
+
+    def genre_thresholds(self) -> dict[str, float] | None:
+        """Each class's threshold of a song's genres (``song_genres.thresholds``), or None
+        when the card has none. Raises ValueError, saying what is wrong, unless they name
+        exactly the card's classes, each with a number in (0, 1]."""
+        thresholds = self.song_genres.get("thresholds")
+        if thresholds is None:
+            return None
+        if not isinstance(thresholds, dict):
+            raise ValueError(f"an object of class: threshold is needed, not {thresholds!r}")
+        if missing := [genre for genre in self.classes if genre not in thresholds]:
+            raise ValueError(f"no threshold for {', '.join(missing)}")
+        if unknown := [genre for genre in thresholds if genre not in self.classes]:
+            raise ValueError(f"{', '.join(map(str, unknown))} is not one of its classes")
+        for genre in self.classes:
+            value = thresholds[genre]
+            if (isinstance(value, bool) or not isinstance(value, int | float)
+                    or not 0 < value <= 1):
+                raise ValueError(f"{genre} has {value!r}, not a number in (0, 1]")
+        return {genre: float(thresholds[genre]) for genre in self.classes}
 
 
 def sha256_of(path: Path) -> str:

@@ -205,7 +205,8 @@ class AudioModel:
 
 class Tagger(AudioModel):
     """The genre tagger, calibrated by its model card's ``temperature`` and
-    ``uncertain_below`` (1 and 0, i.e. no calibration, when the card has none)."""
+    ``uncertain_below`` (1 and 0, i.e. no calibration, when the card has none), giving
+    songs several genres by the card's ``song_genres`` thresholds when it has them."""
 
     def __init__(self, card: ModelCard, path: Path, device: str = "cpu", batch_size: int = 64,
                  backend: str = "auto", excerpts: int = 0, threads: int | None = None) -> None:
@@ -220,6 +221,11 @@ class Tagger(AudioModel):
             raise ModelError(f"has an invalid calibration {calibration} (temperature must be "
                              "above 0, uncertain_below between 0 and 1)", str(path),
                              "fix the calibration in its model card")
+        try:
+            self.thresholds = card.genre_thresholds()
+        except ValueError as error:
+            raise ModelError(f"has invalid song genre thresholds: {error}", str(path),
+                             "fix song_genres.thresholds in its model card") from error
         super().__init__(card, path, device, batch_size, backend, excerpts, threads)
 
     def check_options(self, *, uncertain_below: float | None = None, smooth_seconds: int = 0,
@@ -261,6 +267,7 @@ class Tagger(AudioModel):
             valid_seconds=outputs.valid_seconds.copy(),
             silent=silent,
             uncertain_below=threshold,
+            thresholds=None if self.thresholds is None else dict(self.thresholds),
             smooth_seconds=smooth_seconds,
             min_segment_seconds=min_segment_seconds,
             switch_penalty=switch_penalty,

@@ -24,6 +24,16 @@ class GenreShare:
     mean_probability: float
 
 
+@dataclass(frozen=True)
+class SongGenre:
+    """One of a song's genres: its mean probability over the audible seconds and the
+    threshold that mean reached."""
+
+    genre: str
+    mean_probability: float
+    threshold: float
+
+
 @dataclass
 class TimedResult:
     """Where each analysed second of a song lies.
@@ -107,12 +117,15 @@ class SongResult(TimedResult):
 
     ``uncertain_below`` is the threshold of the uncertain state (0: off),
     ``smooth_seconds`` the smoothing window the probabilities went through (0: none),
-    ``min_segment_seconds`` and ``switch_penalty`` the settings of its segments.
+    ``min_segment_seconds`` and ``switch_penalty`` the settings of its segments,
+    ``thresholds`` each class's threshold of the song's genres (the model card's
+    ``song_genres``; None: the model gives a song one genre, see ``song_genres``).
     """
 
     classes: list[str]
     probabilities: np.ndarray
     uncertain_below: float = 0.0
+    thresholds: dict[str, float] | None = None
     smooth_seconds: int = 0
     min_segment_seconds: float = DEFAULT_MIN_SEGMENT_SECONDS
     switch_penalty: float = DEFAULT_SWITCH_PENALTY
@@ -151,6 +164,33 @@ class SongResult(TimedResult):
 
     def mean_probabilities(self) -> np.ndarray:
         return self.probabilities[~self.silent].mean(axis=0)
+
+    def song_genres(self) -> list[SongGenre]:
+        """The song's genres, highest mean probability first; none for a silent or an
+        uncertain song (``no_genre_reason``).
+
+        With ``thresholds``: every class whose mean probability reaches its own threshold.
+        Without: the top genre (``song_genre``), unless its mean is below
+        ``uncertain_below``.
+        """
+        if bool(self.silent.all()):
+            return []
+        means = self.mean_probabilities()
+        if self.thresholds is None:
+            top = int(means.argmax())
+            mean = float(means[top])
+            return ([SongGenre(self.classes[top], mean, self.uncertain_below)]
+                    if mean >= self.uncertain_below else [])
+        reached = [SongGenre(genre, float(mean), self.thresholds[genre])
+                   for genre, mean in zip(self.classes, means, strict=True)
+                   if mean >= self.thresholds[genre]]
+        return sorted(reached, key=lambda found: -found.mean_probability)
+
+    def no_genre_reason(self) -> str | None:
+        """Why the song has no genres (``silent`` or ``uncertain``); None when it has some."""
+        if bool(self.silent.all()):
+            return "silent"
+        return None if self.song_genres() else "uncertain"
 
     def summary(self, top: int | None = None) -> list[GenreShare]:
         """Genres by share of audible seconds won, then by mean probability."""

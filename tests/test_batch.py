@@ -78,6 +78,7 @@ def assert_matches_cli(results: Path, song: Path) -> None:
     assert row["genre"] == record["summary"]["genre"]
     assert row["classes"] == record["classes"]
     assert row["uncertain_below"] == pytest.approx(record["uncertain_below"])
+    assert row["song_genres"] == [found["genre"] for found in record["summary"]["song_genres"]]
     summary = {entry["genre"]: entry for entry in record["summary"]["genres"]}
     for genre, share, mean in zip(row["classes"], row["shares"], row["mean_probabilities"],
                                   strict=True):
@@ -116,7 +117,7 @@ def test_local_batch_has_the_cli_numbers_and_a_row_per_bad_file(music: Path,
     assert error["error"] == cli_error(broken.resolve())
     for name in ("songs", "seconds", "errors"):
         metadata = parquet.read_schema(part_files(results, name)[0]).metadata
-        assert metadata[SCHEMA_KEY].decode() == SCHEMA == "genre-tag/batch/1"
+        assert metadata[SCHEMA_KEY].decode() == SCHEMA == "genre-tag/batch/2"
 
 
 @pytest.mark.slow

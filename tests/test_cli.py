@@ -73,7 +73,7 @@ def test_every_output_at_once_and_inputs_left_untouched(song_mp3: Path, tmp_path
 def test_json_to_stdout_is_clean_json(song_mp3: Path) -> None:
     result = run(str(song_mp3), "--json", "-")
     assert result.exit_code == 0
-    assert json.loads(result.stdout)["schema"] == "genre-tag/song/2"
+    assert json.loads(result.stdout)["schema"] == "genre-tag/song/3"
 
 
 @pytest.mark.slow

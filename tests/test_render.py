@@ -54,11 +54,15 @@ def test_song_record_schema() -> None:
     result = make_result(5, silent=(2,))
     record = song_record(result)
     assert record["schema"] == SCHEMA
-    assert SCHEMA == "genre-tag/song/2"
+    assert SCHEMA == "genre-tag/song/3"
     assert set(record) == {"schema", "source", "title", "duration", "model", "classes",
-                           "uncertain_below", "smooth_seconds", "segmentation", "summary",
-                           "seconds", "segments"}
+                           "uncertain_below", "thresholds", "smooth_seconds", "segmentation",
+                           "summary", "seconds", "segments"}
     assert (record["uncertain_below"], record["smooth_seconds"]) == (0.0, 0)
+    assert record["thresholds"] is None
+    [only] = record["summary"]["song_genres"]  # no thresholds: the top genre, unless uncertain
+    assert (only["genre"], only["threshold"]) == (record["summary"]["genre"], 0.0)
+    assert record["summary"]["uncertain"] is False
     assert record["segmentation"] == {"min_segment_seconds": 10.0, "switch_penalty": 8.0}
     # five seconds of mostly rock, one of them silent: one segment, not a mix
     assert record["segments"] == [{"start": 0.0, "end": 4.5, "genre": "rock",

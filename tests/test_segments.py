@@ -253,7 +253,7 @@ def test_a_crossfaded_mix_gives_its_pieces_as_segments_cue_and_chapters(mixes: P
                  "--chapters", str(chapters))
     assert result.exit_code == 0, result.output
     record = json.loads(out.read_text())
-    assert record["schema"] == "genre-tag/song/2"
+    assert record["schema"] == "genre-tag/song/3"
     step = PIECE_SECONDS - JOIN_SECONDS
     assert_three_pieces(record["segments"], [step + JOIN_SECONDS / 2,
                                              2 * step + JOIN_SECONDS / 2])

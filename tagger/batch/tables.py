@@ -1,9 +1,11 @@
 """The Parquet results of ``genre-tag batch``: three tables in RESULTS_DIR, each a folder of
-part files, with the versioned schema ``genre-tag/batch/1``.
+part files, with the versioned schema ``genre-tag/batch/2`` (``/1`` had no songs
+``song_genres``; a run refuses a folder of another schema).
 
 - ``songs/``: one row per song tagged (source, title, audio and model checksums, duration,
-  the song genre with the summary's shares and mean probabilities per class; or the
-  emotion song values per target) and the warnings its analysis gave;
+  the song genre with the summary's shares and mean probabilities per class and the song's
+  genres, ``SongResult.song_genres``; or the emotion song values per target) and the
+  warnings its analysis gave;
 - ``seconds/``: one row per second of each song (start, end, probabilities or emotion
   values, partial, silent, uncertain);
 - ``errors/``: one row per song that failed, with the one-line reason the CLI gives.
@@ -37,7 +39,7 @@ from tagger.atomic import atomic_write_bytes
 from tagger.errors import OutputError, TaggerWarning
 from tagger.results import EmotionResult, SongResult
 
-SCHEMA = "genre-tag/batch/1"
+SCHEMA = "genre-tag/batch/2"
 SCHEMA_KEY, TASK_KEY = b"genre-tag.schema", b"genre-tag.task"
 SONGS, SECONDS, ERRORS = "songs", "seconds", "errors"
 TABLES = (SONGS, SECONDS, ERRORS)
@@ -72,7 +74,7 @@ SCHEMAS = {
                           pa.field("uncertain_below", pa.float64()),
                           pa.field("classes", _NAMES), pa.field("shares", _FLOATS),
                           pa.field("mean_probabilities", _FLOATS),
-                          pa.field("warnings", _NAMES)]),
+                          pa.field("song_genres", _NAMES), pa.field("warnings", _NAMES)]),
         SECONDS: pa.schema([*_SECOND_FIELDS, pa.field("genre", pa.string()),
                             pa.field("probabilities", _FLOATS), *_FLAGS,
                             pa.field("uncertain", pa.bool_())]),
@@ -118,7 +120,8 @@ def song_row(song: FinishedSong, model_sha256: str) -> dict:
         return {**row, "genre": result.song_genre(), "uncertain_share": result.uncertain_share(),
                 "uncertain_below": result.uncertain_below, "classes": result.classes,
                 "shares": [shares[genre] for genre in result.classes],
-                "mean_probabilities": means.tolist()}
+                "mean_probabilities": means.tolist(),
+                "song_genres": [found.genre for found in result.song_genres()]}
     values = result.song_values()
     return {**row, "targets": result.targets, "values": [values[t] for t in result.targets]}
 
@@ -224,7 +227,8 @@ def _check_held_results(results_dir: Path, task: str) -> None:
         schema = metadata.get(SCHEMA_KEY, b"?").decode()
         if schema != SCHEMA:
             raise OutputError(f"holds results of schema {schema}, not {SCHEMA}",
-                              str(results_dir), "give a new --out folder")
+                              str(results_dir), "give a new --out folder, or resume this one "
+                              "with the genre-tag version that wrote it")
         held = metadata.get(TASK_KEY, b"?").decode()
         if held != task:
             raise OutputError(f"holds {held} results, not {task} results", str(results_dir),

@@ -156,12 +156,15 @@ def library_options(command: Callable) -> Callable:
                      help="Give written files a new modification time (default: kept)."),
         click.option("--min-share", default=DEFAULT_MIN_SHARE, show_default=True,
                      type=click.FloatRange(0, 1), metavar="P",
-                     help="Also write genres that win this share of the seconds."),
+                     help="Also write genres that win this share of the seconds (not for "
+                          "models with per-genre thresholds: their song's genres are those "
+                          "that reach their threshold)."),
         click.option("--max-genres", default=DEFAULT_MAX_GENRES, show_default=True,
                      type=click.IntRange(1), metavar="K", help="Write at most K genres per song."),
         click.option("--force-uncertain", is_flag=True,
-                     help="Write a genre even when the song's top genre is below the model's "
-                          "uncertain threshold."),
+                     help="Write the top genre even when the song is uncertain: its top genre "
+                          "is below the model's uncertain threshold (or, with per-genre "
+                          "thresholds, no genre reaches its own)."),
         click.option("--tag-format", default="names", show_default=True, metavar="FORMAT",
                      help="How genres are spelled: names (Hip-Hop), model (hiphop), or a JSON "
                           "file mapping classes to names."),

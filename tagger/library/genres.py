@@ -1,10 +1,14 @@
 """Which genres go into a song's tag, and how they are spelled there.
 
-A song gets its top genre (highest mean probability over its audible seconds,
-the JSON summary's ``genre``), then further genres, best first, that win at
-least ``min_share`` of its audible seconds, up to ``max_genres`` in all. A song
-whose top genre's mean probability is below the model's uncertain threshold
-gets none, unless ``force_uncertain``.
+A song's genres come from ``SongResult.song_genres``. With a model whose card
+has per-genre thresholds they are the genres whose mean probability reaches
+their threshold, best first, up to ``max_genres``; ``min_share`` does not
+apply. With any other model a song gets its top genre (highest mean
+probability over its audible seconds, the JSON summary's ``genre``), then
+further genres, best first, that win at least ``min_share`` of its audible
+seconds, up to ``max_genres`` in all. An uncertain song (no genre reaches its
+threshold, or the top genre's mean probability is below the model's uncertain
+threshold) gets none, unless ``force_uncertain``: then its top genre alone.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ TAG_NAMES: Mapping[str, str] = {
     "blues": "Blues", "classical": "Classical", "country": "Country", "disco": "Disco",
     "electronic": "Electronic", "hiphop": "Hip-Hop", "jazz": "Jazz", "metal": "Metal",
     "pop": "Pop", "reggae": "Reggae", "rock": "Rock", "rock_metal_hardrock": "Rock",
+    "rnb": "R&B", "folk": "Folk", "latin": "Latin", "world": "World",
+    "soundtrack": "Soundtrack", "ambient": "Ambient",
 }
 
 
@@ -53,13 +59,17 @@ class GenreChoice:
 
 
 def choose_genres(result: SongResult, policy: GenrePolicy) -> GenreChoice:
-    if bool(result.silent.all()):
-        return GenreChoice([], 0.0, "silent")
+    if (reason := result.no_genre_reason()) == "silent":
+        return GenreChoice([], 0.0, reason)
     means = result.mean_probabilities()
     top = result.song_genre()
     confidence = float(means[result.classes.index(top)])
-    if confidence < result.uncertain_below and not policy.force_uncertain:
-        return GenreChoice([], confidence, "uncertain")
+    if reason == "uncertain" and not policy.force_uncertain:
+        return GenreChoice([], confidence, reason)
+    if result.thresholds is not None:
+        chosen = [found.genre for found in result.song_genres()] or [top]
+        spelled = list(dict.fromkeys(policy.spell(genre) for genre in chosen))
+        return GenreChoice(spelled[: policy.max_genres], confidence)
     chosen = [top]
     for share in result.summary():
         if len(chosen) >= policy.max_genres:

@@ -1,11 +1,14 @@
 """Machine-readable output: JSON / JSON Lines and CSV, with a stable schema, written as each
 song finishes.
 
-Schema ``genre-tag/song/2`` (documented in the README): per song its
-source, title, duration, model, classes, uncertain threshold, smoothing,
-segmentation settings, summary, one record per second and its segments
-(``song/1`` had no segments). The CSV has one row per second (``scope`` is
-``second``, the last column) and, when asked, one per segment (``segment``).
+Schema ``genre-tag/song/3`` (documented in the README): per song its
+source, title, duration, model, classes, uncertain threshold, per-genre
+thresholds (null for a model of one genre per song), smoothing, segmentation
+settings, summary (with the song's genres, ``SongResult.song_genres``, and
+whether it has none), one record per second and its segments (``song/2`` had
+no ``thresholds`` and no summary ``song_genres`` or ``uncertain``; ``song/1``
+no segments). The CSV has one row per second (``scope`` is ``second``, the
+last column) and, when asked, one per segment (``segment``).
 Names are valid Unicode (see ``tagger.names``) and numbers finite: a value that
 is not is null in JSON and empty in CSV.
 """
@@ -29,7 +32,7 @@ from tagger.names import name_bytes, unicode_text
 from tagger.results import SongResult, TimedResult
 from tagger.segments import Segment
 
-SCHEMA = "genre-tag/song/2"
+SCHEMA = "genre-tag/song/3"
 STDOUT = "-"
 
 
@@ -65,6 +68,7 @@ def second_span(result: TimedResult, i: int) -> dict[str, float | None]:
 def song_record(result: SongResult) -> dict[str, Any]:
     winners = result.winners()
     uncertain = result.uncertain
+    song_genres = result.song_genres()
     seconds = []
     for i in range(result.n_seconds):
         silent = bool(result.silent[i])
@@ -83,6 +87,8 @@ def song_record(result: SongResult) -> dict[str, Any]:
         **song_header(result, SCHEMA),
         "classes": result.classes,
         "uncertain_below": float(result.uncertain_below),
+        "thresholds": None if result.thresholds is None else {
+            genre: float(value) for genre, value in result.thresholds.items()},
         "smooth_seconds": int(result.smooth_seconds),
         "segmentation": {"min_segment_seconds": float(result.min_segment_seconds),
                          "switch_penalty": float(result.switch_penalty)},
@@ -96,6 +102,12 @@ def song_record(result: SongResult) -> dict[str, Any]:
             ],
             "mixed": [{"genre": genre, "share": rounded(share, 4)}
                       for genre, share in result.mixed()],
+            "song_genres": [
+                {"genre": found.genre, "mean_probability": rounded(found.mean_probability, 4),
+                 "threshold": float(found.threshold)}
+                for found in song_genres
+            ],
+            "uncertain": not song_genres,
         },
         "seconds": seconds,
         "segments": [segment_record(segment) for segment in result.segments],

@@ -125,6 +125,23 @@ def mix_line(result: SongResult) -> Text:
     return text
 
 
+def song_genres_line(result: SongResult) -> Text:
+    """``song genres: pop; rnb`` (``SongResult.song_genres``), ``song genres: uncertain
+    (top: pop 0.21)`` for a song without any, or ``song genres: none (silence)``."""
+    text = Text("song genres: ")
+    if result.no_genre_reason() == "silent":
+        return text.append("none (silence)", style="dim")
+    colours = genre_colours(result.classes)
+    if not (found := result.song_genres()):
+        top = result.song_genre()
+        mean = float(result.mean_probabilities()[result.classes.index(top)])
+        return text.append(f"uncertain (top: {top} {mean:.2f})", style="dim")
+    for i, genre in enumerate(found):
+        text.append("; " if i else "")
+        text.append(genre.genre, style=f"bold {colours[genre.genre]}")
+    return text
+
+
 def segments_table(result: SongResult) -> Table:
     """One row per segment: its time, genre (``?`` when uncertain) and mean probability."""
     table = Table(box=None, padding=(0, 2), show_edge=False)
@@ -161,14 +178,15 @@ def heading(result: TimedResult) -> Text:
 
 def render_song(result: SongResult, console: Console, top: int,
                 show_segments: bool = False) -> None:
-    """The timeline, legend and summary (led by the mix line of a mixed song); with
-    ``show_segments``, the segments after them."""
+    """The timeline, legend and summary (led by the song's genres and the mix line of a
+    mixed song); with ``show_segments``, the segments after them."""
     width = console.width
     cell_seconds, cells_per_row = timeline_layout(result.n_seconds, width)
     cells = timeline_cells(result, cell_seconds)
     any_uncertain = any(cell is not None and cell.uncertain for cell in cells)
     parts = [heading(result), timeline(result, cells, cell_seconds, cells_per_row),
              legend(result, width, any_uncertain), Text("")]
+    parts.append(song_genres_line(result))
     if mix := mix_line(result):
         parts.append(mix)
     parts += [summary_table(result, top), Text("")]
