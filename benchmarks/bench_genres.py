@@ -2,13 +2,11 @@
 
 Run: python benchmarks/bench_genres.py --data ../shared/data [--cache DIR] [--seeds 0 1 2]
 
-Step 1 computes each clip's per-second features once through the product's own path
-(``clip_melgrams``: decode, 16 kHz, the card's log-mel front end, silent seconds dropped;
-each bundled backbone as the exported graph's torch module, ``PrunedMusiCNN`` with
-``windowed_pool``, over the clip as one run) and caches them in ``--cache`` (default: the
-user cache), one file per clip, keyed by the backbones' weights: about 20 minutes on two
-loaded cores, then seconds. Step 2 is a group-aware cross-validation (``genre_cv``) of both
-recipes on the same folds:
+Step 1 computes each clip's per-second embeddings once
+(``tagger.training.clip_embeddings``, the same path and cache as ``genre-tag retrain --format
+vocabulary``; ``--cache``, default the user cache): about 20 minutes on two loaded cores,
+then seconds. Step 2 is a group-aware cross-validation (``genre_cv``) of both recipes on the
+same folds:
 
 - today: the bundled head's recipe, softmax over 11 genres on today's 750 labelled clips,
   temperature 0.7814, uncertain under 0.35;
@@ -24,92 +22,36 @@ command, date, machine and commit, to benchmarks/results/bench_genres.json.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import platformdirs
 import torch
 from bench_library_scale import genre_tag_commit, machine
 from genre_cv import CVResult, GenreData, cross_validate
-from genre_heads import HeadConfig
 from genre_tables import class_table, holdout_summary, source_table, versus
 
-from tagger.cards import bundled_weights_path, read_card
-from tagger.checkpoints import load_checkpoint
-from tagger.datasets.melgrams import clip_melgrams
-from tagger.datasets.vocabulary import GenreClip, read_genre_clips
+from tagger.datasets.vocabulary import read_genre_clips
 from tagger.errors import TaggerError
+from tagger.training.clip_embeddings import (
+    compute_embeddings,
+    default_embeddings_dir,
+    load_embeddings,
+    weights_digest,
+)
+from tagger.training.softset import HeadConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "bench_genres.json"
-BACKBONES = ("musicnn-msd", "musicnn-mtt")
 RECIPES = {"today": HeadConfig(loss="softmax"),
            "softset-sqrt": HeadConfig(loss="softset", balance_power=0.5)}
 
 
-def weights_digest() -> str:
-    """What the cached features depend on: the two backbones' weights."""
-    digest = hashlib.sha256()
-    for name in BACKBONES:
-        digest.update(bundled_weights_path(name).read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def feature_file(cache: Path, clip: GenreClip) -> Path:
-    return cache / clip.source / f"{clip.key.split(':', 1)[1]}.npz"
-
-
-def compute_features(clips: list[GenreClip], cache: Path) -> None:
-    """Each clip's per-second embeddings (``<backbone>_emb``, 200 each) and tag logits
-    (``<backbone>_tags``, 50 each) into ``cache``, for the clips not there yet."""
-    from tagger.backends.graph import windowed_pool
-    from tagger.backends.pruned import PrunedMusiCNN
-    from tagger.features import MelgramFrontEnd
-
-    missing = [c for c in clips if not feature_file(cache, c).is_file()]
-    if not missing:
-        return
-    torch.set_num_threads(1)
-    card, _ = read_card(bundled_weights_path("genre-musicnn11"))
-    spec = card.front_end
-    front_end = MelgramFrontEnd(spec)
-    full = [load_checkpoint(bundled_weights_path(name)).model.eval() for name in BACKBONES]
-    models = [PrunedMusiCNN(model).eval() for model in full]
-    started = time.perf_counter()
-    for i, clip in enumerate(missing):
-        melgrams = torch.from_numpy(clip_melgrams(clip.path, spec, front_end, None))
-        frames, bands = melgrams.shape[1], melgrams.shape[2]
-        arrays = {}
-        with torch.inference_mode():
-            for name, model, backbone in zip(BACKBONES, models, full, strict=True):
-                maps = model.maps(melgrams.reshape(1, -1, bands))
-                embedding = model.embed_pooled(windowed_pool(maps, frames,
-                                                             spec.context_segments))
-                arrays[f"{name}_emb"] = embedding.numpy().astype(np.float32)
-                arrays[f"{name}_tags"] = backbone.head(embedding).numpy().astype(np.float32)
-        target = feature_file(cache, clip)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".part.npz")
-        np.savez(partial, **arrays)
-        partial.replace(target)
-        if i % 50 == 0:
-            print(f"features: {i + 1}/{len(missing)} clips, "
-                  f"{time.perf_counter() - started:.0f} s", flush=True)
-
-
-def load_features(clips: list[GenreClip], cache: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The joined 400-d embeddings of every second, and each second's clip index."""
-    x, row_clip = [], []
-    for i, clip in enumerate(clips):
-        with np.load(feature_file(cache, clip)) as part:
-            x.append(np.concatenate([part[f"{name}_emb"] for name in BACKBONES], axis=1))
-        row_clip.append(np.full(len(x[-1]), i))
-    return np.concatenate(x).astype(np.float32), np.concatenate(row_clip)
+def report_progress(done: int, missing: int, seconds: float) -> None:
+    if done % 50 == 1 or done == missing:
+        print(f"embeddings: {done}/{missing} clips, {seconds:.0f} s", flush=True)
 
 
 def print_table(title: str, rows: list[dict]) -> None:
@@ -139,8 +81,8 @@ def main() -> int:
     parser.add_argument("--data", type=Path, required=True,
                         help="folder with gtzan/, emotify/ and 4q/ (e.g. ../shared/data)")
     parser.add_argument("--cache", type=Path,
-                        default=Path(platformdirs.user_cache_dir("genre-tag")) / "bench_genres",
-                        help="where the per-second features are kept")
+                        default=default_embeddings_dir(),
+                        help="where the per-second embeddings are kept")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -148,13 +90,13 @@ def main() -> int:
     torch.set_num_threads(1)
     try:
         clips = read_genre_clips(options.data)
-        cache = options.cache / weights_digest()
-        compute_features(clips, cache)
+        compute_embeddings(clips, options.cache, report_progress)
     except TaggerError as error:
         print(f"bench_genres: {error}", file=sys.stderr)
         return 1
-    data = GenreData(clips, *load_features(clips, cache))
-    print(f"{len(clips)} clips, {len(data.row_clip)} seconds; features in {cache}", flush=True)
+    data = GenreData(clips, *load_embeddings(clips, options.cache))
+    print(f"{len(clips)} clips, {len(data.row_clip)} seconds; embeddings in "
+          f"{options.cache / weights_digest()}", flush=True)
     results: dict[str, CVResult] = {}
     for name, config in RECIPES.items():
         results[name] = cross_validate(data, name, config, options.seeds, options.folds)

@@ -4,9 +4,10 @@ of per-seed values (``bench_genres.print_table`` shows them as mean (min..max)).
 from __future__ import annotations
 
 import numpy as np
-from genre_cv import POP_ROCK_COLUMNS, CVResult
+from genre_cv import CVResult
 
 from tagger.datasets.vocabulary import CLASSES, POP_ROCK, TODAY_CLASSES
+from tagger.training.genre_folds import POP_ROCK_COLUMNS
 
 SOURCES = ("gtzan", "emotify", "4q")
 

@@ -30,7 +30,8 @@ from tagger.training.emotion import (
 )
 from tagger.training.options import EmotionConfig, EmotionOptions
 from tagger.training.predict import predict_logits
-from tagger.training.run import run_card, write_run
+from tagger.training.run import run_card
+from tagger.training.run_folder import write_run
 from tagger.training.transfer import (
     EMOTION_ARCHITECTURES,
     EMOTION_START_MODEL,

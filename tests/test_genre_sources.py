@@ -191,3 +191,71 @@ def test_shared_data_sources_hold_eleven_genres() -> None:
     assert "electronic" in classes and len(classes) == 11
     assert {c.label for c in by_source["4q"]} <= {"blues", "classical", "country", "electronic",
                                                    "hiphop", "jazz", "reggae"}
+
+
+@pytest.fixture(scope="module")
+def vocabulary_root(sources_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``sources_root`` with GTZAN's noise called metal (GTZAN has no electronic)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("vocabulary") / "data"
+    shutil.copytree(sources_root, root)
+    (root / "gtzan" / "electronic").rename(root / "gtzan" / "metal")
+    for old in (root / "gtzan" / "metal").iterdir():
+        old.rename(old.with_name(old.name.replace("electronic", "metal")))
+    clips = root / "gtzan" / "clips.csv"
+    clips.write_text(clips.read_text().replace("electronic", "metal"))
+    return root
+
+
+def test_vocabulary_format_trains_the_17_genre_recipe_reproducibly_and_tags(
+        vocabulary_root: Path, tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+
+    from tagger.datasets.vocabulary import CLASSES
+
+    recipe = ("--format", "vocabulary", "--epochs", "3", "--epoch-rows", "128",
+              "--balance-power", "0.5", "--cache-dir", str(tmp_path / "embeddings"))
+    output = retrain(vocabulary_root, tmp_path / "run", *recipe)
+    assert "17 genres" in output and "valid all" in output
+    card = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert card["classes"] == list(CLASSES) and card["architecture"] == "joint"
+    thresholds = card["song_genres"]["thresholds"]
+    assert list(thresholds) == list(CLASSES) and all(0 < t <= 1 for t in thresholds.values())
+    assert "--format vocabulary" in card["training"]["command"]
+    assert "--balance-power 0.5" in card["training"]["command"]
+    assert set(card["evaluation"]["valid"]["sources"]) == {"gtzan", "emotify", "4q", "all"}
+
+    retrain(vocabulary_root, tmp_path / "again", *recipe)
+    first = load_file(tmp_path / "run" / "model.safetensors")
+    second = load_file(tmp_path / "again" / "model.safetensors")
+    assert all((first[k] == second[k]).all() for k in first)
+    again = json.loads((tmp_path / "again" / "model.json").read_text())
+    assert again["song_genres"] == card["song_genres"]
+
+    song = write_audio(tmp_path / "probe.wav", chord(4.0, RATE, root=130), RATE)
+    tagged = CliRunner().invoke(main, [str(song), "--weights", str(tmp_path / "run"),
+                                       "--json", "-", "--device", "cpu"])
+    assert tagged.exit_code == 0, tagged.output
+    record = json.loads(tagged.stdout)
+    assert record["thresholds"] == thresholds and len(record["classes"]) == 17
+    means = {g["genre"]: g["mean_probability"] for g in record["summary"]["genres"]}
+    assert [g["genre"] for g in record["summary"]["song_genres"]] == sorted(
+        (g for g in CLASSES if means[g] >= thresholds[g]), key=lambda g: -means[g])
+
+
+def test_vocabulary_format_refuses_settings_it_does_not_read(vocabulary_root: Path,
+                                                              tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["retrain", "--data", str(vocabulary_root), "--out",
+                                       str(tmp_path / "run"), "--format", "vocabulary",
+                                       "--folds", "2"])
+    assert result.exit_code != 0
+    assert "does not take --folds" in result.output and "Traceback" not in result.output
+
+
+def test_vocabulary_format_names_a_gtzan_genre_outside_gtzan(sources_root: Path,
+                                                             tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["retrain", "--data", str(sources_root), "--out",
+                                       str(tmp_path / "run"), "--format", "vocabulary"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "is labelled 'electronic', not one of gtzan's genres" in result.output

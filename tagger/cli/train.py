@@ -87,7 +87,9 @@ def list_architectures() -> None:
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="Repeat a run from its RUN_DIR/config.json (options given here override it).")
 @click.option("--format", "layout", type=click.Choice(["auto", *LAYOUTS]),
-              help="Data layout (default auto: detected from the files).")
+              help="Data layout (default auto: detected from the files). vocabulary: the "
+                   "17-genre model from a folder holding gtzan/, emotify/ and 4q/ (the "
+                   "bundled genre-musicnn17's recipe; see docs/genre-vocabulary.md).")
 @click.option("--features", help="course: melgrams or mfccs; ntua: mel, chroma or fused.")
 @click.option("--arch", "architecture", metavar="NAME",
               help=f"Architecture (default {DEFAULT_ARCHITECTURE}); see --list-archs.")
@@ -129,6 +131,10 @@ def list_architectures() -> None:
 @click.option("--uncertain-below", type=click.FloatRange(0, 1),
               help="Calibrated top probability under which a second is uncertain. "
                    "[default: 0.35]")
+@click.option("--balance-power", type=click.FloatRange(0, 2),
+              help="--format vocabulary: a genre's clips weigh (its clip count) ** -P in each "
+                   "epoch's draw (1: every genre the same, 0.5: by the square root). "
+                   "[default: 1]")
 @click.option("--seed", type=int, help="[default: 0]")
 @click.option("--valid-share", type=click.FloatRange(0, 1),
               help="audio/ntua: share of clips per genre held out when no split is given.")

@@ -21,6 +21,7 @@ import numpy as np
 
 from tagger.datasets import audio, emotify, fourq
 from tagger.datasets.labels import LABELS_CSV, read_rows
+from tagger.errors import DatasetError
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,13 @@ class GenreClip:
         return bool((self.targets.open == 1).any() or self.targets.partial)
 
 
+def _check_genre(source: str, genre: str, path: Path) -> None:
+    if genre not in SOURCE_VOCABULARY[source]:
+        raise DatasetError(f"is labelled {genre!r}, not one of {source}'s genres "
+                           f"({', '.join(SOURCE_VOCABULARY[source])})", str(path),
+                           f"leave it out of {source}'s labels")
+
+
 def read_genre_clips(data: Path) -> list[GenreClip]:
     """Every clip of ``data``'s gtzan/ (its ``clips.csv``; excluded rows left out), emotify/
     and 4q/ folders, through each source's own reader."""
@@ -167,9 +175,11 @@ def read_genre_clips(data: Path) -> list[GenreClip]:
     gtzan, _ = audio.discover_clips(gtzan_root, 0.2, 0)
     for clip in gtzan:
         file = clip.path.relative_to(gtzan_root).as_posix()
+        _check_genre("gtzan", clip.label, clip.path)
         clips.append(GenreClip(f"gtzan:{file}", "gtzan", clip.path, f"gtzan:{file}",
                                source_targets("gtzan", clip.label), clip.label, clip.split))
     for clip in emotify.read_clips(data / "emotify"):
+        _check_genre("emotify", clip.label, clip.path)
         clips.append(GenreClip(clip.key, "emotify", clip.path, clip.group,
                                source_targets("emotify", clip.label), clip.label))
     labels = data / "4q" / LABELS_CSV

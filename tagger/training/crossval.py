@@ -13,7 +13,6 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +33,7 @@ from tagger.training.genre import (
 )
 from tagger.training.options import GenreConfig, GenreOptions, RunResult
 from tagger.training.predict import embed_rows
+from tagger.training.run_folder import clear_run_folder, write_config
 from tagger.training.transfer import Backbone
 
 
@@ -127,11 +127,9 @@ def folds_markdown(result: dict[str, Any], classes: list[str]) -> str:
 
 
 def run_folds(options: GenreOptions, dataset: Dataset, command: str, console: Console,
-              backbone: Backbone | None, write_config: Callable[[GenreOptions], None],
-              clear_run_folder: Callable[[Path], None]) -> RunResult:
+              backbone: Backbone | None) -> RunResult:
     """``--folds K``: k-fold figures over train + valid into ``folds.json`` and ``folds.md``
-    (and the run's ``config.json``, by ``write_config``, once ``clear_run_folder`` removed
-    an earlier run's files)."""
+    (and the run's ``config.json``), once an earlier run's files are removed."""
     if options.folds < 2:
         raise TaggerError(f"--folds {options.folds} needs at least 2 folds")
 

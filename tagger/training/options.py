@@ -96,6 +96,9 @@ class GenreConfig(TrainConfig):
     # spectrogram masks and augmentations then do not apply.
     freeze_backbone: bool = False
     overfit_batch: bool = False
+    # --format vocabulary: a genre's clips weigh (its clip count) ** -balance_power in the
+    # drawn epochs (1: every genre the same; 0.5: by the square root of its clips).
+    balance_power: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -249,7 +252,7 @@ FLAGS = {
     "class_weights": "--class-weights", "freq_mask": "--freq-mask", "time_mask": "--time-mask",
     "augment": "--augment", "epoch_rows": "--epoch-rows", "uncertain_below": "--uncertain-below",
     "freeze_backbone": "--freeze-backbone", "overfit_batch": "--overfit-batch",
-    "hyperparameters": "--hparam", "seed": "--seed",
+    "hyperparameters": "--hparam", "seed": "--seed", "balance_power": "--balance-power",
 }
 
 

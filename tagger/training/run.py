@@ -10,11 +10,8 @@ or a sweep of one setting (``sweep.py``).
 
 from __future__ import annotations
 
-import json
 import platform
-import shutil
 from dataclasses import asdict, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,9 +19,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from tagger.atomic import atomic_write_text
 from tagger.cards import ModelCard, bundled_weights_path
-from tagger.checkpoints import save_checkpoint
 from tagger.datasets.layouts import load_dataset
 from tagger.datasets.splits import TRAIN, VALID, Dataset
 from tagger.devices import select_device
@@ -42,6 +37,7 @@ from tagger.training.options import (
     command_line,
 )
 from tagger.training.reports import write_report
+from tagger.training.run_folder import check_run_folder, clear_run_folder, write_config, write_run
 from tagger.training.transfer import (
     EMOTION_START_MODEL,
     Backbone,
@@ -49,48 +45,11 @@ from tagger.training.transfer import (
     load_backbones,
     starting_point,
 )
+from tagger.training.vocabulary_run import retrain_vocabulary
 
 # The training split of an emotion run is scored on this many evenly spaced seconds per
 # clip (it is large).
 TRAIN_EVAL_SECONDS = 8
-# What a run writes into its folder: a folder holding nothing else is an earlier run.
-RUN_FILES = ("model.safetensors", "model.json", "metrics.json", "config.json", "report.md",
-             "pictures", "sweep", "folds.json", "folds.md")
-
-
-def _is_run_file(name: str) -> bool:
-    return name in RUN_FILES or (name.startswith("sweep-") and name.endswith((".md", ".json")))
-
-
-def check_run_folder(out: Path, overwrite: bool) -> None:
-    """Refuse, before any work, a run folder that holds anything but an earlier finished run
-    (unless ``overwrite``): its files would be overwritten."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise TaggerError("is a file, not a run folder", str(out), "choose another --out")
-    if overwrite:
-        return
-    names = sorted(p.name for p in out.iterdir())
-    others = [name for name in names if not _is_run_file(name)]
-    if others or (names and "config.json" not in names):
-        shown = ", ".join((others or names)[:3]) + (", ..." if len(others or names) > 3 else "")
-        raise TaggerError(f"holds files that are not a finished genre-tag run ({shown})",
-                          str(out), "choose another --out, or pass --overwrite to write "
-                                    "the run into it")
-
-
-def clear_run_folder(out: Path) -> None:
-    """Remove an earlier run's files from ``out`` (never any other file), just before the new
-    run writes its own, so nothing stale stays beside them."""
-    for path in out.iterdir() if out.is_dir() else []:
-        if _is_run_file(path.name):
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-
-
 def load_data(options: RetrainOptions, console: Console, front_end: Any = None,
               skipped: list[str] | None = None) -> Dataset:
     """The run's data, through ``front_end`` when given, with a progress bar; clips that
@@ -129,23 +88,6 @@ def load_data(options: RetrainOptions, console: Console, front_end: Any = None,
         console.print(f"{split}: {len(rows)} {dataset.row_unit}s from "
                       f"{len(set(rows.clip_ids.tolist()))} clips{sources}", highlight=False)
     return dataset
-
-
-def write_run(options: RetrainOptions, model: torch.nn.Module, card: ModelCard,
-              metrics: dict[str, Any]) -> None:
-    """The run folder: the checkpoint and its card, ``metrics.json`` and ``config.json``."""
-    out = options.run_dir
-    clear_run_folder(out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(model, card, out / "model.safetensors")
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    write_config(options)
-
-
-def write_config(options: RetrainOptions) -> None:
-    options.run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(options.run_dir / "config.json",
-                      json.dumps(options.to_dict(), indent=2) + "\n")
 
 
 def run_card(options: RetrainOptions, dataset: Dataset, outcome: Outcome,
@@ -326,6 +268,10 @@ def _retrain_genre(options: GenreOptions, sweep: str | None, console: Console) -
     from tagger.training.sweep import check_sweep, run_sweep
 
     check_sweep(options, sweep)
+    if options.layout == "vocabulary":
+        if sweep is not None:
+            raise TaggerError("--format vocabulary trains one recipe, not a --sweep")
+        return retrain_vocabulary(options, console)
     backbone = None
     if options.init_weights:
         backbone = load_backbones(options.init_weights)
@@ -341,8 +287,7 @@ def _retrain_genre(options: GenreOptions, sweep: str | None, console: Console) -
     skipped: list[str] = []
     dataset = load_data(options, console, backbone.front_end if backbone else None, skipped)
     if options.folds:
-        return run_folds(options, dataset, command, console, backbone, write_config,
-                         clear_run_folder)
+        return run_folds(options, dataset, command, console, backbone)
     if sweep is not None:
         clear_run_folder(options.run_dir)
         write_config(options)

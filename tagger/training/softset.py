@@ -163,8 +163,12 @@ def song_probabilities(heads: StackedHeads, i: int, x: np.ndarray, row_clip: np.
     whose rows ``x`` are (``row_clip``: each row's clip, 0..n_clips-1)."""
     with torch.inference_mode():
         logits = heads(torch.from_numpy(x)[None], slice(i, i + 1))[0].numpy()
-    z = logits / temperature
-    p = np.exp(z - z.max(1, keepdims=True))
+    return clip_probabilities(logits / temperature, row_clip, n_clips)
+
+
+def clip_probabilities(logits: np.ndarray, row_clip: np.ndarray, n_clips: int) -> np.ndarray:
+    """(n_clips, classes): the mean per-second softmax probabilities of each clip."""
+    p = np.exp(logits - logits.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
     sums = np.zeros((n_clips, p.shape[1]))
     np.add.at(sums, row_clip, p)
