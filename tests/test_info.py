@@ -157,6 +157,15 @@ def test_the_hint_is_said_once_per_run(command: list[str], options: list[str], d
 
 @linux_only
 @needs_openvino
+def test_the_hint_is_said_once_by_a_local_batch(driver: Path, two_songs: Path,
+                                               tmp_path: Path) -> None:
+    finished = run_without_torch(driver, "batch", str(two_songs), "--out", str(tmp_path / "out"))
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stderr.splitlines().count(hint_line(driver)) == 1
+
+
+@linux_only
+@needs_openvino
 @pytest.mark.parametrize(("args", "environment"), [
     (["--device", "cpu"], {}),
     ([], {"GENRE_TAG_NO_GPU_HINT": "1"}),

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not installed("openvino"), reason="openvino is n
 
 
 def run_without_torch(*args: str) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "GENRE_TAG_NO_GPU_HINT": "1"}
     return subprocess.run([sys.executable, "-c", WITHOUT_TORCH, *args], env=environment,
                           capture_output=True, text=True, timeout=300)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import debug_option, device_option, run_reporting_errors
+from tagger.cli.common import debug_option, device_option, hint_unused_gpu, run_reporting_errors
 
 EXIT_OK, EXIT_SOME_FAILED = 0, 1
 
@@ -66,6 +66,9 @@ def batch_command(sources: tuple[str, ...], results_dir: Path, engine: str,
     if engine != "ray" and ray_only:
         raise click.UsageError(f"--{ray_only[0].replace('_', '-')} is for --engine ray")
     from tagger.batch.request import BatchRequest, RaySettings
+
+    if engine == "local":
+        hint_unused_gpu(device)
 
     request = BatchRequest(
         list(sources), results_dir, engine, task, weights, device, batch_size, songs_per_part,
