@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import struct
 from dataclasses import dataclass, field
@@ -110,6 +111,19 @@ class ModelCard:
                     or not 0 < value <= 1):
                 raise ValueError(f"{genre} has {value!r}, not a number in (0, 1]")
         return {genre: float(thresholds[genre]) for genre in self.classes}
+
+
+    def genre_familiarity_below(self) -> float | None:
+        """The familiarity (``results.familiarity``) under which a song's music is unlike
+        every genre the model knows (``song_genres.familiarity_below``), or None. Raises
+        ValueError unless it is a finite number."""
+        value = self.song_genres.get("familiarity_below")
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not math.isfinite(value):
+            raise ValueError(f"familiarity_below must be a number, not {value!r}")
+        return float(value)
 
 
 def sha256_of(path: Path) -> str:

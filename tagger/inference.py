@@ -28,6 +28,7 @@ from tagger.results import (
     EmotionResult,
     SongResult,
     check_smoothing_window,
+    familiarity,
     smooth_probabilities,
     softmax,
 )
@@ -223,9 +224,10 @@ class Tagger(AudioModel):
                              "fix the calibration in its model card")
         try:
             self.thresholds = card.genre_thresholds()
+            self.familiarity_below = card.genre_familiarity_below()
         except ValueError as error:
-            raise ModelError(f"has invalid song genre thresholds: {error}", str(path),
-                             "fix song_genres.thresholds in its model card") from error
+            raise ModelError(f"has invalid song genre settings: {error}", str(path),
+                             "fix song_genres in its model card") from error
         super().__init__(card, path, device, batch_size, backend, excerpts, threads)
 
     def check_options(self, *, uncertain_below: float | None = None, smooth_seconds: int = 0,
@@ -268,6 +270,8 @@ class Tagger(AudioModel):
             silent=silent,
             uncertain_below=threshold,
             thresholds=None if self.thresholds is None else dict(self.thresholds),
+            familiarity=familiarity(outputs.values[~silent]),
+            familiarity_below=self.familiarity_below,
             smooth_seconds=smooth_seconds,
             min_segment_seconds=min_segment_seconds,
             switch_penalty=switch_penalty,

@@ -78,6 +78,17 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return exponentials / exponentials.sum(axis=1, keepdims=True)
 
 
+def familiarity(logits: np.ndarray) -> float | None:
+    """How well a song's music fits the genres a model knows: the log-sum-exp of its mean
+    logits over the audible seconds (``logits``; None when there are none). A song unlike
+    every genre gets low logits for all of them, whichever one wins."""
+    if not len(logits):
+        return None
+    mean = logits.mean(axis=0)
+    top = float(mean.max())
+    return top + float(np.log(np.exp(mean - top).sum()))
+
+
 def check_smoothing_window(seconds: int) -> None:
     """Raise ValueError unless ``seconds`` is 0 (no smoothing) or a positive odd number."""
     if seconds < 0 or (seconds and seconds % 2 == 0):
@@ -119,13 +130,17 @@ class SongResult(TimedResult):
     ``smooth_seconds`` the smoothing window the probabilities went through (0: none),
     ``min_segment_seconds`` and ``switch_penalty`` the settings of its segments,
     ``thresholds`` each class's threshold of the song's genres (the model card's
-    ``song_genres``; None: the model gives a song one genre, see ``song_genres``).
+    ``song_genres``; None: the model gives a song one genre, see ``song_genres``),
+    ``familiarity`` the song's (``familiarity``) and ``familiarity_below`` the card's
+    level under which its music is unlike every genre, so it gets none (None: no test).
     """
 
     classes: list[str]
     probabilities: np.ndarray
     uncertain_below: float = 0.0
     thresholds: dict[str, float] | None = None
+    familiarity: float | None = None
+    familiarity_below: float | None = None
     smooth_seconds: int = 0
     min_segment_seconds: float = DEFAULT_MIN_SEGMENT_SECONDS
     switch_penalty: float = DEFAULT_SWITCH_PENALTY
@@ -169,11 +184,12 @@ class SongResult(TimedResult):
         """The song's genres, highest mean probability first; none for a silent or an
         uncertain song (``no_genre_reason``).
 
-        With ``thresholds``: every class whose mean probability reaches its own threshold.
+        An unfamiliar song (``unfamiliar``) has none. With ``thresholds``: every class
+        whose mean probability reaches its own threshold.
         Without: the top genre (``song_genre``), unless its mean is below
         ``uncertain_below``.
         """
-        if bool(self.silent.all()):
+        if bool(self.silent.all()) or self.unfamiliar:
             return []
         means = self.mean_probabilities()
         if self.thresholds is None:
@@ -186,10 +202,20 @@ class SongResult(TimedResult):
                    if mean >= self.thresholds[genre]]
         return sorted(reached, key=lambda found: -found.mean_probability)
 
+    @property
+    def unfamiliar(self) -> bool:
+        """Whether the song's music is unlike every genre of the model (its familiarity is
+        below the card's level)."""
+        return (self.familiarity_below is not None and self.familiarity is not None
+                and self.familiarity < self.familiarity_below)
+
     def no_genre_reason(self) -> str | None:
-        """Why the song has no genres (``silent`` or ``uncertain``); None when it has some."""
+        """Why the song has no genres (``silent``, ``unfamiliar`` or ``uncertain``); None
+        when it has some."""
         if bool(self.silent.all()):
             return "silent"
+        if self.unfamiliar:
+            return "unfamiliar"
         return None if self.song_genres() else "uncertain"
 
     def summary(self, top: int | None = None) -> list[GenreShare]:

@@ -56,10 +56,11 @@ def test_song_record_schema() -> None:
     assert record["schema"] == SCHEMA
     assert SCHEMA == "genre-tag/song/3"
     assert set(record) == {"schema", "source", "title", "duration", "model", "classes",
-                           "uncertain_below", "thresholds", "smooth_seconds", "segmentation",
-                           "summary", "seconds", "segments"}
+                           "uncertain_below", "thresholds", "familiarity_below",
+                           "smooth_seconds", "segmentation", "summary", "seconds", "segments"}
     assert (record["uncertain_below"], record["smooth_seconds"]) == (0.0, 0)
-    assert record["thresholds"] is None
+    assert record["thresholds"] is None and record["familiarity_below"] is None
+    assert record["summary"]["unfamiliar"] is False
     [only] = record["summary"]["song_genres"]  # no thresholds: the top genre, unless uncertain
     assert (only["genre"], only["threshold"]) == (record["summary"]["genre"], 0.0)
     assert record["summary"]["uncertain"] is False

@@ -170,7 +170,50 @@ def test_invalid_thresholds_fail_with_one_line(song: Path, tmp_path: Path, thres
                                                fragment: str) -> None:
     weights = threshold_model(tmp_path, thresholds)
     result = run(str(song), "--weights", str(weights))
-    assert_one_line_error(result, "invalid song genre thresholds", fragment, str(weights))
+    assert_one_line_error(result, "invalid song genre settings", fragment, str(weights))
+
+
+def familiar_model(folder: Path, familiarity_below: object) -> Path:
+    return save_model(folder / "familiar.safetensors",
+                      {"thresholds": POP_AND_RNB, "familiarity_below": familiarity_below})
+
+
+def test_a_song_unlike_every_genre_gets_none_unless_forced(song: Path, untagged: Path,
+                                                           tmp_path: Path) -> None:
+    """The tiny model's logits are about log(HEAD_PROBABILITIES), so the log-sum-exp of the
+    song's mean logits, its familiarity, is within 0.5 of 0: under 1, over -1."""
+    weights = familiar_model(tmp_path, 1.0)
+    record = json_record(song, weights)
+    summary = record["summary"]
+    assert record["familiarity_below"] == 1.0
+    assert -0.5 < summary["familiarity"] < 0.5
+    assert summary["unfamiliar"] and summary["uncertain"] and summary["song_genres"] == []
+    shown = run(str(song), "--weights", str(weights))
+    assert "song genres: unfamiliar music (top: pop" in " ".join(shown.output.split())
+
+    written = run(str(untagged), "--weights", str(weights), "--write-tags")
+    assert written.exit_code == 0, written.output
+    assert "unlike every genre the model knows" in " ".join(written.output.split())
+    assert genres_in(untagged) == []
+    forced = run(str(untagged), "--weights", str(weights), "--write-tags", "--force-uncertain")
+    assert forced.exit_code == 0, forced.output
+    assert genres_in(untagged) == ["Pop"]
+
+
+def test_a_familiar_song_keeps_its_genres(song: Path, tmp_path: Path) -> None:
+    record = json_record(song, familiar_model(tmp_path, -1.0))
+    summary = record["summary"]
+    assert not summary["unfamiliar"] and summary["familiarity"] > -1.0
+    assert [found["genre"] for found in summary["song_genres"]] == ["pop", "rnb"]
+
+
+@pytest.mark.parametrize("level", ["x", float("inf"), True])
+def test_an_invalid_familiarity_level_fails_with_one_line(song: Path, tmp_path: Path,
+                                                          level: object) -> None:
+    weights = familiar_model(tmp_path, level)
+    result = run(str(song), "--weights", str(weights))
+    assert_one_line_error(result, "invalid song genre settings", "familiarity_below must be",
+                          str(weights))
 
 
 def test_a_card_without_thresholds_keeps_one_genre_per_song(song: Path, untagged: Path,

@@ -51,7 +51,7 @@ class GenrePolicy:
 @dataclass(frozen=True)
 class GenreChoice:
     """The genres to write, best first (empty: none), the top genre's mean probability,
-    and why there are none (``uncertain`` or ``silent``)."""
+    and why there are none (``uncertain``, ``unfamiliar`` or ``silent``)."""
 
     genres: list[str]
     confidence: float
@@ -64,7 +64,7 @@ def choose_genres(result: SongResult, policy: GenrePolicy) -> GenreChoice:
     means = result.mean_probabilities()
     top = result.song_genre()
     confidence = float(means[result.classes.index(top)])
-    if reason == "uncertain" and not policy.force_uncertain:
+    if reason in ("uncertain", "unfamiliar") and not policy.force_uncertain:
         return GenreChoice([], confidence, reason)
     if result.thresholds is not None:
         chosen = [found.genre for found in result.song_genres()] or [top]

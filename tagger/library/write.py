@@ -156,6 +156,8 @@ def plan_write(path: Path, tags: FileTags, choice: GenreChoice, genre_model: str
     if not choice.genres:
         plan.notes.append(
             "no genre: silence" if choice.reason == "silent" else
+            "no genre: its music is unlike every genre the model knows; "
+            "--force-uncertain writes its top genre" if choice.reason == "unfamiliar" else
             f"no genre: uncertain, top genre at {choice.confidence:.2f}; "
             "--force-uncertain writes it")
     elif plan_group(plan, "genre", {"genre": choice.genres}, settings):

@@ -1,14 +1,16 @@
 """Machine-readable output: JSON / JSON Lines and CSV, with a stable schema, written as each
 song finishes.
 
-Schema ``genre-tag/song/3`` (documented in the README): per song its
+Schema ``genre-tag/song/3`` (documented in docs/schemas.md): per song its
 source, title, duration, model, classes, uncertain threshold, per-genre
-thresholds (null for a model of one genre per song), smoothing, segmentation
-settings, summary (with the song's genres, ``SongResult.song_genres``, and
-whether it has none), one record per second and its segments (``song/2`` had
-no ``thresholds`` and no summary ``song_genres`` or ``uncertain``; ``song/1``
-no segments). The CSV has one row per second (``scope`` is ``second``, the
-last column) and, when asked, one per segment (``segment``).
+thresholds and familiarity level (null for a model of one genre per song),
+smoothing, segmentation settings, summary (with the song's genres,
+``SongResult.song_genres``, whether it has none, its familiarity and whether
+that is under the level), one record per second and its segments (``song/2``
+had no ``thresholds``, ``familiarity_below`` and no summary ``song_genres``,
+``uncertain``, ``familiarity`` or ``unfamiliar``; ``song/1`` no segments). The
+CSV has one row per second (``scope`` is ``second``, the last column) and, when
+asked, one per segment (``segment``).
 Names are valid Unicode (see ``tagger.names``) and numbers finite: a value that
 is not is null in JSON and empty in CSV.
 """
@@ -89,6 +91,7 @@ def song_record(result: SongResult) -> dict[str, Any]:
         "uncertain_below": float(result.uncertain_below),
         "thresholds": None if result.thresholds is None else {
             genre: float(value) for genre, value in result.thresholds.items()},
+        "familiarity_below": result.familiarity_below,
         "smooth_seconds": int(result.smooth_seconds),
         "segmentation": {"min_segment_seconds": float(result.min_segment_seconds),
                          "switch_penalty": float(result.switch_penalty)},
@@ -108,6 +111,8 @@ def song_record(result: SongResult) -> dict[str, Any]:
                 for found in song_genres
             ],
             "uncertain": not song_genres,
+            "familiarity": None if result.familiarity is None else rounded(result.familiarity, 4),
+            "unfamiliar": result.unfamiliar,
         },
         "seconds": seconds,
         "segments": [segment_record(segment) for segment in result.segments],

@@ -127,7 +127,8 @@ def mix_line(result: SongResult) -> Text:
 
 def song_genres_line(result: SongResult) -> Text:
     """``song genres: pop; rnb`` (``SongResult.song_genres``), ``song genres: uncertain
-    (top: pop 0.21)`` for a song without any, or ``song genres: none (silence)``."""
+    (top: pop 0.21)`` or ``unfamiliar music (...)`` for a song without any, or ``song
+    genres: none (silence)``."""
     text = Text("song genres: ")
     if result.no_genre_reason() == "silent":
         return text.append("none (silence)", style="dim")
@@ -135,7 +136,8 @@ def song_genres_line(result: SongResult) -> Text:
     if not (found := result.song_genres()):
         top = result.song_genre()
         mean = float(result.mean_probabilities()[result.classes.index(top)])
-        return text.append(f"uncertain (top: {top} {mean:.2f})", style="dim")
+        state = "unfamiliar music" if result.unfamiliar else "uncertain"
+        return text.append(f"{state} (top: {top} {mean:.2f})", style="dim")
     for i, genre in enumerate(found):
         text.append("; " if i else "")
         text.append(genre.genre, style=f"bold {colours[genre.genre]}")
