@@ -82,11 +82,7 @@ def familiarity(logits: np.ndarray) -> float | None:
     """How well a song's music fits the genres a model knows: the log-sum-exp of its mean
     logits over the audible seconds (``logits``; None when there are none). A song unlike
     every genre gets low logits for all of them, whichever one wins."""
-    if not len(logits):
-        return None
-    mean = logits.mean(axis=0)
-    top = float(mean.max())
-    return top + float(np.log(np.exp(mean - top).sum()))
+    return float(np.logaddexp.reduce(logits.mean(axis=0))) if len(logits) else None
 
 
 def check_smoothing_window(seconds: int) -> None:

@@ -215,7 +215,8 @@ def test_vocabulary_format_trains_the_17_genre_recipe_reproducibly_and_tags(
     from tagger.datasets.vocabulary import CLASSES
 
     recipe = ("--format", "vocabulary", "--epochs", "3", "--epoch-rows", "128",
-              "--balance-power", "0.5", "--cache-dir", str(tmp_path / "embeddings"))
+              "--balance-power", "0.5", "--unfamiliar-share", "0.2",
+              "--cache-dir", str(tmp_path / "embeddings"))
     output = retrain(vocabulary_root, tmp_path / "run", *recipe)
     assert "17 genres" in output and "valid all" in output
     card = json.loads((tmp_path / "run" / "model.json").read_text())
@@ -224,6 +225,7 @@ def test_vocabulary_format_trains_the_17_genre_recipe_reproducibly_and_tags(
     assert list(thresholds) == list(CLASSES) and all(0 < t <= 1 for t in thresholds.values())
     assert "--format vocabulary" in card["training"]["command"]
     assert "--balance-power 0.5" in card["training"]["command"]
+    assert isinstance(card["song_genres"]["familiarity_below"], float)
     assert set(card["evaluation"]["valid"]["sources"]) == {"gtzan", "emotify", "4q", "all"}
 
     retrain(vocabulary_root, tmp_path / "again", *recipe)
@@ -239,9 +241,13 @@ def test_vocabulary_format_trains_the_17_genre_recipe_reproducibly_and_tags(
     assert tagged.exit_code == 0, tagged.output
     record = json.loads(tagged.stdout)
     assert record["thresholds"] == thresholds and len(record["classes"]) == 17
+    assert record["familiarity_below"] == card["song_genres"]["familiarity_below"]
+    assert record["summary"]["unfamiliar"] == (
+        record["summary"]["familiarity"] < record["familiarity_below"])
     means = {g["genre"]: g["mean_probability"] for g in record["summary"]["genres"]}
-    assert [g["genre"] for g in record["summary"]["song_genres"]] == sorted(
-        (g for g in CLASSES if means[g] >= thresholds[g]), key=lambda g: -means[g])
+    expected = sorted((g for g in CLASSES if means[g] >= thresholds[g]), key=lambda g: -means[g])
+    assert [g["genre"] for g in record["summary"]["song_genres"]] == (
+        [] if record["summary"]["unfamiliar"] else expected)
 
 
 def test_vocabulary_format_refuses_settings_it_does_not_read(vocabulary_root: Path,

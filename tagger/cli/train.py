@@ -131,6 +131,10 @@ def list_architectures() -> None:
 @click.option("--uncertain-below", type=click.FloatRange(0, 1),
               help="Calibrated top probability under which a second is uncertain. "
                    "[default: 0.35]")
+@click.option("--unfamiliar-share", type=click.FloatRange(0, 0.5),
+              help="--format vocabulary: the share of known songs (out of fold) left "
+                   "without a genre as unfamiliar; sets the card's familiarity level, under "
+                   "which a song's music fits no genre (0: no such level). [default: 0]")
 @click.option("--balance-power", type=click.FloatRange(0, 2),
               help="--format vocabulary: a genre's clips weigh (its clip count) ** -P in each "
                    "epoch's draw (1: every genre the same, 0.5: by the square root). "

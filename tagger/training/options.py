@@ -99,6 +99,9 @@ class GenreConfig(TrainConfig):
     # --format vocabulary: a genre's clips weigh (its clip count) ** -balance_power in the
     # drawn epochs (1: every genre the same; 0.5: by the square root of its clips).
     balance_power: float = 1.0
+    # --format vocabulary: the share of known songs (out of fold) whose familiarity may fall
+    # under the level that leaves a song unfamiliar, without a genre (0: no such level).
+    unfamiliar_share: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -253,6 +256,7 @@ FLAGS = {
     "augment": "--augment", "epoch_rows": "--epoch-rows", "uncertain_below": "--uncertain-below",
     "freeze_backbone": "--freeze-backbone", "overfit_batch": "--overfit-batch",
     "hyperparameters": "--hparam", "seed": "--seed", "balance_power": "--balance-power",
+    "unfamiliar_share": "--unfamiliar-share",
 }
 
 

@@ -161,9 +161,22 @@ def song_probabilities(heads: StackedHeads, i: int, x: np.ndarray, row_clip: np.
                        n_clips: int, temperature: float = 1.0) -> np.ndarray:
     """(n_clips, classes): head ``i``'s mean per-second softmax probabilities of the clips
     whose rows ``x`` are (``row_clip``: each row's clip, 0..n_clips-1)."""
+    return clip_probabilities(head_logits(heads, i, x) / temperature, row_clip, n_clips)
+
+
+def head_logits(heads: StackedHeads, i: int, x: np.ndarray) -> np.ndarray:
+    """Head ``i``'s logits of the rows ``x``."""
     with torch.inference_mode():
-        logits = heads(torch.from_numpy(x)[None], slice(i, i + 1))[0].numpy()
-    return clip_probabilities(logits / temperature, row_clip, n_clips)
+        return heads(torch.from_numpy(x)[None], slice(i, i + 1))[0].numpy()
+
+
+def clip_familiarity(logits: np.ndarray, row_clip: np.ndarray, n_clips: int) -> np.ndarray:
+    """(n_clips,): each clip's familiarity, the log-sum-exp of its mean logits
+    (``tagger.results.familiarity``); a held-out class's masked logit adds nothing."""
+    sums = np.zeros((n_clips, logits.shape[1]))
+    np.add.at(sums, row_clip, logits)
+    means = sums / np.maximum(np.bincount(row_clip, minlength=n_clips), 1)[:, None]
+    return np.logaddexp.reduce(means, axis=1)
 
 
 def clip_probabilities(logits: np.ndarray, row_clip: np.ndarray, n_clips: int) -> np.ndarray:

@@ -13,7 +13,7 @@ labelled clip is trained on (the bundled model).
 from __future__ import annotations
 
 import platform
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,10 @@ from tagger.training.run_folder import write_run
 from tagger.training.softset import (
     HeadConfig,
     HeadSpec,
+    clip_familiarity,
     clip_probabilities,
     f1_thresholds,
-    song_probabilities,
+    head_logits,
     train_stack,
 )
 from tagger.training.transfer import Backbone, copy_backbone, load_backbones
@@ -77,34 +78,50 @@ def valid_clips(data: GenreData, valid_share: float, seed: int) -> np.ndarray:
     return group_folds(data, max(2, round(1 / valid_share)), seed) == 0
 
 
-def train_heads(data: GenreData, train: np.ndarray, config: HeadConfig,
-                seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The head on ``train`` (weights (400, 17), bias (17,)) and its per-genre thresholds
-    from ``INNER_FOLDS`` heads trained on the rest of ``train`` and scored on one fold each."""
+@dataclass(frozen=True)
+class TrainedHead:
+    weight: np.ndarray  # (classes, 400)
+    bias: np.ndarray  # (classes,)
+    thresholds: np.ndarray  # (classes,): of the song's mean probabilities
+    familiarity_below: float | None  # the level under which a song is unfamiliar
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return x @ self.weight.T + self.bias
+
+
+def train_heads(data: GenreData, train: np.ndarray, config: HeadConfig, seed: int,
+                unfamiliar_share: float) -> TrainedHead:
+    """The head on ``train``, its per-genre thresholds (F1-optimal) and familiarity level
+    (``unfamiliar_share`` of the known songs under it) from ``INNER_FOLDS`` heads trained
+    on the rest of ``train`` and scored on one fold each."""
     inner = group_folds(data, INNER_FOLDS, seed)
     specs = [HeadSpec(train)] + [HeadSpec(train & (inner != j)) for j in range(INNER_FOLDS)]
     heads = train_stack(data.x, data.row_clip, data.closed, data.partial, POP_ROCK_COLUMNS,
                         specs, config, seed)
     out_of_fold = np.full((len(data), len(CLASSES)), np.nan)
+    familiarity = np.full(len(data), np.nan)
     for j in range(INNER_FOLDS):
         scored = train & (inner == j)
         if scored.any():
             rows, local = data.rows(scored)
-            out_of_fold[scored] = song_probabilities(heads, j + 1, data.x[rows], local,
-                                                     int(scored.sum()))
+            logits = head_logits(heads, j + 1, data.x[rows])
+            out_of_fold[scored] = clip_probabilities(logits, local, int(scored.sum()))
+            familiarity[scored] = clip_familiarity(logits, local, int(scored.sum()))
     known = ~np.isnan(out_of_fold[:, 0])
-    thresholds = f1_thresholds(out_of_fold[known], data.closed[known])
-    weight = heads.w[0].detach().numpy().T.copy()
-    bias = heads.b[0, 0].detach().numpy().copy()
-    return weight, bias, thresholds
+    level = (float(np.quantile(familiarity[known], unfamiliar_share))
+             if unfamiliar_share > 0 else None)
+    return TrainedHead(heads.w[0].detach().numpy().T.copy(),
+                       heads.b[0, 0].detach().numpy().copy(),
+                       f1_thresholds(out_of_fold[known], data.closed[known]), level)
 
 
 def song_figures(data: GenreData, probs: np.ndarray, thresholds: np.ndarray,
-                 scored: np.ndarray) -> dict[str, Any]:
+                 familiar: np.ndarray, scored: np.ndarray) -> dict[str, Any]:
     """Per source and genre, on the ``scored`` clips: the top genre is one of the clip's
-    (Pop/Rock: pop, rock or metal), songs with no genre, genres per song, a given genre
-    is right, and per genre recall and precision of the thresholded genres."""
-    chosen = probs >= thresholds
+    (Pop/Rock: pop, rock or metal), songs with no genre (unfamiliar or none reaching its
+    threshold), genres per song, a given genre is right, and per genre recall and
+    precision of the song's genres."""
+    chosen = (probs >= thresholds) & familiar[:, None]
     top = probs.argmax(1)
     rows = np.arange(len(probs))
     pop_rock = data.partial & np.isin(top, POP_ROCK_COLUMNS)
@@ -176,15 +193,20 @@ def retrain_vocabulary(options: GenreOptions, console: Console) -> RunResult:
     config = head_config(options)
     console.print(f"train: {int(train.sum())} clips; valid: {int((valid & data.usable).sum())}"
                   f" clips; {len(CLASSES)} genres", highlight=False)
-    weight, bias, thresholds = train_heads(data, train, config, seed)
-    model, backbone, input_shape = joint_model(weight, bias)
+    head = train_heads(data, train, config, seed, options.train.unfamiliar_share)
+    model, backbone, input_shape = joint_model(head.weight, head.bias)
     evaluation: dict[str, Any] = {}
     if valid.any():
         rows, local = data.rows(valid)
-        logits = data.x[rows] @ weight.T + bias
+        logits = head.logits(data.x[rows])
         probs = np.zeros((len(data), len(CLASSES)))
         probs[valid] = clip_probabilities(logits, local, int(valid.sum()))
-        evaluation["valid"] = song_figures(data, probs, thresholds, valid & data.usable)
+        familiar = np.ones(len(data), dtype=bool)
+        if head.familiarity_below is not None:
+            familiar[valid] = (clip_familiarity(logits, local, int(valid.sum()))
+                               >= head.familiarity_below)
+        evaluation["valid"] = song_figures(data, probs, head.thresholds, familiar,
+                                           valid & data.usable)
     card = ModelCard(
         name=options.name, task="genre", classes=list(CLASSES),
         architecture=backbone.architecture, hyperparameters=backbone.hyperparameters,
@@ -197,7 +219,9 @@ def retrain_vocabulary(options: GenreOptions, console: Console) -> RunResult:
         evaluation=evaluation,
         calibration={"temperature": 1.0, "uncertain_below": options.train.uncertain_below},
         song_genres={"thresholds": {g: round(float(t), 4)
-                                    for g, t in zip(CLASSES, thresholds, strict=True)}},
+                                    for g, t in zip(CLASSES, head.thresholds, strict=True)},
+                     **({} if head.familiarity_below is None
+                        else {"familiarity_below": round(head.familiarity_below, 4)})},
     )
     write_run(options, model, card, {"evaluation": evaluation,
                                      "thresholds": card.song_genres["thresholds"]})
