@@ -12,6 +12,9 @@ that the load of a shared machine falls on all of them alike; compare the ratios
 3. A folder of clips (--folder-minutes of audio), `genre-tag FOLDER --quiet`, in x real time.
 4. The course's librosa pipeline as a script (interpreter, imports, load at 8 kHz,
    per-second melgrams; no model) on the same song and folder: the baseline of issue 17.
+
+The table goes to benchmarks/results/bench_backends.json (table ``backends``; --out:
+elsewhere).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from bench_pipeline import run_measuring_rss, write_mp3
+from results_file import add_out_option, write_results
 
 LIBROSA_SCRIPT = """
 import sys
@@ -71,16 +75,27 @@ def command(*args: str) -> Callable[[], object]:
     return lambda: subprocess.run([sys.executable, *args], check=True, capture_output=True)
 
 
-def row(label: str, today: float, new: float, unit: str = "s") -> None:
-    """A line of the table; the ratio is how many times faster the new default is."""
+def row(label: str, today: float, new: float, unit: str = "s",
+        librosa: float | None = None) -> dict[str, object]:
+    """Print a line of the table and return its row; the ratio is how many times faster the
+    new default is."""
     faster = new / today if unit == "x" else today / new  # for MB: how many times smaller
     print(f"{label:<44} {today:>9.2f} {unit:<3} {new:>9.2f} {unit:<3} {faster:>6.2f}x")
+    def shown(value: float) -> float | int:
+        return round(value) if unit == "MB" else round(value, 2)
+
+    return {"measure": label.strip() + (" (s)" if unit == "s" else ""),
+            "torch (`--backend torch`)": shown(today), "default backend": shown(new),
+            "the course's librosa script (no model)": (None if librosa is None
+                                                       else shown(librosa)),
+            "default better by (x)": round(faster, 2)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--folder-minutes", type=int, default=24)
+    add_out_option(parser, "bench_backends")
     args = parser.parse_args()
 
     from tagger.inference import Tagger
@@ -101,7 +116,7 @@ def main() -> None:
         model = interleaved({
             name: lambda t=tagger: [t.run_outputs(*run) for run in runs]
             for name, tagger in (("today", today), ("new", new))}, args.runs)
-        row("model time, 3-min song", model["today"], model["new"])
+        rows = [row("model time, 3-min song", model["today"], model["new"])]
 
         clips = folder / "clips"
         clips.mkdir()
@@ -116,7 +131,8 @@ def main() -> None:
             "new": command(*tag, str(song), "--json", str(folder / "b.json")),
             "librosa": command(str(script), str(song)),
         }, args.runs)
-        row("whole `genre-tag song.mp3 --json out.json`", whole["today"], whole["new"])
+        rows.append(row("whole `genre-tag song.mp3 --json out.json`", whole["today"],
+                        whole["new"], librosa=whole["librosa"]))
         memory = {
             "today": run_measuring_rss(sys.executable, *tag, str(song), "--backend", "torch",
                                        "--json", str(folder / "a.json")),
@@ -124,15 +140,17 @@ def main() -> None:
                                      str(folder / "b.json")),
             "librosa": run_measuring_rss(sys.executable, str(script), str(song)),
         }
-        row("  its peak memory (MB)", memory["today"], memory["new"], "MB")
+        rows.append(row("  its peak memory (MB)", memory["today"], memory["new"], "MB",
+                        memory["librosa"]))
         seconds = args.folder_minutes * 60
         runs_folder = interleaved({
             "today": command(*tag, str(clips), "--quiet", "--backend", "torch"),
             "new": command(*tag, str(clips), "--quiet"),
             "librosa": command(str(script), str(clips)),
         }, args.runs)
-        row(f"folder of {args.folder_minutes} min, x real time", seconds / runs_folder["today"],
-            seconds / runs_folder["new"], "x")
+        rows.append(row(f"folder of {args.folder_minutes} min, x real time",
+                        seconds / runs_folder["today"], seconds / runs_folder["new"], "x",
+                        seconds / runs_folder["librosa"]))
         print(f"{'librosa script (no model): song':<44} {whole['librosa']:>9.2f} s, "
               f"{memory['librosa']:.0f} MB; "
               f"genre-tag/librosa: today {whole['today'] / whole['librosa']:.2f}x, "
@@ -142,6 +160,12 @@ def main() -> None:
               f"genre-tag/librosa: today "
               f"{runs_folder['today'] / runs_folder['librosa']:.2f}x, "
               f"new {runs_folder['new'] / runs_folder['librosa']:.2f}x")
+
+    write_results("bench_backends", {"backends": rows},
+                  {"runs": args.runs, "folder_minutes": args.folder_minutes,
+                   "model": today.card.name, "default_backend": new.backend,
+                   "default_engine": new.engine.name if new.engine else "torch",
+                   "threads": torch.get_num_threads()}, args.out)
 
 
 if __name__ == "__main__":

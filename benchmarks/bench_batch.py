@@ -3,9 +3,10 @@
 the ratios hold on a machine shared with other work.
 
 Run: python benchmarks/bench_batch.py [--songs 120] [--weights genre-sources11] [--data DIR]
-(needs the ray extra and ../shared/data). The songs are read where they are: the folder
-for ``genre-tag DIR`` holds links to them, in a temporary folder. Each command runs in
-its own process with empty caches, and its wall time includes start-up (Ray's too).
+[--out FILE] (needs the ray extra and ../shared/data). The songs are read where they are:
+the folder for ``genre-tag DIR`` holds links to them, in a temporary folder. Each command
+runs in its own process with empty caches, and its wall time includes start-up (Ray's
+too). The table (``engines``) goes to benchmarks/results/bench_batch.json.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from results_file import add_out_option, write_results
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -51,6 +54,7 @@ def main() -> None:
     parser.add_argument("--songs", type=int, default=120)
     parser.add_argument("--weights", default="genre-sources11")
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
+    add_out_option(parser, "bench_batch")
     options = parser.parse_args()
     songs = real_songs(options.data, options.songs)
     genre_tag = [sys.executable, "-m", "tagger"]
@@ -78,14 +82,22 @@ def main() -> None:
     plain = results["genre-tag DIR"][0]
     print(f"{len(songs)} GTZAN clips (30 s each), model {options.weights}, "
           f"{os.cpu_count()} CPUs\n")
+    rows = [{"command": f"`{name}`", "wall time (s)": round(seconds, 1),
+             "songs per second": round(len(songs) / seconds, 2),
+             "time against `genre-tag DIR` (x)": round(seconds / plain, 2)}
+            for name, (seconds, _) in results.items()]
     print("| command | wall time | songs per second | time vs genre-tag DIR |")
     print("|---|---|---|---|")
-    for name, (seconds, _) in results.items():
-        print(f"| `{name}` | {seconds:.1f} s | {len(songs) / seconds:.2f} | "
-              f"{seconds / plain:.2f}x |")
+    for row in rows:
+        print(f"| {row['command']} | {row['wall time (s)']:.1f} s | "
+              f"{row['songs per second']:.2f} | {row['time against `genre-tag DIR` (x)']:.2f}x |")
     print()
     for name, (_, summary) in results.items():
         print(f"{name}: {summary}")
+    write_results("bench_batch", {"engines": rows},
+                  {"songs": len(songs), "weights": options.weights,
+                   "summaries": {name: summary for name, (_, summary) in results.items()}},
+                  options.out)
 
 
 if __name__ == "__main__":

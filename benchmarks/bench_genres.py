@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_library_scale import genre_tag_commit, machine
 from genre_cv import CVResult, GenreData, cross_validate
 from genre_tables import class_table, holdout_summary, source_table, versus
+from results_file import genre_tag_commit, machine
 
 from tagger.datasets.vocabulary import read_genre_clips
 from tagger.errors import TaggerError

@@ -1,11 +1,12 @@
 """int8 post-training quantization of the bundled genre model's OpenVINO graph, measured and
 not taken: per-second top-1 agreement with float32 and model time, beside bfloat16.
 
-Run: pip install nncf && python benchmarks/bench_int8.py [--data ../shared/data]
+Run: pip install nncf && python benchmarks/bench_int8.py [--data ../shared/data] [--out FILE]
 
 Calibration: every run of every 8th GTZAN training clip (static, per-channel weights,
 NNCF's performance and mixed presets); agreement: the validation seconds of
-bench_agreement.py; model time: a 3-minute song's runs, median of 3.
+bench_agreement.py; model time: a 3-minute song's runs, median of 3. The table
+(``variants``) goes to benchmarks/results/bench_int8.json.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import openvino as ov
 from bench_agreement import DATA, validation_clips
 from bench_pipeline import write_mp3
+from results_file import add_out_option, write_results
 
 from tagger.backends import shipped_graphs_folder
 from tagger.features import file_segments, stream_runs
@@ -33,6 +35,7 @@ Runs = list[tuple[np.ndarray, int, int]]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
+    add_out_option(parser, "bench_int8")
     args = parser.parse_args()
     tagger = Tagger.load(device="cpu")
     graph = next(shipped_graphs_folder().glob(f"{tagger.checksum}-*.xml"))
@@ -68,6 +71,8 @@ def main() -> None:
     print(f"{len(valid)} validation clips, {audible.sum()} audible seconds; "
           f"{len(calibration)} calibration runs")
 
+    variants = []
+
     def report(name: str, compiled: ov.CompiledModel) -> None:
         got = np.concatenate([outputs(compiled, runs) for runs, _ in valid])[audible]
         request = compiled.create_infer_request()
@@ -77,8 +82,12 @@ def main() -> None:
             for run, _, _ in song_runs:
                 request.infer({0: run})
             times.append(time.perf_counter() - started)
-        print(f"{name:<34} agreement with float32 {(got.argmax(1) == expected).mean():.4f}, "
-              f"3-min song model time {statistics.median(times[1:]):.3f} s")
+        agreement = float((got.argmax(1) == expected).mean())
+        seconds = statistics.median(times[1:])
+        print(f"{name:<34} agreement with float32 {agreement:.4f}, "
+              f"3-min song model time {seconds:.3f} s")
+        variants.append({"variant": name, "per-second top-1 agreement with float32":
+                         round(agreement, 4), "model time, 3-min song (s)": round(seconds, 3)})
 
     report("float32", float32)
     report("bfloat16 (the default)", compiled_of(reference, "bf16"))
@@ -97,6 +106,11 @@ def main() -> None:
                                       subset_size=len(calibration),
                                       ignored_scope=ignored or nncf.IgnoredScope())
             report(f"int8 {scope}, {preset.value}", compiled_of(quantized, "bf16"))
+
+    write_results("bench_int8", {"variants": variants},
+                  {"validation_clips": len(valid), "audible_seconds": int(audible.sum()),
+                   "calibration_runs": len(calibration), "nncf": nncf.__version__,
+                   "openvino": ov.__version__}, args.out)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Songs per minute of `genre-tag` over a library: 1 job, N jobs, and a second (cached) run.
 
 Run: python benchmarks/bench_library.py [--data ../shared/data] [--songs 100] [--jobs 1 2]
-     [--write-emotion]
+     [--write-emotion] [--out FILE]
 
 The songs are real 30-second GTZAN clips of ../shared/data, the same number from each
 genre, read in place. Every configuration is the whole command (`genre-tag FILES --quiet
@@ -13,6 +13,9 @@ on writable copies of the clips: genres and emotion for every song, nothing writ
 First, in this process, the share of a song's time that decoding and melgrams take (the
 rest is the model): what work a pool of decoding workers could take off the model's
 process.
+
+The tables (``runs``, ``one_process``) go to benchmarks/results/bench_library.json, with
+--write-emotion to bench_library_emotion.json (--out: elsewhere).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from results_file import add_out_option, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,6 +82,12 @@ def timed_run(files: list[Path], jobs: int, cache_home: Path, weights: str | Non
     return time.perf_counter() - started
 
 
+def run_row(run: str, seconds: float, songs: int) -> dict[str, object]:
+    return {"run": run, "seconds": round(seconds, 1),
+            "songs per minute": round(songs / seconds * 60),
+            "x real time": round(30 * songs / seconds)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -85,6 +96,7 @@ def main() -> None:
     parser.add_argument("--weights", help="a checkpoint or bundled model (default: bundled)")
     parser.add_argument("--write-emotion", action="store_true",
                         help="time a dry run of --write-tags --write-emotion instead")
+    add_out_option(parser, "bench_library")
     args = parser.parse_args()
     files = library(args.data, args.songs)
     seconds = 30 * len(files)
@@ -93,6 +105,7 @@ def main() -> None:
     decoding, whole = decoding_share(files[:5], args.weights)
     print(f"one process: decode + melgrams {decoding:.3f} s of {whole:.3f} s per song "
           f"({decoding / whole:.0%})")
+    runs = []
     with tempfile.TemporaryDirectory() as scratch:
         if args.write_emotion:
             copies = Path(scratch) / "library"
@@ -103,9 +116,18 @@ def main() -> None:
             took = timed_run(files, jobs, cache_home, args.weights, args.write_emotion)
             print(f"--jobs {jobs}, empty cache: {took:6.1f} s, "
                   f"{len(files) / took * 60:6.1f} songs/min")
+            runs.append(run_row(f"`--jobs {jobs}`, empty cache", took, len(files)))
         took = timed_run(files, args.jobs[-1], cache_home, args.weights, args.write_emotion)
         print(f"--jobs {args.jobs[-1]}, warm cache:  {took:6.1f} s, "
               f"{len(files) / took * 60:6.1f} songs/min")
+        runs.append(run_row(f"`--jobs {args.jobs[-1]}`, warm cache", took, len(files)))
+    one_process = [{"decode + melgrams (s per song)": round(decoding, 3),
+                    "whole analysis (s per song)": round(whole, 3),
+                    "decode + melgrams share": round(decoding / whole, 2)}]
+    write_results("bench_library_emotion" if args.write_emotion else "bench_library",
+                  {"runs": runs, "one_process": one_process},
+                  {"songs": len(files), "weights": args.weights or "default",
+                   "write_emotion": args.write_emotion}, args.out)
 
 
 if __name__ == "__main__":

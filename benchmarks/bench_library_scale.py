@@ -30,7 +30,7 @@ its report says why not), hand-set genres and the other tags are untouched, no
 killed run's records are read from the temporary file it leaves); after the restore, how
 many files hold the tags they held before and how many are byte-identical, and what
 differs in the others (reported, not failed). The figures go to
-benchmarks/results/bench_library_scale.json.
+benchmarks/results/bench_library_scale.json (--out: elsewhere).
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -51,9 +50,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
+from results_file import add_out_option, genre_tag_commit, write_results
 from scale_library import (
     FORMATS,
     FileState,
@@ -69,7 +68,6 @@ from scale_library import (
 from tagger.audio import PARTIAL_COPY_MARK
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "bench_library_scale.json"
 STATUS_WIDTH = 13  # genre-tag prints each file as f"{status:<13} {path}: ..."
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -220,26 +218,21 @@ def read_report(path: Path) -> tuple[list[dict], str]:
     return records, where
 
 
-def machine() -> dict:
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
-                  if line.startswith("model name")), platform.processor())
-    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    return {"cpu": model, "cores": os.cpu_count(), "memory_gb": round(memory_kb / 2**20, 1),
-            "python": platform.python_version()}
-
-
-def genre_tag_commit() -> dict:
-    """The checkout's commit, and its uncommitted changes under tagger/ (others edit it)."""
-    def git(*arguments: str) -> str:
-        return subprocess.run(["git", "-C", str(ROOT), *arguments], capture_output=True,
-                              text=True).stdout.rstrip()
-    return {"commit": git("rev-parse", "HEAD"),
-            "uncommitted_in_tagger": git("status", "--porcelain", "--", "tagger").splitlines()}
-
-
 def folder_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
+
+
+def phase_table(phases: list[dict]) -> list[dict]:
+    """The table of the recorded phases (``results["phases"]``)."""
+    return [{"phase": phase["name"],
+             "ended": "killed" if phase["ended"].startswith("killed") else phase["ended"],
+             "files seen": phase["files"],
+             "written": phase["lines"].get("written", 0) + phase["lines"].get("restored", 0),
+             "errors": phase["errors"],
+             "seconds": round(phase["seconds"]),
+             "files/s": round(phase["files"] / phase["seconds"]) if phase["seconds"] else None,
+             "peak PSS MB": round(phase["peak_pss_mb"])}
+            for phase in phases]
 
 
 def print_errors(phase: Phase) -> None:
@@ -397,21 +390,18 @@ def benchmark(options: argparse.Namespace, workdir: Path) -> int:
               "results cache MB": folder_mb(home / "cache")}
     print("sizes: " + ", ".join(f"{name} {size:.1f}" for name, size in stores.items()))
 
+    recorded = [{**asdict(p), "lines": dict(p.lines), "files": p.files,
+                 "files_per_second": round(p.files / p.seconds, 2) if p.seconds else None}
+                for p in commands]
     results = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(), "genre_tag": version, **library_figures,
+        "genre_tag": version, **library_figures,
         "reading_before_seconds": round(reading_before, 1),
         "reading_after_writes_seconds": round(reading_after, 1),
         "memory_measure": "sum of RSS and of PSS over the phase's process group, "
                           "from /proc every 0.2 s",
-        "phases": [{**asdict(p), "lines": dict(p.lines), "files": p.files,
-                    "files_per_second": round(p.files / p.seconds, 2) if p.seconds else None}
-                   for p in commands],
-        "after_writes": checks, "after_restore": restore_checks, **stores}
-    options.results.parent.mkdir(parents=True, exist_ok=True)
-    options.results.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    print(f"figures written to {options.results}")
+        "phases": recorded, "after_writes": checks, "after_restore": restore_checks, **stores}
+    write_results("bench_library_scale", {"phases": phase_table(recorded)}, results,
+                  options.out)
     return 1 if failures else 0
 
 
@@ -424,7 +414,7 @@ def main() -> None:
                         help="where the library, caches and logs go (default: a temporary "
                              "folder); new or empty")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON figures")
+    add_out_option(parser, "bench_library_scale")
     options = parser.parse_args()
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="bench_library_scale."))
     if workdir.exists() and any(workdir.iterdir()):

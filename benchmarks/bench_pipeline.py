@@ -1,13 +1,18 @@
 """Speed and memory of genre-tag against the course's librosa pipeline.
 
-Run: python benchmarks/bench_pipeline.py   (needs the test extra: librosa)
+Run: python benchmarks/bench_pipeline.py [--weights NAME ...] [--long-minutes N] [--runs N]
+     [--out FILE]   (needs the test extra: librosa)
 
+For each model of --weights (default: the bundled one):
 1. On a 3-minute MP3: decode + melgrams + model (genre-tag) against
    librosa.load at 8 kHz then melspectrogram + power_to_db per second (the
    course helper), same file, same run, best of 3, interpreter start-up and
    model loading excluded.
 2. The whole `genre-tag song.mp3 --no-cache` command, wall time, best of 3.
 3. Time and peak RSS of `genre-tag long.mp3 --quiet --no-cache` on a 60-minute MP3.
+
+The table goes to benchmarks/results/bench_pipeline.json (table ``pipeline``: a row per
+model, one for the librosa pipeline, one for `import torch` alone).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from audio_fixtures import synth_song
+from results_file import add_out_option, write_results
 
 
 def write_mp3(path: Path, seconds: int, rate: int = 44100, bit_rate: int = 128_000) -> Path:
@@ -82,47 +88,68 @@ def course_pipeline(path: Path) -> np.ndarray:
     ])
 
 
+def measure_model(weights: Path | None, song: Path, long: Path, long_minutes: int,
+                  runs: int) -> dict[str, object]:
+    """The model's row of the table, printing as it goes."""
+    from tagger.inference import Tagger
+
+    chosen = ["--weights", str(weights)] if weights else []
+    tagger = Tagger.load(weights, device="cpu")
+    print(f"model: {tagger.card.name} ({tagger.card.architecture}, input "
+          f"{tagger.card.input_shape}; backend {tagger.backend})")
+    tagger.tag_file(song)  # warm-up
+    ours = best_of(runs, lambda: tagger.tag_file(song))
+    print(f"3-min MP3, genre-tag decode+melgrams+model: {ours:.3f} s")
+    command = [sys.executable, "-m", "tagger", str(song), "--device", "cpu", "--no-cache",
+               *chosen]
+    whole = best_of(runs, lambda: subprocess.run(command, check=True, capture_output=True))
+    print(f"whole command `genre-tag song.mp3` (3 min): {whole:.2f} s")
+    started = time.perf_counter()
+    peak = run_measuring_rss(sys.executable, "-m", "tagger", str(long), "--quiet",
+                             "--device", "cpu", "--no-cache", *chosen)
+    elapsed = time.perf_counter() - started
+    print(f"{long_minutes}-min MP3: {elapsed:.1f} s, peak RSS {peak:.0f} MB")
+    return {"pipeline": f"{tagger.card.name} ({tagger.backend})",
+            "3-min MP3: decode + melgrams + model (s)": round(ours, 2),
+            "whole `genre-tag song.mp3`, 3 min (s)": round(whole, 2),
+            f"`genre-tag` on a {long_minutes}-min MP3 (s)": round(elapsed, 1),
+            "peak RSS of that run (MB)": round(peak)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--long-minutes", type=int, default=60)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--weights", type=Path, help="a checkpoint (default: the bundled model)")
+    parser.add_argument("--weights", type=Path, nargs="+", default=[None],
+                        help="checkpoints or bundled models (default: the bundled model)")
+    add_out_option(parser, "bench_pipeline")
     args = parser.parse_args()
-    chosen = ["--weights", str(args.weights)] if args.weights else []
 
     import torch
 
-    from tagger.inference import Tagger
-
+    rows = []
     with tempfile.TemporaryDirectory() as folder:
         song = write_mp3(Path(folder) / "song.mp3", 180)
-        tagger = Tagger.load(args.weights, device="cpu")
-        print(f"model: {tagger.card.name} ({tagger.card.architecture}, input "
-              f"{tagger.card.input_shape})")
-        tagger.tag_file(song)  # warm-up
-        ours = best_of(args.runs, lambda: tagger.tag_file(song))
+        long = write_mp3(Path(folder) / "long.mp3", args.long_minutes * 60)
+        print(f"torch threads: {torch.get_num_threads()}")
+        for weights in args.weights:
+            rows.append(measure_model(weights, song, long, args.long_minutes, args.runs))
         course_pipeline(song)  # warm-up (numba compilation)
         theirs = best_of(args.runs, lambda: course_pipeline(song))
-        print(f"torch threads: {torch.get_num_threads()}")
-        print(f"3-min MP3, genre-tag decode+melgrams+model: {ours:.3f} s")
         print(f"3-min MP3, course librosa pipeline (features only): {theirs:.3f} s")
-        print(f"speed-up: {theirs / ours:.1f}x")
-
-        command = [sys.executable, "-m", "tagger", str(song), "--device", "cpu", "--no-cache",
-                   *chosen]
-        whole = best_of(args.runs, lambda: subprocess.run(command, check=True,
-                                                          capture_output=True))
-        print(f"whole command `genre-tag song.mp3` (3 min): {whole:.2f} s")
-
-        long = write_mp3(Path(folder) / "long.mp3", args.long_minutes * 60)
-        started = time.perf_counter()
-        peak = run_measuring_rss(sys.executable, "-m", "tagger", str(long), "--quiet",
-                                 "--device", "cpu", "--no-cache", *chosen)
-        elapsed = time.perf_counter() - started
-        print(f"{args.long_minutes}-min MP3: {elapsed:.1f} s, peak RSS {peak:.0f} MB")
-        print(f"for scale, `python -c 'import torch'` alone: peak RSS "
-              f"{run_measuring_rss(sys.executable, '-c', 'import torch'):.0f} MB "
-              f"(torch {torch.__version__})")
+        for row in rows:
+            print(f"speed-up of {row['pipeline']}: "
+                  f"{theirs / row['3-min MP3: decode + melgrams + model (s)']:.1f}x")
+    torch_alone = run_measuring_rss(sys.executable, "-c", "import torch")
+    print(f"for scale, `python -c 'import torch'` alone: peak RSS {torch_alone:.0f} MB "
+          f"(torch {torch.__version__})")
+    rows.append({"pipeline": "the course's librosa pipeline (features only, no model)",
+                 "3-min MP3: decode + melgrams + model (s)": round(theirs, 2)})
+    rows.append({"pipeline": f"`python -c 'import torch'` alone (torch {torch.__version__})",
+                 "peak RSS of that run (MB)": round(torch_alone)})
+    write_results("bench_pipeline", {"pipeline": rows},
+                  {"runs": args.runs, "long_minutes": args.long_minutes,
+                   "torch_threads": torch.get_num_threads()}, args.out)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Genre segments of mixes against the plain per-second argmax and --smooth N.
 
 Run: python benchmarks/bench_segments.py [--weights NAME] [--save FILE | --load FILE]
+     [--out FILE]
 
 Mixes are built from the GTZAN validation clips in ../shared/data/gtzan
 (clips.csv, ff_split=valid; never training clips): five clips a mix, no two
@@ -18,6 +19,10 @@ the share of the audible seconds whose segment (or second) is labelled with
 the true genre. A boundary lies where the label changes between audible
 seconds (across silence: in the middle of the silence); for the segmenter,
 between consecutive audible segments.
+
+The tables go to benchmarks/results/bench_segments.json: ``methods`` (every method and
+variant, as printed) and ``summary`` (the plain argmax and the best --smooth over all
+mixes, the default segments per variant).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 from audio_fixtures import write_audio  # noqa: E402
+from results_file import add_out_option, write_results  # noqa: E402
 
 from tagger.audio import decode_to_array  # noqa: E402
 from tagger.results import SongResult, smooth_probabilities  # noqa: E402
@@ -282,15 +288,34 @@ def describe(method: tuple) -> str:
     return f"--smooth {settings[0]}" if kind == "smooth" else "per-second argmax"
 
 
-def report(mixes: list[Mix], methods: list[tuple]) -> None:
-    print("| method | mixes | boundary precision | boundary recall | F1 | label accuracy |")
-    print("|---|---|---|---|---|---|")
+def report(mixes: list[Mix], methods: list[tuple]) -> list[dict[str, object]]:
+    """Print the table of every method and variant; its rows."""
+    rows = []
     for method in methods:
         for variant in (*VARIANTS, "all"):
             chosen = [m for m in mixes if variant in ("all", m.variant)]
             found = score(chosen, method)
-            print(f"| {describe(method)} | {variant} ({len(chosen)}) | {found.precision:.2f} | "
-                  f"{found.recall:.2f} | {found.f1:.2f} | {found.accuracy:.2f} |")
+            rows.append({"method": describe(method), "mixes": f"{variant} ({len(chosen)})",
+                         "boundary precision": round(found.precision, 2),
+                         "boundary recall": round(found.recall, 2), "F1": round(found.f1, 2),
+                         "label accuracy": round(found.accuracy, 2)})
+    print("| " + " | ".join(rows[0]) + " |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(f"{value:.2f}" if isinstance(value, float) else value
+                                for value in row.values()) + " |")
+    return rows
+
+
+def summary(rows: list[dict[str, object]], smooth: tuple, defaults: tuple
+            ) -> list[dict[str, object]]:
+    """The argmax and the tuned --smooth over all mixes, the defaults per variant."""
+    labels = {describe(("argmax",)): "per-second argmax",
+              describe(smooth): f"`--smooth {smooth[1]}` (best window on the tune mixes)",
+              describe(defaults): "segments (defaults)"}
+    return [{**row, "method": labels[row["method"]]} for row in rows
+            if row["method"] == describe(defaults)
+            or (row["method"] in labels and str(row["mixes"]).startswith("all"))]
 
 
 def main() -> None:
@@ -300,6 +325,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--save", type=Path, help="keep the mixes' results in this pickle")
     parser.add_argument("--load", type=Path, help="read the mixes' results from --save")
+    add_out_option(parser, "bench_segments")
     args = parser.parse_args()
     import pickle
 
@@ -326,8 +352,12 @@ def main() -> None:
     methods = [("argmax",), smooth, segments]
     if defaults != segments:
         methods.append(defaults)
-    report(reported, methods)
+    rows = report(reported, methods)
     print(f"\n{time.perf_counter() - started:.0f} s")
+    write_results("bench_segments", {"methods": rows, "summary": summary(rows, smooth, defaults)},
+                  {"model": model, "tune_mixes": len(tuning), "report_mixes": len(reported),
+                   "tuned": {"segments": describe(segments), "smooth": describe(smooth)},
+                   "seed": args.seed}, args.out)
 
 
 if __name__ == "__main__":
