@@ -131,6 +131,10 @@ def list_architectures() -> None:
 @click.option("--uncertain-below", type=click.FloatRange(0, 1),
               help="Calibrated top probability under which a second is uncertain. "
                    "[default: 0.35]")
+@click.option("--min-precision", type=click.FloatRange(0, 1),
+              help="--format vocabulary: each genre's threshold is the F1-optimal one among "
+                   "those right at least this often out of fold; a genre none reaches is "
+                   "never given. [default: 0]")
 @click.option("--unfamiliar-share", type=click.FloatRange(0, 0.5),
               help="--format vocabulary: the share of known songs (out of fold) left "
                    "without a genre as unfamiliar; sets the card's familiarity level, under "

@@ -102,6 +102,9 @@ class GenreConfig(TrainConfig):
     # --format vocabulary: the share of known songs (out of fold) whose familiarity may fall
     # under the level that leaves a song unfamiliar, without a genre (0: no such level).
     unfamiliar_share: float = 0.0
+    # --format vocabulary: a genre's threshold keeps at least this precision out of fold
+    # (none does: the genre is never given).
+    min_precision: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -256,7 +259,7 @@ FLAGS = {
     "augment": "--augment", "epoch_rows": "--epoch-rows", "uncertain_below": "--uncertain-below",
     "freeze_backbone": "--freeze-backbone", "overfit_batch": "--overfit-batch",
     "hyperparameters": "--hparam", "seed": "--seed", "balance_power": "--balance-power",
-    "unfamiliar_share": "--unfamiliar-share",
+    "unfamiliar_share": "--unfamiliar-share", "min_precision": "--min-precision",
 }
 
 

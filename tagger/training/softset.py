@@ -188,9 +188,15 @@ def clip_probabilities(logits: np.ndarray, row_clip: np.ndarray, n_clips: int) -
     return sums / np.maximum(np.bincount(row_clip, minlength=n_clips), 1)[:, None]
 
 
-def f1_thresholds(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+MIN_HITS = 3  # a threshold's precision counts only with this many right songs above it
+
+
+def f1_thresholds(probs: np.ndarray, targets: np.ndarray,
+                  min_precision: float = 0.0) -> np.ndarray:
     """Per genre, the threshold on the song's mean probability that maximises F1 over the
-    clips whose target is known (1/0); 0.5 for a genre without a positive clip."""
+    clips whose target is known (1/0), among those whose precision reaches
+    ``min_precision`` (with ``MIN_HITS`` right songs); 1.0 (never given) for a genre none
+    reaches, 0.5 for a genre without a positive clip."""
     out = np.full(probs.shape[1], 0.5)
     for g in range(probs.shape[1]):
         known = targets[:, g] >= 0
@@ -201,5 +207,7 @@ def f1_thresholds(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
         chosen = p[None, :] >= candidates[:, None]
         tp = (chosen & t).sum(1)
         f1 = 2 * tp / (chosen.sum(1) + t.sum())
-        out[g] = candidates[int(np.argmax(f1))]
+        precise = ((tp >= min(MIN_HITS, int(t.sum()))) & (tp >= min_precision * chosen.sum(1))
+                   if min_precision > 0 else np.ones(len(candidates), dtype=bool))
+        out[g] = candidates[int(np.argmax(np.where(precise, f1, -1)))] if precise.any() else 1.0
     return out

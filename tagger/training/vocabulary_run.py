@@ -90,10 +90,11 @@ class TrainedHead:
 
 
 def train_heads(data: GenreData, train: np.ndarray, config: HeadConfig, seed: int,
-                unfamiliar_share: float) -> TrainedHead:
-    """The head on ``train``, its per-genre thresholds (F1-optimal) and familiarity level
-    (``unfamiliar_share`` of the known songs under it) from ``INNER_FOLDS`` heads trained
-    on the rest of ``train`` and scored on one fold each."""
+                unfamiliar_share: float, min_precision: float) -> TrainedHead:
+    """The head on ``train``, its per-genre thresholds (F1-optimal among those of at least
+    ``min_precision``) and familiarity level (``unfamiliar_share`` of the known songs under
+    it) from ``INNER_FOLDS`` heads trained on the rest of ``train``, each scored on the
+    fold it left out."""
     inner = group_folds(data, INNER_FOLDS, seed)
     specs = [HeadSpec(train)] + [HeadSpec(train & (inner != j)) for j in range(INNER_FOLDS)]
     heads = train_stack(data.x, data.row_clip, data.closed, data.partial, POP_ROCK_COLUMNS,
@@ -112,7 +113,8 @@ def train_heads(data: GenreData, train: np.ndarray, config: HeadConfig, seed: in
              if unfamiliar_share > 0 else None)
     return TrainedHead(heads.w[0].detach().numpy().T.copy(),
                        heads.b[0, 0].detach().numpy().copy(),
-                       f1_thresholds(out_of_fold[known], data.closed[known]), level)
+                       f1_thresholds(out_of_fold[known], data.closed[known], min_precision),
+                       level)
 
 
 def song_figures(data: GenreData, probs: np.ndarray, thresholds: np.ndarray,
@@ -193,7 +195,8 @@ def retrain_vocabulary(options: GenreOptions, console: Console) -> RunResult:
     config = head_config(options)
     console.print(f"train: {int(train.sum())} clips; valid: {int((valid & data.usable).sum())}"
                   f" clips; {len(CLASSES)} genres", highlight=False)
-    head = train_heads(data, train, config, seed, options.train.unfamiliar_share)
+    head = train_heads(data, train, config, seed, options.train.unfamiliar_share,
+                       options.train.min_precision)
     model, backbone, input_shape = joint_model(head.weight, head.bias)
     evaluation: dict[str, Any] = {}
     if valid.any():
