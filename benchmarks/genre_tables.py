@@ -24,7 +24,8 @@ def source_table(results: list[CVResult]) -> list[dict]:
         d = r.data
         for source in (*SOURCES, "all"):
             mask = d.usable & (True if source == "all" else d.source == source)
-            cells: dict[str, list[float]] = {k: [] for k in ("top", "today", "abst", "n", "hit")}
+            cells: dict[str, list[float]] = {k: [] for k in ("top", "first", "today", "abst",
+                                                              "n", "hit")}
             for s in range(r.seeds):
                 m = mask & r.scored(s)
                 pred = r.predicted(s)
@@ -32,6 +33,7 @@ def source_table(results: list[CVResult]) -> list[dict]:
                 hit = (pred & (d.targets == 1)).any(1) | (d.partial
                                                           & pred[:, POP_ROCK_COLUMNS].any(1))
                 cells["top"].append(_mean(r.top_right(s)[m]))
+                cells["first"].append(_mean(r.first_right(s)[m]))
                 cells["today"].append(_mean(r.today_right(s)[m & (d.today >= 0)]))
                 cells["abst"].append(_mean(abstains[m]))
                 cells["n"].append(_mean(pred[m & ~abstains].sum(1)))
@@ -39,6 +41,7 @@ def source_table(results: list[CVResult]) -> list[dict]:
             rows.append({"recipe": r.name, "source": source,
                          "clips": int((mask & r.scored(0)).sum()),
                          "top-1 (all its genres)": cells["top"],
+                         "first genre right (none: wrong)": cells["first"],
                          "top-1 on today's clips": cells["today"], "abstains": cells["abst"],
                          "genres per song": cells["n"],
                          "a given genre is right": cells["hit"]})

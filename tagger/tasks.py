@@ -9,5 +9,5 @@ from __future__ import annotations
 GENRE, EMOTION = "genre", "emotion"
 TASKS = (GENRE, EMOTION)
 TARGETS = ("valence", "energy", "danceability")
-DEFAULT_GENRE_MODEL = "genre-musicnn11"
+DEFAULT_GENRE_MODEL = "genre-musicnn17"
 DEFAULT_EMOTION_MODEL = "emotion-musicnn"

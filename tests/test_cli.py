@@ -20,6 +20,7 @@ from conftest import (
 from tagger import __version__
 from tagger.cli import main
 from tagger.inference import Tagger
+from tagger.tasks import DEFAULT_GENRE_MODEL
 
 
 def run(*args: str) -> Result:
@@ -205,7 +206,7 @@ def test_bundled_models_are_chosen_by_name(song_mp3: Path) -> None:
     default = json.loads(run(str(song_mp3), "--json", "-").stdout)
     fast = run(str(song_mp3), "--weights", "genre-sources11", "--json", "-")
     assert fast.exit_code == 0, fast.output
-    assert default["model"] == "genre-musicnn11"
+    assert default["model"] == DEFAULT_GENRE_MODEL
     assert json.loads(fast.stdout)["model"] == "genre-sources11"
     missing = run(str(song_mp3), "--weights", "genre-nonesuch")
     assert missing.exit_code != 0 and "no model weights here" in missing.output

@@ -234,6 +234,12 @@ def test_vocabulary_format_trains_the_17_genre_recipe_reproducibly_and_tags(
     assert all((first[k] == second[k]).all() for k in first)
     again = json.loads((tmp_path / "again" / "model.json").read_text())
     assert again["song_genres"] == card["song_genres"]
+    every_clip = retrain(vocabulary_root, tmp_path / "all", *recipe, "--valid-share", "0")
+    assert "cross-validating the recipe over 5 group-aware folds" in every_clip
+    figures = json.loads((tmp_path / "all" / "model.json").read_text())["evaluation"]
+    scored = figures["cross_validation"]["sources"]  # each once; GTZAN's valid side only
+    assert (scored["gtzan"]["clips"], scored["emotify"]["clips"], scored["4q"]["clips"]) == (
+        2, 8, 8)
 
     song = write_audio(tmp_path / "probe.wav", chord(4.0, RATE, root=130), RATE)
     tagged = CliRunner().invoke(main, [str(song), "--weights", str(tmp_path / "run"),

@@ -12,6 +12,7 @@ from conftest import shared_data
 from tagger import inference
 from tagger.cards import bundled_weights_path, card_path_for, sha256_of
 from tagger.checkpoints import load_checkpoint, save_checkpoint
+from tagger.datasets.vocabulary import CLASSES as VOCABULARY
 from tagger.devices import select_device
 from tagger.errors import ModelError, SilentAudioError, TaggerError
 from tagger.inference import EmotionTagger, Tagger, outputs_of, tag
@@ -40,13 +41,19 @@ def test_bundled_model_card_is_complete_and_matches_its_weights() -> None:
     weights = bundled_weights_path()
     card = json.loads(card_path_for(weights).read_text())
     assert card["sha256"] == sha256_of(weights)
-    assert len(card["classes"]) == 11 and {"rock", "electronic"} <= set(card["classes"])
+    assert card["classes"] == list(VOCABULARY)
     assert card["calibration"]["temperature"] > 0 and card["calibration"]["uncertain_below"] > 0
+    assert set(card["song_genres"]["thresholds"]) == set(VOCABULARY)
+    assert isinstance(card["song_genres"]["familiarity_below"], float)
     assert card["front_end"]["sample_rate"] == 16000 and card["front_end"]["n_mels"] == 96
     assert card["architecture"] == "joint"
     assert card["training"]["init"]["model"] == "musicnn-msd + musicnn-mtt"
+    assert "--format vocabulary" in card["training"]["command"]
     assert card["training"]["command"].startswith("genre-tag retrain")
-    assert 0 < card["evaluation"]["valid"]["per_clip_accuracy"] <= 1
+    figures = card["evaluation"]["cross_validation"]  # trained on every clip, so its recipe
+    assert set(figures["sources"]) == {"gtzan", "emotify", "4q", "all"}  # is cross-validated
+    assert 0.6 < figures["sources"]["all"]["top_genre_right"] <= 1
+    assert set(figures["genres"]) == set(VOCABULARY)
     assert weights.stat().st_size < 20 * 2**20
     # The weights file is safetensors: an 8-byte header length, then JSON; no pickle.
     header_length = int.from_bytes(weights.read_bytes()[:8], "little")

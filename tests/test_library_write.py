@@ -19,6 +19,7 @@ from mutagen.mp4 import MP4
 
 from tagger.audio import AUDIO_EXTENSIONS, audio_content_sha256
 from tagger.cli import main
+from tagger.library.genres import TAG_NAMES
 
 # The formats the fixtures cannot encode by extension: the same streams under another name,
 # and three codecs of their own.
@@ -158,8 +159,9 @@ def test_a_library_of_every_format_through_dry_run_write_rerun_overwrite_and_res
     assert written.exit_code == 0, written.output
     assert len(outcome_lines(written, "written")) == len(TAGGABLE)
     assert f"processed={total} written={len(TAGGABLE)} " in written.stdout
-    for path in taggable:
-        assert read_tag(path, "genre") == ["Electronic"], path.name
+    genres = {path: read_tag(path, "genre") for path in taggable}
+    for path in taggable:  # the top genre first; a second may pass its threshold in a codec
+        assert genres[path][0] == "Electronic" and len(genres[path]) <= 2, path.name
         assert read_tag(path, "title") == ["A title"] and read_tag(path, "artist") == ["An artist"]
     assert read_tag(library / HAND_TAGGED, "genre") == ["Jazz"]
     assert {p.name: audio_content_sha256(p) for p in library.iterdir()} == audio
@@ -174,8 +176,10 @@ def test_a_library_of_every_format_through_dry_run_write_rerun_overwrite_and_res
 
     overwritten = run(str(library), "--write-tags", "--overwrite", "--tag-format", "model")
     assert overwritten.exit_code == 0, overwritten.output
-    for path in [*taggable, library / HAND_TAGGED]:
-        assert read_tag(path, "genre") == ["electronic"], path.name
+    model_names = {name: genre for genre, name in TAG_NAMES.items()}
+    for path in taggable:
+        assert read_tag(path, "genre") == [model_names[g] for g in genres[path]], path.name
+    assert read_tag(library / HAND_TAGGED, "genre")[0] == "electronic"
 
     restored = run("--restore-tags", str(library))
     assert restored.exit_code == 0, restored.output
@@ -265,10 +269,11 @@ def test_an_uncertain_song_gets_no_genre_unless_forced_and_touch_sets_the_mtime(
         library: Path) -> None:
     song = library / "song.aiff"
     mtime = song.stat().st_mtime_ns
-    result = run(str(song), "--write-tags", "--uncertain-below", "0.99")
+    one_genre_model = ("--weights", "genre-musicnn11")  # whose songs --uncertain-below decides
+    result = run(str(song), "--write-tags", "--uncertain-below", "0.99", *one_genre_model)
     assert "no genre: uncertain" in result.stdout and read_tag(song, "genre") == []
     forced = run(str(song), "--write-tags", "--uncertain-below", "0.99", "--force-uncertain",
-                 "--touch")
+                 "--touch", *one_genre_model)
     assert forced.exit_code == 0 and read_tag(song, "genre") == ["Electronic"]
     assert song.stat().st_mtime_ns != mtime
 

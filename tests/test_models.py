@@ -63,7 +63,7 @@ def test_list_archs_names_each_architectures_bundled_models() -> None:
     rows = {line.split()[0]: line for line in result.output.splitlines()
             if line and not line[0].isspace() and line.split()[0] in ARCHITECTURES}
     assert set(rows) == set(ARCHITECTURES)
-    assert rows["joint"].endswith("(bundled: genre-musicnn11)")
+    assert rows["joint"].endswith("(bundled: genre-musicnn11, genre-musicnn17)")
     assert rows["genre-cnn"].endswith("(bundled: genre-gtzan10)")
     assert rows["musicnn"].endswith("(bundled: musicnn-msd, musicnn-mtt)")
     assert rows["emotion-joint"].endswith("(bundled: emotion-musicnn)")

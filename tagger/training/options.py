@@ -92,10 +92,6 @@ class GenreConfig(TrainConfig):
     epoch_rows: int = 0
     # Seconds whose top calibrated probability is below this are "uncertain".
     uncertain_below: float = 0.35
-    # Train only the head, on embeddings the (transferred) backbone computes once; the
-    # spectrogram masks and augmentations then do not apply.
-    freeze_backbone: bool = False
-    overfit_batch: bool = False
     # --format vocabulary: a genre's clips weigh (its clip count) ** -balance_power in the
     # drawn epochs (1: every genre the same; 0.5: by the square root of its clips).
     balance_power: float = 1.0
@@ -105,6 +101,10 @@ class GenreConfig(TrainConfig):
     # --format vocabulary: a genre's threshold keeps at least this precision out of fold
     # (none does: the genre is never given).
     min_precision: float = 0.0
+    # Train only the head, on embeddings the (transferred) backbone computes once; the
+    # spectrogram masks and augmentations then do not apply.
+    freeze_backbone: bool = False
+    overfit_batch: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()

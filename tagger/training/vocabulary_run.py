@@ -46,6 +46,7 @@ from tagger.training.softset import (
 from tagger.training.transfer import Backbone, copy_backbone, load_backbones
 
 INNER_FOLDS = 5
+CV_FOLDS = 5  # the card's figures of a model trained on every clip (--valid-share 0)
 SOURCES = (*SOURCE_VOCABULARY, "4q")
 
 
@@ -117,13 +118,55 @@ def train_heads(data: GenreData, train: np.ndarray, config: HeadConfig, seed: in
                        level)
 
 
-def song_figures(data: GenreData, probs: np.ndarray, thresholds: np.ndarray,
-                 familiar: np.ndarray, scored: np.ndarray) -> dict[str, Any]:
-    """Per source and genre, on the ``scored`` clips: the top genre is one of the clip's
+@dataclass
+class Scores:
+    """Songs scored by heads: mean probabilities, thresholds (each song its head's) and
+    whether each is familiar enough to get genres; ``scored`` marks the songs."""
+
+    probs: np.ndarray
+    thresholds: np.ndarray
+    familiar: np.ndarray
+    scored: np.ndarray
+
+    @classmethod
+    def empty(cls, n_clips: int) -> Scores:
+        shape = (n_clips, len(CLASSES))
+        return cls(np.zeros(shape), np.ones(shape), np.ones(n_clips, dtype=bool),
+                   np.zeros(n_clips, dtype=bool))
+
+    def add(self, head: TrainedHead, data: GenreData, clips: np.ndarray) -> None:
+        """Score ``clips`` with ``head``."""
+        rows, local = data.rows(clips)
+        logits = head.logits(data.x[rows])
+        n = int(clips.sum())
+        self.probs[clips] = clip_probabilities(logits, local, n)
+        self.thresholds[clips] = head.thresholds
+        if head.familiarity_below is not None:
+            self.familiar[clips] = clip_familiarity(logits, local, n) >= head.familiarity_below
+        self.scored |= clips
+
+
+def cross_validated(data: GenreData, config: HeadConfig, options: GenreOptions) -> Scores:
+    """Every labelled song scored by the recipe trained without its fold (``CV_FOLDS``
+    group-aware folds; GTZAN's filtered valid side scored, never trained on)."""
+    seed, settings = options.train.seed, options.train
+    fold = group_folds(data, CV_FOLDS, seed)
+    scores = Scores.empty(len(data))
+    for f in range(CV_FOLDS):
+        train = data.usable & (data.ff_split != "valid") & (fold != f)
+        head = train_heads(data, train, config, seed, settings.unfamiliar_share,
+                           settings.min_precision)
+        scores.add(head, data, data.usable & (fold == f))
+    return scores
+
+
+def song_figures(data: GenreData, scores: Scores) -> dict[str, Any]:
+    """Per source and genre, on the scored clips: the top genre is one of the clip's
     (Pop/Rock: pop, rock or metal), songs with no genre (unfamiliar or none reaching its
     threshold), genres per song, a given genre is right, and per genre recall and
     precision of the song's genres."""
-    chosen = (probs >= thresholds) & familiar[:, None]
+    probs, scored = scores.probs, scores.scored
+    chosen = (probs >= scores.thresholds) & scores.familiar[:, None]
     top = probs.argmax(1)
     rows = np.arange(len(probs))
     pop_rock = data.partial & np.isin(top, POP_ROCK_COLUMNS)
@@ -150,7 +193,7 @@ def song_figures(data: GenreData, probs: np.ndarray, thresholds: np.ndarray,
             "clips": int(positive.sum()), "recall": rate(chosen[:, g], positive),
             "top_recall": rate(top == g, positive),
             "precision": rate(data.closed[:, g] == 1, picked),
-            "threshold": round(float(thresholds[g]), 4)}
+            "threshold": round(float(scores.thresholds[scored, g].mean()), 4)}
     return figures
 
 
@@ -200,16 +243,14 @@ def retrain_vocabulary(options: GenreOptions, console: Console) -> RunResult:
     model, backbone, input_shape = joint_model(head.weight, head.bias)
     evaluation: dict[str, Any] = {}
     if valid.any():
-        rows, local = data.rows(valid)
-        logits = head.logits(data.x[rows])
-        probs = np.zeros((len(data), len(CLASSES)))
-        probs[valid] = clip_probabilities(logits, local, int(valid.sum()))
-        familiar = np.ones(len(data), dtype=bool)
-        if head.familiarity_below is not None:
-            familiar[valid] = (clip_familiarity(logits, local, int(valid.sum()))
-                               >= head.familiarity_below)
-        evaluation["valid"] = song_figures(data, probs, head.thresholds, familiar,
-                                           valid & data.usable)
+        scores = Scores.empty(len(data))
+        scores.add(head, data, valid & data.usable)
+        evaluation["valid"] = song_figures(data, scores)
+    else:
+        console.print(f"cross-validating the recipe over {CV_FOLDS} group-aware folds",
+                      highlight=False)
+        evaluation["cross_validation"] = song_figures(data, cross_validated(data, config,
+                                                                            options))
     card = ModelCard(
         name=options.name, task="genre", classes=list(CLASSES),
         architecture=backbone.architecture, hyperparameters=backbone.hyperparameters,
@@ -228,7 +269,8 @@ def retrain_vocabulary(options: GenreOptions, console: Console) -> RunResult:
     )
     write_run(options, model, card, {"evaluation": evaluation,
                                      "thresholds": card.song_genres["thresholds"]})
-    for source, figures in evaluation.get("valid", {}).get("sources", {}).items():
-        console.print(f"valid {source}: {figures}", highlight=False)
+    for split, figures in evaluation.items():
+        for source, by_source in figures["sources"].items():
+            console.print(f"{split} {source}: {by_source}", highlight=False)
     return RunResult(options.run_dir, "completed", evaluation)
 
