@@ -25,7 +25,9 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def real_songs(data: Path, count: int) -> list[Path]:
-    """``count`` GTZAN clips (30 s each), taken evenly from every genre."""
+    """``count`` GTZAN clips (30 s each), taken evenly from every genre, by absolute paths
+    (a song list's relative entries are relative to the list's folder)."""
+    data = data.resolve()
     if not (data / "gtzan").is_dir():
         sys.exit(f"no GTZAN clips in {data / 'gtzan'} (give --data)")
     genres = sorted(path for path in (data / "gtzan").iterdir() if path.is_dir())

@@ -55,7 +55,7 @@ class Benchmark:
 
 BENCHMARKS = {
     "bench_pipeline": Benchmark("bench_pipeline.py",
-                                ("--weights", "genre-musicnn11", "genre-sources11"), 4,
+                                ("--weights", "genre-musicnn17", "genre-sources11"), 4,
                                 modules=("torch", "librosa")),
     "bench_backends": Benchmark("bench_backends.py", ("--runs", "3"), 4,
                                 modules=("torch", "librosa")),
