@@ -2,7 +2,7 @@
 ``genre-tag DIR``: the same real songs, the same model, one after another in one run, so
 the ratios hold on a machine shared with other work.
 
-Run: python benchmarks/bench_batch.py [--songs 120] [--weights genre-sources11] [--data DIR]
+Run: python benchmarks/bench_batch.py [--songs 120] [--weights genre-musicnn17] [--data DIR]
 [--out FILE] (needs the ray extra and ../shared/data). The songs are read where they are:
 the folder for ``genre-tag DIR`` holds links to them, in a temporary folder. Each command
 runs in its own process with empty caches, and its wall time includes start-up (Ray's
@@ -54,7 +54,7 @@ def timed(command: list[str], cache: Path) -> tuple[float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--songs", type=int, default=120)
-    parser.add_argument("--weights", default="genre-sources11")
+    parser.add_argument("--weights", default="genre-musicnn17")
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
     add_out_option(parser, "bench_batch")
     options = parser.parse_args()

@@ -71,6 +71,8 @@ BENCHMARKS = {
         data=("gtzan",)),
     "bench_batch": Benchmark("bench_batch.py", ("--data", "{data}"), 5, data=("gtzan",),
                              modules=("ray",)),
+    "bench_costs": Benchmark("bench_costs.py", ("--data", "{data}"), 3, data=("gtzan",),
+                             modules=("torch",)),
     "bench_segments": Benchmark("bench_segments.py", ("--data", "{data}/gtzan"), 5,
                                 data=("gtzan",)),
     "bench_training": Benchmark("bench_training.py", (), 1, modules=("torch",)),
