@@ -118,7 +118,7 @@ def list_architectures() -> None:
               help="SpecAugment: mask up to N frames (0: off). [default: 3]")
 @click.option("--augment", "augments", multiple=True, metavar="NAME=VALUE",
               help="A spectrogram augmentation: mix=P, tempo=R, pitch=BANDS, tilt=DB, "
-                   "lowpass=P (repeatable; see the README).")
+                   "lowpass=P (repeatable; see docs/retraining.md).")
 @click.option("--epoch-rows", type=click.IntRange(0),
               help="Draw N seconds per epoch, balanced by genre and clip (0: every second "
                    "once, class-weighted loss). [default: 0]")

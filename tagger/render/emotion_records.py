@@ -1,6 +1,6 @@
 """Machine-readable emotion output: JSON / JSON Lines and CSV, with a stable schema.
 
-Schema ``genre-tag/emotion/1`` (documented in the README): per song its
+Schema ``genre-tag/emotion/1`` (documented in docs/schemas.md): per song its
 source, title, duration, model, targets, the song values and one record per
 second.
 """
