@@ -16,6 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MultipleLocator
+from mpl_toolkits.axes_grid1 import make_axes_locatable
 
 from tagger.atomic import atomic_open
 from tagger.names import printable
@@ -32,15 +33,16 @@ def tick_step(n_seconds: int, max_ticks: int) -> int:
     return next((s for s in TICK_STEPS if n_seconds / s <= max_ticks), TICK_STEPS[-1])
 
 
-def draw_segments(axes: Axes, result: SongResult, colours: dict[str, str]) -> None:
-    """The segment strip above the heat map and a dashed line at each boundary."""
+def draw_segments(axes: Axes, strip: Axes, result: SongResult,
+                  colours: dict[str, str]) -> None:
+    """The segments on the ``strip`` above the heat map, and a dashed line on the map at
+    each boundary."""
     for i, segment in enumerate(result.segments):
         if i:
             axes.axvline(segment.start, color="black", linestyle="--", linewidth=1, zorder=4)
         if segment.label is not None:
             colour = UNCERTAIN_COLOUR if segment.uncertain else colours[segment.label]
-            axes.axvspan(segment.start, segment.end, ymin=1.01, ymax=1.04, color=colour,
-                         clip_on=False, zorder=4)
+            strip.axvspan(segment.start, segment.end, color=colour)
 
 
 def timeline_figure(result: SongResult) -> Figure:
@@ -72,7 +74,10 @@ def timeline_figure(result: SongResult) -> Figure:
                     frameon=False, borderaxespad=2.3, borderpad=0, handletextpad=0.2)
     for start in result.starts[result.silent]:
         axes.axvspan(start, start + result.segment_seconds, color="#f4cccc", zorder=1)
-    draw_segments(axes, result, colours)
+    divider = make_axes_locatable(axes)
+    strip = divider.append_axes("top", size=0.15, pad=0.06, sharex=axes)
+    strip.set_axis_off()
+    draw_segments(axes, strip, result, colours)
     axes.set_yticks(range(n_classes), result.classes)
     for label, genre in zip(axes.get_yticklabels(), result.classes, strict=True):
         label.set_color(colours[genre])
@@ -80,9 +85,10 @@ def timeline_figure(result: SongResult) -> Figure:
     axes.xaxis.set_major_formatter(FuncFormatter(lambda x, _: clock(x)))
     axes.set_xlabel("time (mm:ss)")
     smoothing = f", smoothed over {result.smooth_seconds} s" if result.smooth_seconds > 1 else ""
-    axes.set_title(f"{printable(result.title)} — genre per second ({result.model}{smoothing})",
-                   parse_math=False, pad=20)
-    figure.colorbar(image, ax=axes, pad=0.01, fraction=0.03, label="probability")
+    strip.set_title(f"{printable(result.title)} — genre per second ({result.model}{smoothing})",
+                    parse_math=False, pad=8)
+    figure.colorbar(image, cax=divider.append_axes("right", size=0.15, pad=0.1),
+                    label="probability")
     figure.tight_layout()
     return figure
 
