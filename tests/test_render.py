@@ -244,7 +244,7 @@ def test_non_finite_numbers_are_null_in_json_and_empty_in_csv(tmp_path: Path) ->
 def test_titles_are_drawn_literally_in_the_png(tmp_path: Path) -> None:
     title = "Money $\\frac{ mix$ \udce9\nlive"  # mathtext, a byte that is not UTF-8, a newline
     write_png(make_result(5, title=title), tmp_path / "song.png")
-    drawn = timeline_figure(make_result(5, title=title)).axes[0].get_title()
+    drawn = timeline_figure(make_result(5, title=title)).axes[1].get_title()  # over the strip
     assert drawn.startswith("Money $\\frac{ mix$ \\xe9\\nlive — genre per second")
 
 
@@ -274,12 +274,14 @@ def test_no_genre_is_drawn_in_a_grey_like_the_uncertain_marker() -> None:
 def test_the_png_marks_segment_boundaries_and_the_segments_colours() -> None:
     from tagger.render.style import genre_colours
 
-    axes = timeline_figure(mix_result()).axes[0]
+    figure = timeline_figure(mix_result())
+    axes, strip = figure.axes[:2]  # the heat map, and the strip above it
     dashed = [line for line in axes.lines if line.get_linestyle() == "--"]
     assert sorted(line.get_xdata()[0] for line in dashed) == [40, 70]
     colours = genre_colours(CLASSES)
-    strip = [patch for patch in axes.patches if patch.get_clip_on() is False]
-    assert [tuple(patch.get_facecolor()) for patch in strip] == [
+    figure.draw_without_rendering()  # lays the strip out above the map
+    assert strip.get_position().y0 >= axes.get_position().y1
+    assert [tuple(patch.get_facecolor()) for patch in strip.patches] == [
         matplotlib.colors.to_rgba(colours[g]) for g in ("disco", "hiphop", "metal")]
     assert not [line for line in timeline_figure(make_result(60)).axes[0].lines
                 if line.get_linestyle() == "--"]
