@@ -4,8 +4,10 @@ One linear head on the two bundled backbones' joined per-second embeddings (comp
 ``clip_embeddings``), trained with the softset loss (``softset``): a clip's genres share its
 target mass, AllMusic's Pop/Rock as the set pop/rock/metal; each genre's clips weigh
 ``count ** -balance_power``. A song's genres are those whose mean probability reaches the
-genre's threshold, F1-optimal on an inner group-aware cross-validation of the training
-clips. With ``--valid-share`` above 0, one group-aware fold is held out and scored (4Q by
+genre's threshold, F1-optimal (among those right at least ``min_precision`` of the time) on
+an inner group-aware cross-validation of the training clips; a song whose familiarity is
+under the level that leaves ``unfamiliar_share`` of the known songs out there gets none.
+With ``--valid-share`` above 0, one group-aware fold is held out and scored (4Q by
 artist, Emotify by estimated album group, GTZAN's filtered valid side); with 0 every
 labelled clip is trained on (the bundled model).
 """
