@@ -52,8 +52,8 @@ class ModelCard:
     # clear genre). Empty for uncalibrated models.
     calibration: dict[str, float] = field(default_factory=dict)
     # Genre models that give a song several genres: ``thresholds``, each class's own bar
-    # for its mean probability over the song's audible seconds (``SongResult.song_genres``).
-    # Empty for models of one genre per song.
+    # for its mean probability over the song's audible seconds (``SongResult.song_genres``),
+    # and optionally ``familiarity_below``. Empty for models of one genre per song.
     song_genres: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,7 +111,6 @@ class ModelCard:
                     or not 0 < value <= 1):
                 raise ValueError(f"{genre} has {value!r}, not a number in (0, 1]")
         return {genre: float(thresholds[genre]) for genre in self.classes}
-
 
     def genre_familiarity_below(self) -> float | None:
         """The familiarity (``results.familiarity``) under which a song's music is unlike

@@ -177,11 +177,10 @@ class SongResult(TimedResult):
         return self.probabilities[~self.silent].mean(axis=0)
 
     def song_genres(self) -> list[SongGenre]:
-        """The song's genres, highest mean probability first; none for a silent or an
-        uncertain song (``no_genre_reason``).
+        """The song's genres, highest mean probability first; none for a silent, unfamiliar
+        or uncertain song (``no_genre_reason``).
 
-        An unfamiliar song (``unfamiliar``) has none. With ``thresholds``: every class
-        whose mean probability reaches its own threshold.
+        With ``thresholds``: every class whose mean probability reaches its own threshold.
         Without: the top genre (``song_genre``), unless its mean is below
         ``uncertain_below``.
         """

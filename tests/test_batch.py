@@ -169,12 +169,19 @@ def test_without_ray_the_local_engine_runs_and_ray_says_how_to_install(
     assert misplaced.exit_code == 2 and "--actors is for --engine ray" in misplaced.stderr
 
 
-@pytest.mark.slow
-def test_a_run_killed_mid_way_resumes_without_duplicates(tmp_path: Path) -> None:
+def three_chords(tmp_path: Path, seconds: float) -> Path:
+    """A folder of three short WAVs of different chords, a0.wav to a2.wav."""
     music = tmp_path / "music"
     music.mkdir()
     for number in range(3):
-        write_audio(music / f"a{number}.wav", chord(2.0, 16000, root=200 + 50 * number), 16000)
+        write_audio(music / f"a{number}.wav", chord(seconds, 16000, root=200 + 50 * number),
+                    16000)
+    return music
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_way_resumes_without_duplicates(tmp_path: Path) -> None:
+    music = three_chords(tmp_path, 2.0)
     write_audio(music / "z_long.flac", chord(60.0, 16000), 16000)  # still running at the kill
     results = tmp_path / "results"
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -249,10 +256,7 @@ def test_ray_engine_writes_the_same_tables_as_the_local_engine(
 
 @pytest.mark.slow
 def test_a_resume_redoes_the_songs_of_damaged_parts(tmp_path: Path) -> None:
-    music = tmp_path / "music"
-    music.mkdir()
-    for number in range(3):
-        write_audio(music / f"a{number}.wav", chord(3.0, 16000, root=200 + 50 * number), 16000)
+    music = three_chords(tmp_path, 3.0)
     results = tmp_path / "results"
     first = run("batch", str(music), "--out", str(results), "--songs-per-part", "1")
     assert first.exit_code == 0, first.output

@@ -32,7 +32,7 @@ import numpy as np
 import platformdirs
 
 from tagger.atomic import atomic_write_bytes
-from tagger.backends.openvino_runtime import bf16_capable, compile_graph, import_openvino
+from tagger.backends.openvino_runtime import auto_precision, compile_graph, import_openvino
 from tagger.cards import ModelCard
 from tagger.errors import TaggerError
 
@@ -266,7 +266,7 @@ def _build_engine(backend: str, load_model: Callable[[], nn.Module], context: in
     margin = run_graph_margin(context, frames)
     if backend == "openvino":
         if precision == "auto":
-            precision = "bf16" if bf16_capable() else "f32"
+            precision = auto_precision()
         # OpenVINO keeps the compiled model beside the graphs: later runs load it instead.
         compiled = compile_graph(
             _openvino_graph(load_model, context, frames, bands, key), graphs_folder() / "compiled",

@@ -68,7 +68,8 @@ def compile_graph(graph: Path, cache: Path, config: dict[str, Any]) -> openvino.
     return core.compile_model(str(graph), "CPU", config)
 
 
-def bf16_capable() -> bool:
-    """Whether OpenVINO's CPU plugin has bfloat16 kernels on this CPU."""
+def auto_precision() -> str:
+    """The precision an OpenVINO graph runs in when none is asked: bf16 where OpenVINO's
+    CPU plugin has bfloat16 kernels on this CPU, else f32."""
     capabilities = import_openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    return "BF16" in capabilities
+    return "bf16" if "BF16" in capabilities else "f32"

@@ -60,9 +60,9 @@ def run_facts(card: ModelCard) -> dict[str, Any]:
     except TaggerError as error:
         return {**facts, "backend": None, "problem": error.message}
     if facts["backend"] == "openvino":
-        from tagger.backends.openvino_runtime import bf16_capable
+        from tagger.backends.openvino_runtime import auto_precision
 
-        facts["precision"] = "bf16" if bf16_capable() else "f32"
+        facts["precision"] = auto_precision()
     return facts
 
 

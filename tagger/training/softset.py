@@ -21,6 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from tagger.datasets.splits import clip_means
+from tagger.results import softmax
+
 
 @dataclass(frozen=True)
 class HeadConfig:
@@ -101,16 +104,16 @@ def train_stack(x: np.ndarray, row_clip: np.ndarray, targets: np.ndarray, partia
     (Pop/Rock) clips."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    softmax = config.loss == "softmax"
+    one_label = config.loss == "softmax"
     n_clips = len(targets)
-    n_classes = int(targets.max()) + 1 if softmax else targets.shape[1]
+    n_classes = int(targets.max()) + 1 if one_label else targets.shape[1]
     m = len(specs)
     weights = np.zeros((m, len(x)))
     class_mask = np.ones((m, n_classes), dtype=np.float32)
     for i, spec in enumerate(specs):
         clips = spec.clips.copy()
         g = spec.drop_class
-        if softmax:
+        if one_label:
             clips &= (targets >= 0) & (targets != (-2 if g is None else g))
             labels = [[int(t)] if ok else [] for t, ok in zip(targets, clips, strict=True)]
         else:
@@ -127,7 +130,7 @@ def train_stack(x: np.ndarray, row_clip: np.ndarray, targets: np.ndarray, partia
     heads = StackedHeads(m, x.shape[1], n_classes, torch.from_numpy(class_mask))
     xt, clip_of_row = torch.from_numpy(x), torch.from_numpy(row_clip)
     w = torch.from_numpy(weights)
-    if softmax:
+    if one_label:
         y = torch.from_numpy(np.maximum(targets, 0).astype(np.int64))
     else:
         y = torch.from_numpy(targets.astype(np.float32))
@@ -145,7 +148,7 @@ def train_stack(x: np.ndarray, row_clip: np.ndarray, targets: np.ndarray, partia
             index = order[:, first : first + config.batch_size]  # (M, B)
             clips = clip_of_row[index]
             logits = heads(xt[index])
-            if softmax:
+            if one_label:
                 loss = softmax_loss(logits, y[clips], config.label_smoothing)
             else:
                 loss = softset_loss(logits, y[clips], p[clips], partial_columns,
@@ -173,19 +176,12 @@ def head_logits(heads: StackedHeads, i: int, x: np.ndarray) -> np.ndarray:
 def clip_familiarity(logits: np.ndarray, row_clip: np.ndarray, n_clips: int) -> np.ndarray:
     """(n_clips,): each clip's familiarity, the log-sum-exp of its mean logits
     (``tagger.results.familiarity``); a held-out class's masked logit adds nothing."""
-    sums = np.zeros((n_clips, logits.shape[1]))
-    np.add.at(sums, row_clip, logits)
-    means = sums / np.maximum(np.bincount(row_clip, minlength=n_clips), 1)[:, None]
-    return np.logaddexp.reduce(means, axis=1)
+    return np.logaddexp.reduce(clip_means(logits, row_clip, n_clips), axis=1)
 
 
 def clip_probabilities(logits: np.ndarray, row_clip: np.ndarray, n_clips: int) -> np.ndarray:
     """(n_clips, classes): the mean per-second softmax probabilities of each clip."""
-    p = np.exp(logits - logits.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    sums = np.zeros((n_clips, p.shape[1]))
-    np.add.at(sums, row_clip, p)
-    return sums / np.maximum(np.bincount(row_clip, minlength=n_clips), 1)[:, None]
+    return clip_means(softmax(logits), row_clip, n_clips)
 
 
 MIN_HITS = 3  # a threshold's precision counts only with this many right songs above it
